@@ -1,0 +1,341 @@
+"""Phone calls over a provider's media-stream WebSocket, for any registered serializer.
+
+The handler is a thin shell around the sans-I/O serializer: it parses each text frame into a
+typed event and feeds the call (`feed_audio`, `dtmf`, `mark_played`, `hangup`); the call drives
+`TelephonyCallIO`, which renders frames, marks and clears back onto the socket. Nothing here knows
+Twilio's field names, so `/telephony/{provider}/media` serves every provider plugin.
+
+A caller (or anyone who found the URL) controls what arrives here, so every malformed message is
+logged and ignored, a flood of them closes the stream with 1008, an oversized frame is refused by
+aiohttp with 1009, and however the socket ends, the call is hung up and awaited before the
+handler returns: nothing outlives the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from ..telephony.serializer import (
+    CallControl,
+    Connected,
+    Dtmf,
+    MalformedMessage,
+    Mark,
+    Media,
+    MediaStreamSerializer,
+    Start,
+    Stop,
+    TelephonyError,
+    UnknownEvent,
+    UnsupportedFormat,
+)
+from . import twilio_webhooks
+from .public_url import request_url
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 64 * 1024  # a 20 ms μ-law media message is ~400 bytes; 64 KiB allows 1 s+
+START_TIMEOUT_S = 10.0  # a stream that never says which call it carries is not a call
+MAX_BAD_MESSAGES = 50  # after this many malformed messages the peer is broken or hostile
+_LOGGED_BAD_MESSAGES = 3
+
+
+class TelephonyCallIO:
+    """What the call sees of its phone line: frames, marks and clears rendered onto the socket.
+
+    Writes after the socket closed are dropped: the call learns of the hang-up through `hangup()`
+    from the reader, and must not die of a race with it.
+    """
+
+    supports_marks = True
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        serializer: MediaStreamSerializer,
+        start: Start,
+        call_control: CallControl | None,
+    ) -> None:
+        self._ws = ws
+        self._ser = serializer
+        self._start = start
+        self._control = call_control
+
+    async def _send(self, text: str) -> None:
+        if self._ws.closed:
+            return
+        try:
+            await self._ws.send_str(text)
+        except ConnectionError:
+            pass  # the peer is gone; the reader sees the close and hangs up the call
+
+    async def send_audio(self, frame: bytes) -> None:
+        await self._send(self._ser.render_media(frame))
+
+    async def send_event(self, event: dict[str, Any]) -> None:
+        """A phone line has no side channel for diagnostics; the call's hooks still see them."""
+
+    async def send_mark(self, name: str) -> None:
+        await self._send(self._ser.render_mark(name))
+
+    async def clear(self) -> None:
+        await self._send(self._ser.render_clear())
+
+    async def transfer(self, target: str) -> bool:
+        if self._control is None:
+            log.error(
+                "call %s: cannot transfer to %s: no %s REST credentials configured "
+                "(set telephony.%s.account_sid and auth_token)",
+                self._start.call_sid,
+                target,
+                self._ser.name,
+                self._ser.name,
+            )
+            return False
+        try:
+            await self._control.transfer(self._start, target)
+        except TelephonyError as exc:
+            log.error("call %s: transfer to %s failed: %s", self._start.call_sid, target, exc)
+            return False
+        return True
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        if not self._ws.closed:
+            await self._ws.close(code=code, message=reason.encode()[:120])
+
+
+class MediaStream:
+    """One media WebSocket: the reader loop and the call it carries."""
+
+    def __init__(
+        self,
+        runtime: Any,
+        ws: web.WebSocketResponse,
+        serializer: MediaStreamSerializer,
+        call_control: CallControl | None,
+    ) -> None:
+        self.runtime = runtime
+        self.ws = ws
+        self.ser = serializer
+        self.control = call_control
+        self.call: Any = None
+        self._call_task: asyncio.Task[None] | None = None
+        self._bad = 0
+        self._unknown: set[str] = set()
+        self._early_media = 0
+
+    async def run(self) -> None:
+        try:
+            if await self._await_start():
+                await self._read()
+        finally:
+            await self._end_call("remote")
+
+    async def _await_start(self) -> bool:
+        """Read until `start`; True when the call is up."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_TIMEOUT_S
+        while not self.ws.closed:
+            try:
+                msg = await self.ws.receive(timeout=max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                log.warning(
+                    "%s media stream sent no start within %ss", self.ser.name, START_TIMEOUT_S
+                )
+                await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"no start message")
+                return False
+            event = await self._event(msg)
+            if event is None:
+                continue
+            if isinstance(event, Start):
+                return await self._start(event)
+            if isinstance(event, Stop):
+                return False
+            if isinstance(event, Media | Dtmf | Mark):
+                self._early_media += 1
+                if self._early_media == 1:
+                    log.error(
+                        "%s media stream sent %s before start; ignored",
+                        self.ser.name,
+                        type(event).__name__.lower(),
+                    )
+        return False
+
+    async def _start(self, start: Start) -> bool:
+        self.ser.bind(start)
+        io = TelephonyCallIO(self.ws, self.ser, start, self.control)
+        variables = {
+            **start.custom_parameters,
+            "call_sid": start.call_sid,
+            "stream_sid": start.stream_sid,
+            "account_sid": start.account_sid,
+            "telephony_provider": self.ser.name,
+        }
+        try:
+            self.call = self.runtime.new_call(
+                transport=self.ser.name,
+                io=io,
+                audio_format=start.media_format.audio_format(),
+                variables=variables,
+            )
+        except Exception as exc:  # capacity or a broken pipeline: refuse this call, keep serving
+            log.error("%s call %s refused: %s", self.ser.name, start.call_sid, exc)
+            await self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"call refused")
+            return False
+        self._call_task = asyncio.create_task(self._run_call(), name=f"call-{start.call_sid}")
+        log.info("%s call %s started (stream %s)", self.ser.name, start.call_sid, start.stream_sid)
+        return True
+
+    async def _run_call(self) -> None:
+        try:
+            await self.call.run()
+        except Exception:  # a bug in one call must not take the connection handler with it
+            log.exception("%s call %s failed", self.ser.name, self.ser.stream_sid)
+        finally:
+            # the call ended itself (hang-up, transfer, idle): the reader must stop too
+            if not self.ws.closed:
+                await self.ws.close()
+
+    async def _read(self) -> None:
+        call = self.call
+        while not self.ws.closed:
+            event = await self._event(await self.ws.receive())
+            if event is None:
+                continue
+            if isinstance(event, Media):
+                if event.track != "outbound":
+                    call.feed_audio(event.payload)
+            elif isinstance(event, Mark):
+                call.mark_played(event.name)
+            elif isinstance(event, Dtmf):
+                call.dtmf(event.digit)
+            elif isinstance(event, Stop):
+                log.info("%s call %s: stop received", self.ser.name, self.ser.stream_sid)
+                call.hangup("remote")
+                await self.ws.close()
+            elif isinstance(event, Start):
+                log.warning("%s stream %s: second start ignored", self.ser.name, event.stream_sid)
+
+    async def _event(self, msg: Any) -> Any:
+        """One WebSocket message → a serializer event, or None when there is nothing to do."""
+        if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+            try:
+                event = self.ser.parse(msg.data)
+            except UnknownEvent as exc:
+                if exc.event not in self._unknown and len(self._unknown) < 16:
+                    self._unknown.add(exc.event)
+                    log.info("%s stream: %s; ignored", self.ser.name, exc)
+                return None
+            except UnsupportedFormat as exc:
+                log.error("%s stream refused: %s", self.ser.name, exc)
+                await self.ws.close(
+                    code=WSCloseCode.UNSUPPORTED_DATA, message=str(exc)[:120].encode()
+                )
+                return None
+            except MalformedMessage as exc:
+                self._bad += 1
+                if self._bad <= _LOGGED_BAD_MESSAGES:
+                    log.warning("%s stream: malformed message ignored: %s", self.ser.name, exc)
+                if self._bad == MAX_BAD_MESSAGES:
+                    log.error("%s stream: %d malformed messages, closing", self.ser.name, self._bad)
+                    await self.ws.close(
+                        code=WSCloseCode.POLICY_VIOLATION, message=b"too many malformed messages"
+                    )
+                return None
+            return event if not isinstance(event, Connected) else None
+        if msg.type == WSMsgType.ERROR:
+            log.warning("%s stream error: %s", self.ser.name, self.ws.exception())
+        return None
+
+    async def _end_call(self, reason: str) -> None:
+        if self.call is not None:
+            self.call.hangup(reason)
+        if self._call_task is not None:
+            await self._call_task
+        if not self.ws.closed:
+            await self.ws.close()
+
+
+# -------------------------------------------------------------------------------- routes
+
+
+def _section(obj: Any, key: str) -> Any:
+    if obj is None:
+        return None
+    return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+
+
+class Telephony:
+    """Per-app view of the registered telephony providers: their options and REST clients."""
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+        self._controls: dict[str, CallControl | None] = {}
+        self.status_counts: dict[str, int] = {}
+
+    @property
+    def public_url(self) -> str:
+        return _section(_section(self.runtime.config, "server"), "public_url") or ""
+
+    def serializer(self, provider: str) -> type[MediaStreamSerializer] | None:
+        return self.runtime.pm.registry.transports.get(provider)
+
+    def options(self, provider: str) -> Any:
+        cls = self.serializer(provider)
+        raw = _section(_section(self.runtime.config, "telephony"), provider)
+        if cls is None or isinstance(raw, cls.Options):
+            return raw
+        return cls.Options(**(raw or {}))
+
+    def control(self, provider: str) -> CallControl | None:
+        if provider not in self._controls:
+            cls = self.serializer(provider)
+            self._controls[provider] = cls.call_control(self.options(provider)) if cls else None
+        return self._controls[provider]
+
+    async def media(self, request: web.Request, provider: str | None = None) -> web.StreamResponse:
+        name = provider or request.match_info["provider"]
+        cls = self.serializer(name)
+        if cls is None:
+            raise web.HTTPNotFound(text=f"no telephony provider '{name}' is installed")
+        url = request_url(request, self.public_url, websocket=True)
+        if cls.authenticate(self.options(name), url, request.headers) is False:
+            log.warning(
+                "%s media stream from %s refused: bad or missing signature for %s",
+                name,
+                request.remote,
+                url,
+            )
+            raise web.HTTPForbidden(text="invalid signature")
+        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, compress=False)
+        await ws.prepare(request)
+        await MediaStream(self.runtime, ws, cls(), self.control(name)).run()
+        return ws
+
+    async def aclose(self, _app: web.Application | None = None) -> None:
+        for control in self._controls.values():
+            if control is not None:
+                await control.aclose()
+        self._controls.clear()
+
+
+TELEPHONY = web.AppKey("telephony", Telephony)
+
+
+def add_routes(app: web.Application, runtime: Any) -> Telephony:
+    """Media streams at `/telephony/{provider}/media` (and `/twilio/media`), Twilio webhooks."""
+    telephony = Telephony(runtime)
+    app[TELEPHONY] = telephony
+
+    async def twilio_media(request: web.Request) -> web.StreamResponse:
+        return await telephony.media(request, "twilio")
+
+    app.router.add_get("/telephony/{provider}/media", telephony.media)
+    app.router.add_get("/twilio/media", twilio_media)
+    twilio_webhooks.add_routes(app, telephony)
+    app.on_cleanup.append(telephony.aclose)
+    return telephony
