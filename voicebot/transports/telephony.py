@@ -14,11 +14,13 @@ handler returns: nothing outlives the connection.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from ..runtime import CapacityError
 from ..telephony.serializer import (
     CallControl,
     Connected,
@@ -40,8 +42,10 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 64 * 1024  # a 20 ms μ-law media message is ~400 bytes; 64 KiB allows 1 s+
 START_TIMEOUT_S = 10.0  # a stream that never says which call it carries is not a call
+# (or the idle timeout, when shorter: a silent stream before `start` is idle too)
 MAX_BAD_MESSAGES = 50  # after this many malformed messages the peer is broken or hostile
 _LOGGED_BAD_MESSAGES = 3
+_CLOSED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
 
 
 class TelephonyCallIO:
@@ -134,19 +138,22 @@ class MediaStream:
                 await self._read()
         finally:
             await self._end_call("remote")
+        if self.ws.exception() is not None:
+            log.warning("%s stream closed on error: %s", self.ser.name, self.ws.exception())
 
     async def _await_start(self) -> bool:
         """Read until `start`; True when the call is up."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + START_TIMEOUT_S
+        timeout = min(START_TIMEOUT_S, self.runtime.config.security.limits.idle_timeout_s)
+        deadline = loop.time() + timeout
         while not self.ws.closed:
             try:
                 msg = await self.ws.receive(timeout=max(0.0, deadline - loop.time()))
             except TimeoutError:
-                log.warning(
-                    "%s media stream sent no start within %ss", self.ser.name, START_TIMEOUT_S
-                )
+                log.warning("%s media stream sent no start within %ss", self.ser.name, timeout)
                 await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"no start message")
+                return False
+            if msg.type in _CLOSED:
                 return False
             event = await self._event(msg)
             if event is None:
@@ -182,9 +189,9 @@ class MediaStream:
                 audio_format=start.media_format.audio_format(),
                 variables=variables,
             )
-        except Exception as exc:  # capacity or a broken pipeline: refuse this call, keep serving
-            log.error("%s call %s refused: %s", self.ser.name, start.call_sid, exc)
-            await self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"call refused")
+        except CapacityError as exc:
+            log.warning("%s call %s refused: %s", self.ser.name, start.call_sid, exc)
+            await self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"server at capacity")
             return False
         self._call_task = asyncio.create_task(self._run_call(), name=f"call-{start.call_sid}")
         log.info("%s call %s started (stream %s)", self.ser.name, start.call_sid, start.stream_sid)
@@ -192,7 +199,7 @@ class MediaStream:
 
     async def _run_call(self) -> None:
         try:
-            await self.call.run()
+            await self.runtime.run_call(self.call)
         except Exception:  # a bug in one call must not take the connection handler with it
             log.exception("%s call %s failed", self.ser.name, self.ser.stream_sid)
         finally:
@@ -203,7 +210,10 @@ class MediaStream:
     async def _read(self) -> None:
         call = self.call
         while not self.ws.closed:
-            event = await self._event(await self.ws.receive())
+            msg = await self.ws.receive()
+            if msg.type in _CLOSED:
+                return  # with or without `stop`, the far end is gone
+            event = await self._event(msg)
             if event is None:
                 continue
             if isinstance(event, Media):
@@ -221,7 +231,7 @@ class MediaStream:
                 log.warning("%s stream %s: second start ignored", self.ser.name, event.stream_sid)
 
     async def _event(self, msg: Any) -> Any:
-        """One WebSocket message → a serializer event, or None when there is nothing to do."""
+        """One data message → a serializer event, or None when there is nothing to do."""
         if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
             try:
                 event = self.ser.parse(msg.data)
@@ -247,8 +257,6 @@ class MediaStream:
                     )
                 return None
             return event if not isinstance(event, Connected) else None
-        if msg.type == WSMsgType.ERROR:
-            log.warning("%s stream error: %s", self.ser.name, self.ws.exception())
         return None
 
     async def _end_call(self, reason: str) -> None:
@@ -276,6 +284,9 @@ class Telephony:
         self.runtime = runtime
         self._controls: dict[str, CallControl | None] = {}
         self.status_counts: dict[str, int] = {}
+        self.streams: set[MediaStream] = set()
+        self.idle = asyncio.Event()  # no media stream open: lets shutdown and tests wait for it
+        self.idle.set()
 
     @property
     def public_url(self) -> str:
@@ -285,11 +296,16 @@ class Telephony:
         return self.runtime.pm.registry.transports.get(provider)
 
     def options(self, provider: str) -> Any:
+        """The provider's options as its serializer's `Options` (the config may hold a dict or
+        the config loader's own dataclass for the section)."""
         cls = self.serializer(provider)
         raw = _section(_section(self.runtime.config, "telephony"), provider)
         if cls is None or isinstance(raw, cls.Options):
             return raw
-        return cls.Options(**(raw or {}))
+        if dataclasses.is_dataclass(raw) and not isinstance(raw, type):
+            raw = dataclasses.asdict(raw)
+        known = {f.name for f in dataclasses.fields(cls.Options)}
+        return cls.Options(**{k: v for k, v in (raw or {}).items() if k in known})
 
     def control(self, provider: str) -> CallControl | None:
         if provider not in self._controls:
@@ -313,7 +329,15 @@ class Telephony:
             raise web.HTTPForbidden(text="invalid signature")
         ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, compress=False)
         await ws.prepare(request)
-        await MediaStream(self.runtime, ws, cls(), self.control(name)).run()
+        stream = MediaStream(self.runtime, ws, cls(), self.control(name))
+        self.streams.add(stream)
+        self.idle.clear()
+        try:
+            await stream.run()
+        finally:
+            self.streams.discard(stream)
+            if not self.streams:
+                self.idle.set()
         return ws
 
     async def aclose(self, _app: web.Application | None = None) -> None:

@@ -19,6 +19,7 @@ from .public_url import public_base, request_url, ws_base
 if TYPE_CHECKING:
     from multidict import MultiDictProxy
 
+    from ..runtime import Runtime
     from .telephony import Telephony
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,5 @@ def add_routes(app: web.Application, telephony: Telephony) -> None:
     app.router.add_post("/twilio/status", status)
 
 
-def _at_capacity(runtime: object) -> bool:
-    at_capacity = getattr(runtime, "at_capacity", None)
-    return bool(at_capacity()) if callable(at_capacity) else False
+def _at_capacity(runtime: Runtime) -> bool:
+    return not runtime.accepting or len(runtime.calls) >= runtime.config.security.limits.max_calls
