@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import aiohttp
 import numpy as np
 
 from voicebot.audio import decode
@@ -43,6 +44,12 @@ async def test_phone_call_end_to_end(tmp_path):
         await phone.talk(mulaw_silence(200) + speech + mulaw_silence(600))
         await rec.wait(lambda: rec.transcripts)
         assert rec.transcripts == ["what time is it"]
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{server.http}/telephony/stats") as resp:
+                stats = await resp.json()
+        assert stats["active_streams"] == 1
+        assert stats["inbound_lag_ms"]["n"] >= 60  # every timestamped frame was measured
+        assert 0 <= stats["inbound_lag_ms"]["p50"] < 50
         await rec.wait(lambda: heard("Anything else?"))
         await phone.wait(phone.idle)
         assert heard("You said what time is it.")

@@ -4,7 +4,7 @@ import base64
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from voicebot.telephony.serializer import (
@@ -154,6 +154,7 @@ def test_render():
     assert json.loads(ser.render_clear()) == {"event": "clear", "streamSid": "MZ123"}
 
 
+@settings(max_examples=300, deadline=None)
 @given(st.one_of(st.text(max_size=200), st.binary(max_size=200)))
 def test_random_input_raises_only_telephony_errors(raw):
     try:
@@ -171,6 +172,7 @@ json_values = st.recursive(
 )
 
 
+@settings(max_examples=100, deadline=None)
 @given(
     st.sampled_from(["connected", "start", "media", "dtmf", "mark", "stop", "other"]),
     st.dictionaries(

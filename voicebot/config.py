@@ -70,6 +70,7 @@ class TwilioConfig:
     account_sid: str = ""
     api_base_url: str = "https://api.twilio.com"
     validate_signature: bool = True
+    transfer_caller_id: str = ""
 
 
 @dataclass

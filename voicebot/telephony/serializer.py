@@ -154,6 +154,11 @@ class MediaStreamSerializer(ABC):
         return None
 
     @classmethod
+    def transfer_problem(cls, options: Any) -> str | None:
+        """Why `call_control()` cannot transfer calls with these options (None: it can)."""
+        return f"the {cls.name} telephony provider does not support call transfer"
+
+    @classmethod
     def authenticate(
         cls,
         options: Any,

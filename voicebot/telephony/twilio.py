@@ -115,10 +115,20 @@ class TwilioSerializer(MediaStreamSerializer):
         return f'{{"event":"clear","streamSid":{self._sid_json}}}'
 
     @classmethod
+    def transfer_problem(cls, options: TwilioOptions) -> str | None:
+        if options.account_sid and options.auth_token:
+            return None
+        return (
+            "transferring phone calls needs Twilio REST credentials: set "
+            "telephony.twilio.account_sid and telephony.twilio.auth_token "
+            "(e.g. account_sid: ${TWILIO_ACCOUNT_SID:-})"
+        )
+
+    @classmethod
     def call_control(cls, options: TwilioOptions) -> CallControl | None:
         from .twilio_rest import TwilioRestClient
 
-        if not (options.account_sid and options.auth_token):
+        if cls.transfer_problem(options) is not None:
             return None
         return TwilioRestClient(
             options.account_sid,

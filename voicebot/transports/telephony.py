@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections import deque
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -121,11 +122,14 @@ class MediaStream:
         ws: web.WebSocketResponse,
         serializer: MediaStreamSerializer,
         call_control: CallControl | None,
+        lag_ms: deque[float] | None = None,
     ) -> None:
         self.runtime = runtime
         self.ws = ws
         self.ser = serializer
         self.control = call_control
+        self._lag_ms = lag_ms if lag_ms is not None else deque(maxlen=1)
+        self._anchor: float | None = None
         self.call: Any = None
         self._call_task: asyncio.Task[None] | None = None
         self._bad = 0
@@ -219,6 +223,8 @@ class MediaStream:
             if isinstance(event, Media):
                 if event.track != "outbound":
                     call.feed_audio(event.payload)
+                if event.timestamp is not None:
+                    self._measure_lag(event.timestamp)
             elif isinstance(event, Mark):
                 call.mark_played(event.name)
             elif isinstance(event, Dtmf):
@@ -229,6 +235,15 @@ class MediaStream:
                 await self.ws.close()
             elif isinstance(event, Start):
                 log.warning("%s stream %s: second start ignored", self.ser.name, event.stream_sid)
+
+    def _measure_lag(self, timestamp_ms: int) -> None:
+        """How late this frame is read, against the earliest arrival its timestamp allows: the
+        sum of network jitter and our own backlog, the figure that makes a caller sound choppy."""
+        expected = timestamp_ms / 1000
+        now = asyncio.get_running_loop().time()
+        if self._anchor is None or now - expected < self._anchor:
+            self._anchor = now - expected
+        self._lag_ms.append((now - expected - self._anchor) * 1000)
 
     async def _event(self, msg: Any) -> Any:
         """One data message → a serializer event, or None when there is nothing to do."""
@@ -277,6 +292,30 @@ def _section(obj: Any, key: str) -> Any:
     return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
 
 
+def provider_options(config: Any, provider: str, cls: type[MediaStreamSerializer]) -> Any:
+    """`telephony.{provider}` as the serializer's `Options` (the config may hold a dict, or the
+    config loader's own dataclass for the section)."""
+    raw = _section(_section(config, "telephony"), provider)
+    if isinstance(raw, cls.Options):
+        return raw
+    if dataclasses.is_dataclass(raw) and not isinstance(raw, type):
+        raw = dataclasses.asdict(raw)
+    known = {f.name for f in dataclasses.fields(cls.Options)}
+    return cls.Options(**{k: v for k, v in (raw or {}).items() if k in known})
+
+
+def transfer_problems(config: Any, registry: Any) -> list[str]:
+    """For `voicebot check` when a flow transfers calls: why no installed telephony provider
+    could do it with this config (empty when at least one can)."""
+    problems = []
+    for name, cls in sorted(registry.transports.items()):
+        problem = cls.transfer_problem(provider_options(config, name, cls))
+        if problem is None:
+            return []
+        problems.append(problem)
+    return problems or ["no telephony provider is installed, so calls cannot be transferred"]
+
+
 class Telephony:
     """Per-app view of the registered telephony providers: their options and REST clients."""
 
@@ -285,6 +324,7 @@ class Telephony:
         self._controls: dict[str, CallControl | None] = {}
         self.status_counts: dict[str, int] = {}
         self.streams: set[MediaStream] = set()
+        self.inbound_lag_ms: deque[float] = deque(maxlen=20_000)
         self.idle = asyncio.Event()  # no media stream open: lets shutdown and tests wait for it
         self.idle.set()
 
@@ -296,16 +336,8 @@ class Telephony:
         return self.runtime.pm.registry.transports.get(provider)
 
     def options(self, provider: str) -> Any:
-        """The provider's options as its serializer's `Options` (the config may hold a dict or
-        the config loader's own dataclass for the section)."""
         cls = self.serializer(provider)
-        raw = _section(_section(self.runtime.config, "telephony"), provider)
-        if cls is None or isinstance(raw, cls.Options):
-            return raw
-        if dataclasses.is_dataclass(raw) and not isinstance(raw, type):
-            raw = dataclasses.asdict(raw)
-        known = {f.name for f in dataclasses.fields(cls.Options)}
-        return cls.Options(**{k: v for k, v in (raw or {}).items() if k in known})
+        return provider_options(self.runtime.config, provider, cls) if cls else None
 
     def control(self, provider: str) -> CallControl | None:
         if provider not in self._controls:
@@ -329,7 +361,7 @@ class Telephony:
             raise web.HTTPForbidden(text="invalid signature")
         ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, compress=False)
         await ws.prepare(request)
-        stream = MediaStream(self.runtime, ws, cls(), self.control(name))
+        stream = MediaStream(self.runtime, ws, cls(), self.control(name), self.inbound_lag_ms)
         self.streams.add(stream)
         self.idle.clear()
         try:
@@ -339,6 +371,20 @@ class Telephony:
             if not self.streams:
                 self.idle.set()
         return ws
+
+    async def stats(self, request: web.Request) -> web.Response:
+        lags = sorted(self.inbound_lag_ms)
+
+        def pct(p: float) -> float | None:
+            return round(lags[min(len(lags) - 1, int(p * len(lags)))], 2) if lags else None
+
+        return web.json_response(
+            {
+                "active_streams": len(self.streams),
+                "status_callbacks": self.status_counts,
+                "inbound_lag_ms": {"p50": pct(0.5), "p99": pct(0.99), "n": len(lags)},
+            }
+        )
 
     async def aclose(self, _app: web.Application | None = None) -> None:
         for control in self._controls.values():
@@ -360,6 +406,7 @@ def add_routes(app: web.Application, runtime: Any) -> Telephony:
 
     app.router.add_get("/telephony/{provider}/media", telephony.media)
     app.router.add_get("/twilio/media", twilio_media)
+    app.router.add_get("/telephony/stats", telephony.stats)
     twilio_webhooks.add_routes(app, telephony)
     app.on_cleanup.append(telephony.aclose)
     return telephony
