@@ -94,3 +94,23 @@ async def test_phone_call_end_to_end(tmp_path):
         await rec.wait(lambda: rec.ended)
         assert rec.ended == ["remote"]
         await assert_nothing_left(server)
+
+
+async def test_goodbye_hangs_up_only_after_its_mark_comes_back(tmp_path):
+    cfg = base_config()
+    cfg["providers"]["stt"]["text"] = "goodbye"
+    async with serve(tmp_path, cfg) as server:
+        rec = record(server)
+        speech = await synthesize(server.runtime, "goodbye")
+        phone = await Phone.dial(f"{server.url}/twilio/media")
+        await phone.connected()
+        await phone.start(PARAMS)
+        await phone.wait(phone.idle)
+        await phone.talk(mulaw_silence(100) + speech + mulaw_silence(500))
+        assert await phone.wait_closed() == 1000
+        # the bot closed the stream only once the caller had heard all of "Goodbye!"
+        goodbye_mark = phone.marks[-1][1]
+        assert phone.echoed[-1][1] == goodbye_mark
+        assert rec.spoken[-1] == ("Goodbye!", "Goodbye!", False)
+        assert rec.ended == ["bot: caller said goodbye"]
+        await assert_nothing_left(server)
