@@ -41,7 +41,9 @@ from .public_url import request_url
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 64 * 1024  # a 20 ms μ-law media message is ~400 bytes; 64 KiB allows 1 s+
+# a 20 ms μ-law media message is ~400 bytes; 64 KiB allows a provider sending 1 s+ chunks
+# (security.limits.max_frame_bytes lowers it further)
+MAX_MESSAGE_BYTES = 64 * 1024
 START_TIMEOUT_S = 10.0  # a stream that never says which call it carries is not a call
 # (or the idle timeout, when shorter: a silent stream before `start` is idle too)
 MAX_BAD_MESSAGES = 50  # after this many malformed messages the peer is broken or hostile
@@ -359,7 +361,8 @@ class Telephony:
                 url,
             )
             raise web.HTTPForbidden(text="invalid signature")
-        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, compress=False)
+        limit = min(MAX_MESSAGE_BYTES, self.runtime.config.security.limits.max_frame_bytes)
+        ws = web.WebSocketResponse(max_msg_size=limit, compress=False)
         await ws.prepare(request)
         stream = MediaStream(self.runtime, ws, cls(), self.control(name), self.inbound_lag_ms)
         self.streams.add(stream)
