@@ -145,11 +145,16 @@ class PocketsphinxSTT(STT):
         o = self.options
         paths = await self.workers.run(self._model_paths, psc.default_model_paths())
         params = {**paths, "samprate": o.sample_rate, **o.config}
-        self._pool = _DecoderPool(partial(psc.Decoder, params), o.decoders, self.workers)
+        self._pool = _DecoderPool(partial(self._new_decoder, params), o.decoders, self.workers)
+        # Load one decoder now: a bad model fails at startup, and the first caller doesn't wait.
+        self._pool.release(await self._pool.acquire())
+
+    def _new_decoder(self, params: dict[str, Any]) -> Decoder:
+        from ._pocketsphinx_c import BindingError, Decoder
+
         try:
-            # Load one decoder now: a bad model fails at startup, and the first caller doesn't wait.
-            self._pool.release(await self._pool.acquire())
-        except psc.BindingError as exc:
+            return Decoder(params)
+        except BindingError as exc:
             raise ProviderError(str(exc), provider=self.name) from exc
 
     def _model_paths(self, defaults: dict[str, str]) -> dict[str, str]:
@@ -173,14 +178,13 @@ class PocketsphinxSTT(STT):
         await self._pool.aclose()
 
     def health(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "status": "ok",
-            "decoders": self._pool.created,
-            "idle_decoders": self._pool.idle,
-        }
+        pool = getattr(self, "_pool", None)
+        if pool is None:
+            return {"name": self.name, "status": "not started"}
+        return {"name": self.name, "status": "ok", "decoders": pool.created, "idle": pool.idle}
 
     def stream(self, sample_rate: int, *, language: str | None = None) -> STTStream:
+        """`language` is not used: the model decides it (the bundled one is US English)."""
         return PocketsphinxStream(self, sample_rate)
 
 
@@ -262,7 +266,7 @@ class PocketsphinxStream(STTStream):
         from ._pocketsphinx_c import BindingError
 
         pool, workers = self._stt._pool, self._stt.workers
-        decoder = await pool.acquire()
+        decoder = await pool.acquire()  # may wait for another caller's utterance to end
         try:
             await workers.run(decoder.begin, self._cmn)
             partial_text = ""

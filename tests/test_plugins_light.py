@@ -17,16 +17,16 @@ from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 import pytest
-from voicebot_plugins._espeak_c import engine
-from voicebot_plugins.stt_pocketsphinx import PocketsphinxSTT
-from voicebot_plugins.tts_espeak import EspeakTTS, split_sentences
-from voicebot_plugins.vad_energy import EnergyVAD
-from voicebot_plugins.vad_webrtc import WebRTCVAD
 
 from voicebot.audio import Resampler, silence
 from voicebot.plugins import make_plugin_manager
 from voicebot.providers import AudioFormat, ModelMissingError, Transcript
 from voicebot.workers import WorkerPool
+from voicebot_plugins._espeak_c import engine
+from voicebot_plugins.stt_pocketsphinx import PocketsphinxSTT
+from voicebot_plugins.tts_espeak import EspeakTTS, split_sentences
+from voicebot_plugins.vad_energy import EnergyVAD
+from voicebot_plugins.vad_webrtc import WebRTCVAD
 
 RATE = 16000
 FRAME = RATE // 50 * 2  # 20 ms of PCM16
