@@ -114,3 +114,35 @@ async def test_goodbye_hangs_up_only_after_its_mark_comes_back(tmp_path):
         assert rec.spoken[-1] == ("Goodbye!", "Goodbye!", False)
         assert rec.ended == ["bot: caller said goodbye"]
         await assert_nothing_left(server)
+
+
+async def test_phone_call_with_the_offline_engines(tmp_path):
+    """webrtc VAD, pocketsphinx and espeak on a phone line: speech is detected, recognised and
+    answered in 8 kHz μ-law. (pocketsphinx's wideband model mishears band-limited phone audio, so
+    only a non-empty transcript is asserted here; exact text is checked with the stub above.)"""
+    cfg = base_config()
+    cfg["providers"] = {
+        "vad": {"use": "webrtc"},
+        "stt": {"use": "pocketsphinx"},
+        "tts": {"use": "espeak"},
+        "llm": {"use": "stub"},
+    }
+    cfg["pipeline"]["vad_hangover_ms"] = 400
+    async with serve(tmp_path, cfg) as server:
+        rec = record(server)
+        speech = await synthesize(server.runtime, "what time is it")
+        phone = await Phone.dial(f"{server.url}/twilio/media")
+        await phone.connected()
+        await phone.start(PARAMS)
+        await phone.wait(phone.idle)
+        t_talk = time.monotonic()
+        await phone.talk(mulaw_silence(300) + speech + mulaw_silence(800))
+        await rec.wait(lambda: rec.transcripts)
+        assert rec.transcripts[0].strip()
+        await rec.wait(lambda: any(text.strip() == "Anything else?" for text, _, _ in rec.spoken))
+        frames = [p for t, p in phone.media if t >= t_talk]
+        assert {len(f) for f in frames} == {160}
+        assert pcm_rms(b"".join(frames)) > 500
+        await phone.stop()
+        assert await phone.wait_closed() == 1000
+        await assert_nothing_left(server)

@@ -361,8 +361,12 @@ class Telephony:
                 url,
             )
             raise web.HTTPForbidden(text="invalid signature")
-        limit = min(MAX_MESSAGE_BYTES, self.runtime.config.security.limits.max_frame_bytes)
-        ws = web.WebSocketResponse(max_msg_size=limit, compress=False)
+        limits = self.runtime.config.security.limits
+        ws = web.WebSocketResponse(
+            max_msg_size=min(MAX_MESSAGE_BYTES, limits.max_frame_bytes),
+            heartbeat=limits.heartbeat_s,  # a dead peer is dropped even if the idle timer is long
+            compress=False,
+        )
         await ws.prepare(request)
         stream = MediaStream(self.runtime, ws, cls(), self.control(name), self.inbound_lag_ms)
         self.streams.add(stream)
