@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import xml.etree.ElementTree as ET
+from urllib.parse import urlencode
 
 import aiohttp
 import pytest
 import websockets
+from yarl import URL
 
 from .support import base_config, serve
 from .twilio_phone import Phone, twilio_sign
@@ -50,6 +52,22 @@ async def test_signed_voice_webhook_answers_connect_stream(tmp_path):
         stream_url, params = stream_of(doc)
         assert stream_url == f"ws://127.0.0.1:{server.port}/twilio/media"
         assert params == {"From": "+15550001111", "To": "+15550002222", "CallSid": "CA1234"}
+
+
+async def test_voice_webhook_configured_as_get(tmp_path):
+    async with serve(tmp_path, config()) as server:
+        # signed exactly as sent: %7E must not be normalised to ~ before checking
+        url = f"{server.http}/twilio/voice?" + urlencode(FORM) + "&Note=a%7Eb"
+        headers = {"X-Twilio-Signature": twilio_sign(TOKEN, url)}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(URL(url, encoded=True), headers=headers) as r,
+        ):
+            assert r.status == 200
+            assert stream_of(await r.text())[1]["From"] == "+15550001111"
+        tampered = url.replace("%2B15550001111", "%2B19990001111")
+        async with aiohttp.ClientSession() as http, http.get(tampered, headers=headers) as r:
+            assert r.status == 403
 
 
 async def test_public_url_is_used_for_signature_and_stream(tmp_path):

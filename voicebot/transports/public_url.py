@@ -28,9 +28,12 @@ def ws_base(http_base: str) -> str:
 
 
 def request_url(request: web.Request, public_url: str = "", websocket: bool = False) -> str:
-    """The full public URL of this request, query string included (what a provider signs)."""
+    """The full public URL of this request, query string included (what a provider signs).
+
+    The path and query are taken exactly as they arrived (`raw_path`): a re-encoded query
+    (`%7E` → `~`) would no longer match the signature."""
     base = public_base(request, public_url)
-    return (ws_base(base) if websocket else base) + request.path_qs
+    return (ws_base(base) if websocket else base) + request.raw_path
 
 
 def _first(value: str | None) -> str:

@@ -42,14 +42,20 @@ CALL_STATUSES = frozenset(
 
 
 async def _verified_form(request: web.Request, telephony: Telephony) -> MultiDictProxy[str]:
-    body = await request.read()
-    form = await request.post()
+    """The webhook's parameters, once its signature checks out. A webhook configured as GET
+    carries them in the query string, which the signed URL already covers."""
+    if request.method == "GET":
+        body, form, signed_params = b"", request.query, []
+    else:
+        body = await request.read()
+        form = await request.post()
+        signed_params = [(k, v) for k, v in form.items() if isinstance(v, str)]
     cls = telephony.serializer(PROVIDER)
     if cls is None:
         raise web.HTTPNotFound(text="the Twilio plugin is not installed")
     url = request_url(request, telephony.public_url)
-    params = [(k, v) for k, v in form.items() if isinstance(v, str)]
-    verdict = cls.authenticate(telephony.options(PROVIDER), url, request.headers, params, body)
+    options = telephony.options(PROVIDER)
+    verdict = cls.authenticate(options, url, request.headers, signed_params, body)
     if verdict is False:
         why = "bad" if "X-Twilio-Signature" in request.headers else "missing"
         log.warning(
@@ -88,8 +94,9 @@ def add_routes(app: web.Application, telephony: Telephony) -> None:
         )
         return web.Response(status=204)
 
-    app.router.add_post("/twilio/voice", voice)
-    app.router.add_post("/twilio/status", status)
+    for route, handler in (("/twilio/voice", voice), ("/twilio/status", status)):
+        app.router.add_post(route, handler)
+        app.router.add_get(route, handler)
 
 
 def _at_capacity(runtime: Runtime) -> bool:
