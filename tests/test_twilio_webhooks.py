@@ -56,7 +56,7 @@ async def test_signed_voice_webhook_answers_connect_stream(tmp_path):
 
 async def test_voice_webhook_configured_as_get(tmp_path):
     async with serve(tmp_path, config()) as server:
-        # signed exactly as sent: %2F must not be normalised to / before checking
+        # the query string is checked exactly as sent, escapes included
         url = f"{server.http}/twilio/voice?" + urlencode(FORM) + "&Note=a%2Fb"
         headers = {"X-Twilio-Signature": twilio_sign(TOKEN, url)}
         async with (
