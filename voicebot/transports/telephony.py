@@ -66,11 +66,13 @@ class TelephonyCallIO:
         serializer: MediaStreamSerializer,
         start: Start,
         call_control: CallControl | None,
+        no_transfer_reason: str = "",
     ) -> None:
         self._ws = ws
         self._ser = serializer
         self._start = start
         self._control = call_control
+        self._no_transfer = no_transfer_reason
 
     async def _send(self, text: str) -> None:
         if self._ws.closed:
@@ -95,12 +97,10 @@ class TelephonyCallIO:
     async def transfer(self, target: str) -> bool:
         if self._control is None:
             log.error(
-                "call %s: cannot transfer to %s: no %s REST credentials configured "
-                "(set telephony.%s.account_sid and auth_token)",
+                "call %s: cannot transfer to %s: %s",
                 self._start.call_sid,
                 target,
-                self._ser.name,
-                self._ser.name,
+                self._no_transfer,
             )
             return False
         try:
@@ -125,11 +125,13 @@ class MediaStream:
         serializer: MediaStreamSerializer,
         call_control: CallControl | None,
         lag_ms: deque[float] | None = None,
+        no_transfer_reason: str = "",
     ) -> None:
         self.runtime = runtime
         self.ws = ws
         self.ser = serializer
         self.control = call_control
+        self._no_transfer = no_transfer_reason
         self._lag_ms = lag_ms if lag_ms is not None else deque(maxlen=1)
         self._anchor: float | None = None
         self.call: Any = None
@@ -180,7 +182,7 @@ class MediaStream:
 
     async def _start(self, start: Start) -> bool:
         self.ser.bind(start)
-        io = TelephonyCallIO(self.ws, self.ser, start, self.control)
+        io = TelephonyCallIO(self.ws, self.ser, start, self.control, self._no_transfer)
         variables = {
             **start.custom_parameters,
             "call_sid": start.call_sid,
@@ -368,7 +370,15 @@ class Telephony:
             compress=False,
         )
         await ws.prepare(request)
-        stream = MediaStream(self.runtime, ws, cls(), self.control(name), self.inbound_lag_ms)
+        options = self.options(name)
+        stream = MediaStream(
+            self.runtime,
+            ws,
+            cls(),
+            self.control(name),
+            self.inbound_lag_ms,
+            no_transfer_reason=cls.transfer_problem(options) or "",
+        )
         self.streams.add(stream)
         self.idle.clear()
         try:
