@@ -151,6 +151,7 @@ class TwilioCaller:
         self.playout_end = 0.0
         self.marks: dict[str, asyncio.TimerHandle] = {}
         self.sends: set[asyncio.Task] = set()
+        self.heard_reply = False  # only a reply's first frame is reported: the loop needs no more
 
     async def connect(self) -> None:
         self.ws = await websockets.connect(self.url, max_queue=None, compression=None)
@@ -194,7 +195,9 @@ class TwilioCaller:
                 now = loop.time()
                 if raw.startswith('{"event":"media"'):
                     self.playout_end = max(self.playout_end, now) + FRAME_MS / 1000
-                    self.queue.put_nowait(("audio", None))
+                    if not self.heard_reply:
+                        self.heard_reply = True
+                        self.queue.put_nowait(("audio", None))
                     continue
                 msg = json.loads(raw)
                 if msg["event"] == "mark":
@@ -216,6 +219,7 @@ class TwilioCaller:
         self.sends.add(task)
         task.add_done_callback(self.sends.discard)
         if not self.marks and self.playout_end <= asyncio.get_running_loop().time() + 0.001:
+            self.heard_reply = False
             self.queue.put_nowait(("response", {"final": True}))
             self.queue.put_nowait(("status", {"status": "listening"}))
 
