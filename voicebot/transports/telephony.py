@@ -14,7 +14,6 @@ handler returns: nothing outlives the connection.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections import deque
 from typing import Any
@@ -290,22 +289,11 @@ class MediaStream:
 # -------------------------------------------------------------------------------- routes
 
 
-def _section(obj: Any, key: str) -> Any:
-    if obj is None:
-        return None
-    return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
-
-
 def provider_options(config: Any, provider: str, cls: type[MediaStreamSerializer]) -> Any:
-    """`telephony.{provider}` as the serializer's `Options` (the config may hold a dict, or the
-    config loader's own dataclass for the section)."""
-    raw = _section(_section(config, "telephony"), provider)
-    if isinstance(raw, cls.Options):
-        return raw
-    if dataclasses.is_dataclass(raw) and not isinstance(raw, type):
-        raw = dataclasses.asdict(raw)
-    known = {f.name for f in dataclasses.fields(cls.Options)}
-    return cls.Options(**{k: v for k, v in (raw or {}).items() if k in known})
+    """`telephony.{provider}` as the serializer's `Options`: validated by the config loader, or
+    the defaults when the section is absent."""
+    options = config.telephony.get(provider)
+    return options if isinstance(options, cls.Options) else cls.Options(**(options or {}))
 
 
 def transfer_problems(config: Any, registry: Any) -> list[str]:
@@ -334,7 +322,7 @@ class Telephony:
 
     @property
     def public_url(self) -> str:
-        return _section(_section(self.runtime.config, "server"), "public_url") or ""
+        return self.runtime.config.server.public_url
 
     def serializer(self, provider: str) -> type[MediaStreamSerializer] | None:
         return self.runtime.pm.registry.transports.get(provider)
