@@ -20,7 +20,7 @@ import pytest
 
 from voicebot.audio import Resampler, silence
 from voicebot.plugins import make_plugin_manager
-from voicebot.providers import AudioFormat, ModelMissingError, Transcript
+from voicebot.providers import AudioFormat, ModelMissingError, ProviderError, Transcript
 from voicebot.workers import WorkerPool
 from voicebot_plugins._espeak_c import engine
 from voicebot_plugins.stt_pocketsphinx import PocketsphinxSTT
@@ -327,5 +327,14 @@ async def test_other_pipeline_rates_are_resampled(stt: PocketsphinxSTT) -> None:
 async def test_bad_model_path_is_a_clear_error() -> None:
     with pytest.raises(ModelMissingError, match=r"lm not found: /nope\.lm\.bin"):
         await PocketsphinxSTT(PocketsphinxSTT.Options(lm="/nope.lm.bin")).start()
+    with pytest.raises(ProviderError, match="rejected option no_such_option=1"):
+        await PocketsphinxSTT(PocketsphinxSTT.Options(config={"no_such_option": 1})).start()
     with pytest.raises(ValueError, match="decoders"):
         PocketsphinxSTT.Options(decoders=0)
+
+
+async def test_odd_length_audio_is_refused_clearly(stt: PocketsphinxSTT) -> None:
+    s = stt.stream(RATE)
+    with pytest.raises(ProviderError, match="even number of bytes"):
+        await s.send(b"\x00" * 641)
+    await s.aclose()
