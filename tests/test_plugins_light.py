@@ -213,6 +213,32 @@ async def test_espeak_rate_option_changes_duration_and_bad_voice_is_explained() 
         EspeakTTS.Options(pitch=101)
 
 
+async def test_espeak_stops_at_the_next_sentence_when_the_reader_stops() -> None:
+    tts = EspeakTTS()
+    await tts.start()
+    before = tts.workers.completed
+    gen = tts.synthesize("One. Two. Three. Four. Five.", AudioFormat())
+    assert (await anext(gen)).data
+    await gen.aclose()  # barge-in
+    assert tts.workers.completed == before + 1
+
+
+async def test_espeak_concurrent_syntheses_do_not_mix() -> None:
+    tts = EspeakTTS(workers=WorkerPool(max_workers=2))
+    await tts.start()
+
+    async def seconds(text: str) -> float:
+        chunks = [c async for c in tts.synthesize(text, AudioFormat())]
+        return sum(len(c.data) for c in chunks) / 44100
+
+    short, long = "Yes.", "I want to speak to a person about my bill, please."
+    solo = [await seconds(short), await seconds(long)]
+    together = await asyncio.gather(seconds(short), seconds(long), seconds(short))
+    assert together[0] == pytest.approx(solo[0], rel=0.02)
+    assert together[1] == pytest.approx(solo[1], rel=0.02)
+    assert together[2] == pytest.approx(solo[0], rel=0.02)
+
+
 def test_split_sentences_cuts_long_text() -> None:
     assert split_sentences("One. Two!  Three? ") == ["One.", "Two!", "Three?"]
     long = " ".join(["word"] * 300)
