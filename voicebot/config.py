@@ -55,6 +55,7 @@ class DialogueConfig:
     mode: Literal["flows", "llm", "echo"] = "flows"
     greeting: str = "Hello! How can I help you?"
     system_prompt: str = "You are a helpful voice assistant. Answer in one or two short sentences."
+    noinput_timeout_ms: int = field(default=8000, metadata={"min": 0})
 
 
 @dataclass
