@@ -36,6 +36,7 @@ from ..telephony.serializer import (
     UnsupportedFormat,
 )
 from . import twilio_webhooks
+from .browser import release_heartbeat
 from .public_url import request_url
 
 log = logging.getLogger(__name__)
@@ -372,6 +373,7 @@ class Telephony:
         try:
             await stream.run()
         finally:
+            release_heartbeat(ws)
             self.streams.discard(stream)
             if not self.streams:
                 self.idle.set()
