@@ -293,7 +293,7 @@ async def caller(i: int, port: int, protocol: str, until: float, args, stats: St
 def server_config(tmp: Path, args) -> Path:
     cfg = {
         "server": {"host": "127.0.0.1"},
-        "pipeline": {"vad_hangover_ms": args.hangover_ms},
+        "pipeline": {"vad_hangover_ms": args.hangover_ms, "sample_rate": args.pipeline_rate},
         "providers": {
             "vad": {"use": args.vad},
             "stt": {"use": "stub", "text": "what time is it"},
@@ -364,7 +364,10 @@ async def run(args) -> None:
         server.wait(timeout=30)
     overhead = [v - args.hangover_ms for v in stats.v2v_server]
     cpu_pct = (cpu1 - cpu0) / elapsed * 100
-    print(f"protocol={args.protocol} calls={args.calls} vad={args.vad} window={elapsed:.1f}s")
+    print(
+        f"protocol={args.protocol} calls={args.calls} vad={args.vad} "
+        f"pipeline_rate={args.pipeline_rate} window={elapsed:.1f}s"
+    )
     answered = len(stats.v2v_client if phone is not None else stats.v2v_server)
     print(
         f"turns answered: {answered}, unanswered: {stats.unanswered}; client errors: "
@@ -416,6 +419,12 @@ def main() -> None:
     p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="ws")
     p.add_argument("--vad", default="webrtc")
     p.add_argument("--hangover-ms", type=int, default=300)
+    p.add_argument(
+        "--pipeline-rate",
+        type=int,
+        default=16000,
+        help="pipeline.sample_rate; 8000 spares phone calls the 8 kHz → 16 kHz resampling",
+    )
     p.add_argument("--speech-ms", type=int, default=600)
     p.add_argument("--wait-ms", type=int, default=5000, help="longest wait for a reply")
     asyncio.run(run(p.parse_args()))
