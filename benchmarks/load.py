@@ -350,6 +350,8 @@ async def run(args) -> None:
             await asyncio.sleep(args.ramp / args.calls)
         await asyncio.sleep(2)
         stats.v2v_server.clear(), stats.v2v_client.clear(), stats.send_lag.clear()
+        if args.protocol == "twilio":
+            fetch(port, "/telephony/stats?reset=1")  # the server's lag figures: this window only
         cpu0, _ = proc_stats(server.pid)
         t0 = time.monotonic()
         await asyncio.sleep(max(1.0, ramp_until - time.monotonic() - 1))
@@ -389,7 +391,7 @@ async def run(args) -> None:
     else:
         # telephony carries no `metrics` messages: the server's own turn record (the last 1000
         # turns, exported on /metrics) gives voice-to-voice, and /telephony/stats the lateness of
-        # inbound frames against their timestamps (network + client + server backlog)
+        # every inbound frame of the window against its timestamp (network + client + server)
         v2v = prom_quantiles(prom, "voicebot_voice_to_voice_ms")
         lag_in = phone["inbound_lag_ms"]
         print(
@@ -399,7 +401,8 @@ async def run(args) -> None:
         )
         print(
             f"inbound frame lag (server, vs media timestamps): p50 {lag_in['p50']} ms, "
-            f"p99 {lag_in['p99']} ms (n={lag_in['n']}); active streams {phone['active_streams']}"
+            f"p99 {lag_in['p99']} ms, max {lag_in['max']} ms (n={lag_in['n']}); "
+            f"active streams {phone['active_streams']}"
         )
     print(
         f"client-side voice-to-voice: p50 {pct(stats.v2v_client, 0.5):.1f} ms, "

@@ -49,7 +49,7 @@ async def test_phone_call_end_to_end(tmp_path):
                 stats = await resp.json()
         assert stats["active_streams"] == 1
         assert stats["inbound_lag_ms"]["n"] >= 60  # every timestamped frame was measured
-        assert 0 <= stats["inbound_lag_ms"]["p50"] < 50
+        assert 0 < stats["inbound_lag_ms"]["p50"] <= stats["inbound_lag_ms"]["p99"] < 100
         await rec.wait(lambda: heard("Anything else?"))
         await phone.wait(phone.idle)
         assert heard("You said what time is it.")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -49,6 +48,45 @@ START_TIMEOUT_S = 10.0  # a stream that never says which call it carries is not 
 MAX_BAD_MESSAGES = 50  # after this many malformed messages the peer is broken or hostile
 _LOGGED_BAD_MESSAGES = 3
 _CLOSED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
+
+
+class LagHistogram:
+    """Inbound frame lag of every frame since the last reset, in fixed memory: 0.5 ms buckets up
+    to 250 ms, one overflow bucket, and the maximum."""
+
+    RESOLUTION_MS = 0.5
+    BUCKETS = 500
+
+    def __init__(self) -> None:
+        self.counts = [0] * (self.BUCKETS + 1)
+        self.n = 0
+        self.max_ms = 0.0
+
+    def add(self, ms: float) -> None:
+        i = int(ms / self.RESOLUTION_MS)
+        self.counts[i if i < self.BUCKETS else self.BUCKETS] += 1
+        self.n += 1
+        if ms > self.max_ms:
+            self.max_ms = ms
+
+    def percentile(self, p: float) -> float | None:
+        """Upper edge of the bucket holding the p-quantile (the maximum if it overflowed)."""
+        if not self.n:
+            return None
+        rank, seen = p * self.n, 0
+        for i, count in enumerate(self.counts):
+            seen += count
+            if seen >= rank and count:
+                return self.max_ms if i == self.BUCKETS else (i + 1) * self.RESOLUTION_MS
+        return self.max_ms
+
+    def summary(self) -> dict[str, float | int | None]:
+        return {
+            "p50": self.percentile(0.5),
+            "p99": self.percentile(0.99),
+            "max": round(self.max_ms, 2),
+            "n": self.n,
+        }
 
 
 class TelephonyCallIO:
@@ -124,7 +162,7 @@ class MediaStream:
         ws: web.WebSocketResponse,
         serializer: MediaStreamSerializer,
         call_control: CallControl | None,
-        lag_ms: deque[float] | None = None,
+        lag: LagHistogram | None = None,
         no_transfer_reason: str = "",
     ) -> None:
         self.runtime = runtime
@@ -132,7 +170,7 @@ class MediaStream:
         self.ser = serializer
         self.control = call_control
         self._no_transfer = no_transfer_reason
-        self._lag_ms = lag_ms if lag_ms is not None else deque(maxlen=1)
+        self._lag = lag if lag is not None else LagHistogram()
         self._anchor: float | None = None
         self.call: Any = None
         self._call_task: asyncio.Task[None] | None = None
@@ -247,7 +285,7 @@ class MediaStream:
         now = asyncio.get_running_loop().time()
         if self._anchor is None or now - expected < self._anchor:
             self._anchor = now - expected
-        self._lag_ms.append((now - expected - self._anchor) * 1000)
+        self._lag.add((now - expected - self._anchor) * 1000)
 
     async def _event(self, msg: Any) -> Any:
         """One data message → a serializer event, or None when there is nothing to do."""
@@ -317,7 +355,7 @@ class Telephony:
         self._controls: dict[str, CallControl | None] = {}
         self.status_counts: dict[str, int] = {}
         self.streams: set[MediaStream] = set()
-        self.inbound_lag_ms: deque[float] = deque(maxlen=20_000)
+        self.inbound_lag = LagHistogram()
         self.idle = asyncio.Event()  # no media stream open: lets shutdown and tests wait for it
         self.idle.set()
 
@@ -365,7 +403,7 @@ class Telephony:
             ws,
             cls(),
             self.control(name),
-            self.inbound_lag_ms,
+            self.inbound_lag,
             no_transfer_reason=cls.transfer_problem(options) or "",
         )
         self.streams.add(stream)
@@ -380,16 +418,17 @@ class Telephony:
         return ws
 
     async def stats(self, request: web.Request) -> web.Response:
-        lags = sorted(self.inbound_lag_ms)
-
-        def pct(p: float) -> float | None:
-            return round(lags[min(len(lags) - 1, int(p * len(lags)))], 2) if lags else None
-
+        """`?reset=1` starts a new measurement window for the lag figures after reading them."""
+        lag = self.inbound_lag.summary()
+        if request.query.get("reset"):
+            self.inbound_lag = LagHistogram()
+            for stream in self.streams:
+                stream._lag = self.inbound_lag
         return web.json_response(
             {
                 "active_streams": len(self.streams),
                 "status_callbacks": self.status_counts,
-                "inbound_lag_ms": {"p50": pct(0.5), "p99": pct(0.99), "n": len(lags)},
+                "inbound_lag_ms": lag,
             }
         )
 
