@@ -35,8 +35,15 @@ def mulaw_silence(ms: int) -> bytes:
 
 
 class Phone:
-    def __init__(self, ws: Any, stream_sid: str = "MZ0001", call_sid: str = "CA0001") -> None:
+    def __init__(
+        self,
+        ws: Any,
+        stream_sid: str = "MZ0001",
+        call_sid: str = "CA0001",
+        playout_delay_s: float = 0.0,
+    ) -> None:
         self.ws = ws
+        self.playout_delay_s = playout_delay_s  # network + jitter buffer before the caller hears
         self.stream_sid = stream_sid
         self.call_sid = call_sid
         self.media: list[tuple[float, bytes]] = []  # (arrival, decoded μ-law payload)
@@ -151,7 +158,8 @@ class Phone:
         elif event == "mark":
             name = msg["mark"]["name"]
             self.marks.append((now, name))
-            self._echoes[name] = asyncio.ensure_future(self._echo(name, self._playout_end))
+            due = self._playout_end + self.playout_delay_s
+            self._echoes[name] = asyncio.ensure_future(self._echo(name, due))
         elif event == "clear":
             self.clears.append(now)
             self._playout_end = now

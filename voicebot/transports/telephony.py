@@ -94,7 +94,13 @@ class TelephonyCallIO:
 
     Writes after the socket closed are dropped: the call learns of the hang-up through `hangup()`
     from the reader, and must not die of a race with it.
+
+    Marks are bookkept so that only a mark we sent and did not clear reaches the call: after a
+    `clear` the provider echoes every pending mark at once, and a late one would otherwise be
+    taken as "the caller heard this" for a reply that was cut off, or for the next reply.
     """
+
+    MAX_OUTSTANDING_MARKS = 256  # a peer that never echoes cannot grow these sets without limit
 
     supports_marks = True
 
@@ -111,6 +117,9 @@ class TelephonyCallIO:
         self._start = start
         self._control = call_control
         self._no_transfer = no_transfer_reason
+        self._sent_marks: set[str] = set()
+        self._cleared_marks: set[str] = set()
+        self._unknown_mark_logged = False
 
     async def _send(self, text: str) -> None:
         if self._ws.closed:
@@ -127,10 +136,30 @@ class TelephonyCallIO:
         """A phone line has no side channel for diagnostics; the call's hooks still see them."""
 
     async def send_mark(self, name: str) -> None:
+        if len(self._sent_marks) < self.MAX_OUTSTANDING_MARKS:
+            self._sent_marks.add(name)
         await self._send(self._ser.render_mark(name))
 
     async def clear(self) -> None:
+        if len(self._cleared_marks) < self.MAX_OUTSTANDING_MARKS:
+            self._cleared_marks |= self._sent_marks
+        self._sent_marks.clear()
         await self._send(self._ser.render_clear())
+
+    def acknowledge(self, name: str) -> bool:
+        """An echoed mark: True if it acknowledges audio that was played, not cleared."""
+        if name in self._cleared_marks:
+            self._cleared_marks.discard(name)
+            return False
+        if name in self._sent_marks:
+            self._sent_marks.discard(name)
+            return True
+        if not self._unknown_mark_logged:
+            self._unknown_mark_logged = True
+            log.warning(
+                "%s stream: echoed mark %r was never sent; ignored", self._ser.name, name[:40]
+            )
+        return False
 
     async def transfer(self, target: str) -> bool:
         if self._control is None:
@@ -173,6 +202,7 @@ class MediaStream:
         self._lag = lag if lag is not None else LagHistogram()
         self._anchor: float | None = None
         self.call: Any = None
+        self.io: TelephonyCallIO | None = None
         self._call_task: asyncio.Task[None] | None = None
         self._bad = 0
         self._unknown: set[str] = set()
@@ -220,7 +250,7 @@ class MediaStream:
 
     async def _start(self, start: Start) -> bool:
         self.ser.bind(start)
-        io = TelephonyCallIO(self.ws, self.ser, start, self.control, self._no_transfer)
+        self.io = io = TelephonyCallIO(self.ws, self.ser, start, self.control, self._no_transfer)
         variables = {
             **start.custom_parameters,
             "call_sid": start.call_sid,
@@ -268,7 +298,8 @@ class MediaStream:
                 if event.timestamp is not None:
                     self._measure_lag(event.timestamp)
             elif isinstance(event, Mark):
-                call.mark_played(event.name)
+                if self.io.acknowledge(event.name):
+                    call.mark_played(event.name)
             elif isinstance(event, Dtmf):
                 call.dtmf(event.digit)
             elif isinstance(event, Stop):
