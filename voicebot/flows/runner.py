@@ -47,6 +47,14 @@ _NOMATCH = [Escalation(Template("Sorry, I didn't get that."), True, None)]
 _APOLOGY = "Sorry, something went wrong. Please call again later."
 
 
+class CallVariables(dict):
+    """`{{ call.x }}`: what a call carries depends on its transport (a phone call has `From`, a
+    browser session its metadata), so a variable this call lacks renders empty, not an error."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
 class StepError(Exception):
     """A node could not run (template error, failing action or webhook, missing provider)."""
 
@@ -213,7 +221,7 @@ class FlowDialogue(Dialogue):
         now = self._clock(self.tz)
         return {
             **self.values,
-            "call": self.ctx.variables,
+            "call": CallVariables(self.ctx.variables),
             "input": self.last_input,
             "now": now.isoformat(timespec="seconds"),
             "today": now.date().isoformat(),

@@ -94,7 +94,7 @@ def _build(node: yaml.Node, path: Path_, src: Source, constructor: yaml.SafeLoad
                     "YAML merge keys (<<) are not supported in flow files"
                 )
                 continue
-            key = str(constructor.construct_object(key_node))
+            key = str(key_node.value)  # as written: `no:` is the name "no", `1:` the key "1"
             if key in out:
                 line, col = _mark(key_node)
                 first = src.keys[(*path, key)]
