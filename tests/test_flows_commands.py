@@ -11,8 +11,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from flows_helpers import write
 
+from tests.flows_helpers import write
 from voicebot.flows import commands, load_flows
 from voicebot.flows.spec import json_schema
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from flows_helpers import Bot, write
 
+from tests.flows_helpers import Bot, write
 from voicebot.dialogue import Hangup, Note
 
 

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from flows_helpers import write
 
+from tests.flows_helpers import write
 from voicebot.dialogue import DialogueContext, Say
 from voicebot.flows import FlowError, FlowLibrary
 

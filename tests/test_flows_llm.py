@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flows_helpers import Bot, write
-
+from tests.flows_helpers import Bot, write
 from voicebot.dialogue import Hangup, Listen, Note, Say
 from voicebot.providers import LLM, ProviderError, ToolCall, Usage
 

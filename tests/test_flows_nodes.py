@@ -6,8 +6,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from flows_helpers import Bot, write
 
+from tests.flows_helpers import Bot, write
 from voicebot.dialogue import Hangup, IntentEvent, Listen, Note, Say, Transfer
 from voicebot.flows import FlowDialogue
 from voicebot.providers import IntentClassifier, IntentResult

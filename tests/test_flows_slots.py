@@ -8,8 +8,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from flows_helpers import NOW, Bot, write
 
+from tests.flows_helpers import NOW, Bot, write
 from voicebot.flows.model import SlotDecl
 from voicebot.flows.slottypes import BUILTIN, violation
 
