@@ -12,9 +12,10 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.flows_helpers import write
 from voicebot.flows import commands, load_flows
 from voicebot.flows.spec import json_schema
+
+from .flows_helpers import write
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = sorted((ROOT / "flows").glob("*.yaml"))

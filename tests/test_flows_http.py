@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from tests.flows_helpers import Bot, write
 from voicebot.dialogue import Hangup, Note
+
+from .flows_helpers import Bot, write
 
 
 @pytest.fixture

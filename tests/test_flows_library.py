@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.flows_helpers import write
 from voicebot.dialogue import DialogueContext, Say
 from voicebot.flows import FlowError, FlowLibrary
+
+from .flows_helpers import write
 
 V1 = "nodes:\n  hi:\n    say: Version one.\n    hangup:\n"
 V2 = "nodes:\n  hi:\n    say: Version two.\n    hangup:\n"

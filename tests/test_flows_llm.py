@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.flows_helpers import Bot, write
 from voicebot.dialogue import Hangup, Listen, Note, Say
 from voicebot.providers import LLM, ProviderError, ToolCall, Usage
+
+from .flows_helpers import Bot, write
 
 
 class ScriptedLLM(LLM):

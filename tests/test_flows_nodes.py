@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.flows_helpers import Bot, write
 from voicebot.dialogue import Hangup, IntentEvent, Listen, Note, Say, Transfer
 from voicebot.flows import FlowDialogue
 from voicebot.providers import IntentClassifier, IntentResult
+
+from .flows_helpers import Bot, write
 
 
 async def test_say_marks_fixed_prompts_cacheable_and_templated_ones_not(tmp_path: Path) -> None:
@@ -554,3 +555,38 @@ async def test_snapshot_restore_and_interrupted(tmp_path: Path) -> None:
     outs = [x async for x in restored.handle(UserInput("speech", "Ada"))]
     assert Hangup("completed") in outs
     assert restored.values == {"size": 5, "name": "Ada"}
+
+
+async def test_a_walk_cut_short_by_barge_in_resumes_at_the_next_question(tmp_path: Path) -> None:
+    runs = []
+
+    async def slow_lookup():
+        runs.append("lookup")
+        return "ok"
+
+    write(tmp_path, main="""
+        slots:
+          size: {type: integer, prompt: How many?}
+        nodes:
+          hello:
+            say: Hello, one moment.
+            next: lookup
+          lookup:
+            action: slow.lookup
+            next: ask
+          ask:
+            ask: size
+            next: bye
+          bye:
+            say: "{{ size }} it is."
+            hangup:
+    """)
+    bot = Bot(tmp_path, actions={"slow.lookup": slow_lookup})
+    walk = bot.d.start()
+    async for out in walk:  # the call cancels the reply while the action node is starting
+        if isinstance(out, Note) and out.data.get("node") == "lookup":
+            break
+    await walk.aclose()
+    await bot.send("three")
+    assert runs == ["lookup"]
+    assert bot.said == "3 it is." and bot.of(Hangup)

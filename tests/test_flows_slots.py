@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.flows_helpers import NOW, Bot, write
 from voicebot.flows.model import SlotDecl
 from voicebot.flows.slottypes import BUILTIN, violation
+
+from .flows_helpers import NOW, Bot, write
 
 
 def parse(type_: str, text: str = "", digits: str = "", now: datetime = NOW, **decl):

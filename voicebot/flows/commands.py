@@ -170,7 +170,7 @@ async def _show(stream: Any, out: TextIO) -> bool:
         if isinstance(item, Note) and item.kind == "node":
             out.write(f"  → {item.data['flow']}.{item.data['node']} ({item.data['kind']})\n")
         elif isinstance(item, Note) and item.kind in ("slots", "vars"):
-            out.write(f"  {item.kind}: {json.dumps(item.data, default=str)}\n")
+            out.write(f"  {item.kind}: {json.dumps(item.data[item.kind], default=str)}\n")
         elif isinstance(item, Note):
             out.write(f"  {item.kind}: {json.dumps(item.data, default=str)}\n")
         elif isinstance(item, IntentEvent):

@@ -104,7 +104,14 @@ class FlowDialogue(Dialogue):
             yield out
 
     async def handle(self, event: UserInput) -> AsyncIterator[BotOutput]:
-        if self.phase in ("ended", "enter"):
+        if self.phase == "enter":
+            # The previous reply was cancelled mid-walk (the caller barged in during a slow
+            # webhook, say): finish the walk quietly and take the answer at the next question.
+            async for out in self._run((self.flow, self.node)):
+                if not isinstance(out, Say | Listen):
+                    yield out
+            self._said = []
+        if self.phase == "ended":
             return
         node = self._current()
         self.last_input = {
@@ -140,7 +147,7 @@ class FlowDialogue(Dialogue):
                 return
 
     def snapshot(self) -> dict[str, Any]:
-        slots = {k: v for k, v in self.values.items() if self.flows.slot(self.flow, k) is not None}
+        slots = self._slots()
         variables = {k: v for k, v in self.values.items() if k not in slots}
         return json.loads(
             json.dumps(
@@ -290,7 +297,10 @@ class FlowDialogue(Dialogue):
 
     async def _fail(self, node: Node, reason: str) -> AsyncIterator[BotOutput]:
         log.warning("call %s: flow %s failed: %s", self.ctx.call_id, node.key, reason)
-        yield Note("error", {"flow": node.flow, "node": node.name, "message": reason})
+        yield Note(
+            "error",
+            {"code": "flow_failed", "message": reason, "flow": node.flow, "node": node.name},
+        )
         target = node.on_error or self._flow(node).defaults.on_error
         if target is not None and (target.flow, target.node) != (node.flow, node.name):
             self._go(target)
@@ -413,10 +423,12 @@ class FlowDialogue(Dialogue):
                 raise StepError(str(exc)) from exc
         return value, True
 
+    def _slots(self) -> dict[str, Any]:
+        return {k: v for k, v in self.values.items() if self.flows.slot(self.flow, k) is not None}
+
     def _fill(self, name: str, value: Any) -> Note:
         self.values[name] = value
-        slots = {k: v for k, v in self.values.items() if self.flows.slot(self.flow, k) is not None}
-        return Note("slots", slots)
+        return Note("slots", {"slots": self._slots()})
 
     async def _input_ask(self, node: Node, event: UserInput) -> AsyncIterator[BotOutput]:
         if event.kind == "noinput":
@@ -436,10 +448,7 @@ class FlowDialogue(Dialogue):
                 return
             for name in node.slots:
                 self.values.pop(name, None)
-            yield Note(
-                "slots",
-                {k: v for k, v in self.values.items() if self.flows.slot(self.flow, k) is not None},
-            )
+            yield Note("slots", {"slots": self._slots()})
             self.phase = "input"
             async for out in self._ask_next(node):
                 yield out
@@ -633,7 +642,7 @@ class FlowDialogue(Dialogue):
         result = await self._call_action(node.action, self._eval(node.args))  # type: ignore[arg-type]
         if node.result:
             self.values[node.result] = result
-            yield Note("vars", {node.result: result})
+            yield Note("vars", {"vars": {node.result: result}})
         self._go(node.next)
 
     async def _enter_http(self, node: Node) -> AsyncIterator[BotOutput]:
@@ -649,7 +658,7 @@ class FlowDialogue(Dialogue):
         for name, path in node.mapping.items():
             changed[name] = http_node.pick(answer, path)
         self.values.update(changed)
-        yield Note("vars", changed)
+        yield Note("vars", {"vars": changed})
         self._go(node.next)
 
     async def _enter_set(self, node: Node) -> AsyncIterator[BotOutput]:
@@ -657,7 +666,7 @@ class FlowDialogue(Dialogue):
             yield out
         changed = {name: self._eval(value) for name, value in node.assign.items()}
         self.values.update(changed)
-        yield Note("vars", changed)
+        yield Note("vars", {"vars": changed})
         self._go(node.next)
 
     async def _enter_if(self, node: Node) -> AsyncIterator[BotOutput]:
