@@ -564,7 +564,9 @@ async def test_a_walk_cut_short_by_barge_in_resumes_at_the_next_question(tmp_pat
         runs.append("lookup")
         return "ok"
 
-    write(tmp_path, main="""
+    write(
+        tmp_path,
+        main="""
         slots:
           size: {type: integer, prompt: How many?}
         nodes:
@@ -580,7 +582,8 @@ async def test_a_walk_cut_short_by_barge_in_resumes_at_the_next_question(tmp_pat
           bye:
             say: "{{ size }} it is."
             hangup:
-    """)
+    """,
+    )
     bot = Bot(tmp_path, actions={"slow.lookup": slow_lookup})
     walk = bot.d.start()
     async for out in walk:  # the call cancels the reply while the action node is starting
