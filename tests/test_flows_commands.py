@@ -185,3 +185,14 @@ def test_schema_and_loader_reject_the_same_mistakes(tmp_path: Path, text: str) -
     (tmp_path / "main.yaml").write_text(text)
     with pytest.raises(Exception, match="problem"):
         load_flows(tmp_path)
+
+
+def test_chat_and_test_report_a_broken_config(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("flows: {dir: flows}\nproviders:\n  intent: {use: keywrd}\n")
+    out = io.StringIO()
+    assert commands.chat_main(str(config), None, stdin=io.StringIO(), stdout=out) == 2
+    assert "unknown provider 'keywrd' (did you mean 'keyword'?)" in out.getvalue()
+    out = io.StringIO()
+    assert commands.test_main([], str(config), stdout=out) == 2
+    assert "unknown provider 'keywrd'" in out.getvalue()

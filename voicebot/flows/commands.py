@@ -9,22 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
 import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
-
-import yaml
 
 from ..dialogue import DialogueContext, Hangup, IntentEvent, Listen, Note, Say, Transfer, UserInput
 from .library import load_flows
 from .model import FlowError
 from .runner import FlowDialogue
 from .testing import load_test_file, parse_now, run_test
-
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def schema_main(stdout: TextIO = sys.stdout) -> int:
@@ -36,47 +30,46 @@ def schema_main(stdout: TextIO = sys.stdout) -> int:
 
 
 class Settings:
-    """The parts of config.yaml that flow tooling needs, plus the providers built from it."""
+    """The parts of config.yaml that flow tooling needs, plus the providers built from it.
+
+    With a config file, it is read and validated by `voicebot.config` exactly as `voicebot run`
+    does; without one, flows come from ./flows and intents use the `keyword` classifier.
+    """
 
     def __init__(self, config_path: str | None) -> None:
-        self.config: dict[str, Any] = {}
-        self.base = Path.cwd()
+        from ..config import Config, load_config
+
+        self.config: Config = load_config(config_path) if config_path else Config()
+        self.configured = config_path is not None
+        self.flows_dir = Path("flows")
         if config_path:
-            path = Path(config_path)
-            text = _ENV.sub(lambda m: os.environ.get(m[1], m[2] or ""), path.read_text("utf-8"))
-            self.config = yaml.safe_load(text) or {}
-            self.base = path.parent
-        flows = self.config.get("flows") or {}
-        self.flows_dir = self.base / flows.get("dir", "flows") if config_path else Path("flows")
-        self.start = flows.get("start", "main")
-        self.timezone = flows.get("timezone", "UTC")
+            self.flows_dir = self.config.resolve(self.config.flows.dir)
+        self.start = self.config.flows.start
+        self.timezone = self.config.flows.timezone
         self.intent: Any = None
         self.llm: Any = None
         self.registry: Any = None
         self.providers: list[Any] = []
 
     async def build(self) -> None:
+        from ..config import validate_providers
         from ..plugins import make_plugin_manager
 
-        self.registry = make_plugin_manager(self.config.get("plugins") or []).registry
-        section = self.config.get("providers") or {}
-        self.intent = await self._provider("intent", section.get("intent"))
-        self.llm = await self._provider("llm", section.get("llm"))
+        self.registry = make_plugin_manager(self.config.plugins).registry
+        validate_providers(self.config, self.registry)
+        self.intent = await self._provider("intent")
+        self.llm = await self._provider("llm")
         if self.intent is None:
             from voicebot_plugins.intent_keyword import KeywordIntent
 
             self.intent = KeywordIntent()
 
-    async def _provider(self, role: str, spec: Any) -> Any:
-        if isinstance(spec, list):
-            spec = spec[0] if spec else None
-        if isinstance(spec, str):
-            spec = {"use": spec}
-        if not spec:
+    async def _provider(self, role: str) -> Any:
+        chain = self.config.chains.get(role)
+        if not chain:
             return None
-        opts = {k: v for k, v in spec.items() if k != "use"}
-        cls = self.registry.provider(role, spec["use"])
-        provider = cls(cls.Options(**opts))
+        spec = chain[0]
+        provider = self.registry.provider(role, spec.use)(spec.options)
         await provider.start()
         self.providers.append(provider)
         return provider
@@ -111,14 +104,14 @@ def chat_main(
 
 
 async def _chat(config_path: str | None, flow: str | None, stdin: TextIO, stdout: TextIO) -> int:
-    settings = Settings(config_path)
     try:
-        flows = load_flows(settings.flows_dir)
+        settings = Settings(config_path)
         await settings.build()
+        flows = load_flows(settings.flows_dir, settings.registry)
     except FlowError as exc:
         stdout.write("\n".join(exc.problems) + "\n")
         return 1
-    except Exception as exc:  # a provider that cannot start: say which and why
+    except Exception as exc:  # a bad config or a provider that cannot start: say why
         stdout.write(f"error: {exc}\n")
         return 2
     name = flow or settings.start
@@ -206,17 +199,17 @@ def _test_files(paths: list[str], settings: Settings) -> list[Path]:
     return files
 
 
-def _flows_dir_for(path: Path, data: dict[str, Any], settings: Settings, configured: bool) -> Path:
+def _flows_dir_for(path: Path, data: dict[str, Any], settings: Settings) -> Path:
     if "flows" in data:
         return (path.parent / str(data["flows"])).resolve()
-    if configured:
+    if settings.configured:
         return settings.flows_dir
     return path.parent.parent if path.parent.name == "tests" else path.parent
 
 
 async def _test(paths: list[str], config_path: str | None, stdout: TextIO) -> int:
-    settings = Settings(config_path)
     try:
+        settings = Settings(config_path)
         await settings.build()
     except Exception as exc:
         stdout.write(f"error: {exc}\n")
@@ -234,7 +227,7 @@ async def _test(paths: list[str], config_path: str | None, stdout: TextIO) -> in
                 stdout.write(f"ERROR {error}\n")
                 failed += 1
                 continue
-            flows_dir = _flows_dir_for(path, data, settings, config_path is not None)
+            flows_dir = _flows_dir_for(path, data, settings)
             if flows_dir not in cache:
                 try:
                     cache[flows_dir] = load_flows(flows_dir, settings.registry)
