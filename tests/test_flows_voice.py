@@ -3,9 +3,13 @@ hang-up, on a real server with a real WebSocket client."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
+import os
 import textwrap
 
+import aiohttp
 import websockets
 
 from .support import Client, base_config, serve, silence, tone
@@ -73,3 +77,37 @@ async def test_speech_fills_a_slot_takes_an_intent_branch_and_hangs_up(tmp_path)
         await c.wait_for(lambda e: e.get("status") == "ended", after=at)
         await c.closed.wait()
         assert c.ws.close_code == 1000
+
+
+async def test_running_server_picks_up_an_edit_and_refuses_a_broken_one(tmp_path, caplog) -> None:
+    flow = tmp_path / "flows" / "main.yaml"
+    flow.parent.mkdir()
+    version = "nodes:\n  hi:\n    say: Version {n}.\n    listen:\n      - goto: hi\n"
+    flow.write_text(version.format(n=1))
+    cfg = base_config(dialogue={"mode": "flows"}, flows={"dir": "flows", "start": "main"})
+
+    async def greeting(http: aiohttp.ClientSession) -> str:
+        async with http.post(f"{server.http}/api/chat", json={"text": "hello"}) as resp:
+            return (await resp.json())["greeting"]
+
+    async def until(condition, http) -> str:
+        """New chats until `condition(greeting)` holds: the library rechecks once a second."""
+        async with asyncio.timeout(10):
+            while not condition(said := await greeting(http)):  # noqa: ASYNC110 - polls HTTP
+                await asyncio.sleep(0.1)
+        return said
+
+    def bump(text: str) -> None:
+        mtime = flow.stat().st_mtime_ns + 1_000_000_000
+        flow.write_text(text)
+        os.utime(flow, ns=(mtime, mtime))
+
+    async with serve(tmp_path, cfg) as server, aiohttp.ClientSession() as http:
+        assert await greeting(http) == "Version 1."
+        bump(version.format(n=2))
+        assert await until(lambda said: said != "Version 1.", http) == "Version 2."
+        with caplog.at_level(logging.ERROR, logger="voicebot.flows"):
+            bump("nodes:\n  hi:\n    say: Broken.\n    next: nowhere\n")
+            await until(lambda said: "still serving" in caplog.text, http)
+        assert "node 'hi' goes to 'nowhere' which does not exist" in caplog.text
+        assert await greeting(http) == "Version 2."
