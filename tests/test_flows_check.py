@@ -171,6 +171,11 @@ CASES = {
         "flows/main.yaml:2:3: node name 'a.b' must be a plain name (letters, digits, _ and -, "
         "no dots: dots separate a flow from a node)",
     ),
+    "anywhere branch without condition": (
+        "anywhere:\n  - goto: a\nnodes:\n  a:\n    hangup:\n",
+        "flows/main.yaml:2:5: a branch of `anywhere` of flow 'main' needs a condition (intent, "
+        "dtmf, slot or when): without one it would catch every answer",
+    ),
     "empty file": ("", "flows/main.yaml:1:1: the file is empty; a flow needs at least `nodes:`"),
     "not a mapping": (
         "- a\n- b\n",

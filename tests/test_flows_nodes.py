@@ -593,3 +593,70 @@ async def test_a_walk_cut_short_by_barge_in_resumes_at_the_next_question(tmp_pat
     await bot.send("three")
     assert runs == ["lookup"]
     assert bot.said == "3 it is." and bot.of(Hangup)
+
+
+async def test_anywhere_branches_work_at_every_question(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        main="""
+        anywhere:
+          - intent: operator
+            dtmf: "0"
+            goto: agent
+        intents:
+          operator: {keywords: [operator]}
+          yes: {keywords: ["yes"]}
+        slots:
+          name: {type: text, prompt: Your name?}
+        nodes:
+          ask:
+            ask: name
+            next: menu
+          menu:
+            say: Say yes.
+            listen:
+              - intent: "yes"
+                goto: bye
+          agent:
+            transfer: "+1555"
+          bye:
+            hangup:
+        """,
+    )
+    bot = Bot(tmp_path)
+    await bot.start()
+    await bot.send("operator please")  # a text slot would take anything: anywhere comes first
+    assert bot.of(Transfer) == [Transfer("+1555")]
+    assert bot.of(IntentEvent)[0].intent == "operator"
+
+    bot = Bot(tmp_path)
+    await bot.start()
+    await bot.send("Ada")
+    assert bot.d.node == "menu" and bot.listen.dtmf_max_digits == 1
+    await bot.send(dtmf="0")
+    assert bot.of(Transfer)
+
+
+async def test_slow_action_times_out(tmp_path: Path) -> None:
+    never = asyncio.Event()
+
+    async def hang():
+        await never.wait()
+
+    write(
+        tmp_path,
+        main="""
+        nodes:
+          a:
+            action: slow.hang
+            timeout_ms: 50
+            next: b
+          b:
+            hangup:
+        """,
+    )
+    bot = Bot(tmp_path, actions={"slow.hang": hang})
+    await bot.start()
+    assert bot.of(Hangup) == [Hangup("error")]
+    error = next(n for n in bot.of(Note) if n.kind == "error")
+    assert error.data["message"] == "action 'slow.hang' timed out after 50 ms"

@@ -166,6 +166,10 @@ def _build_flow(src: Source, stem: str) -> Flow | None:
         nomatch=b.escalation(defaults.get("nomatch"), ("defaults", "nomatch")) or [],
         on_error=b.ref(defaults.get("on_error"), ("defaults", "on_error")),
     )
+    if isinstance(data.get("anywhere"), list) and all(
+        isinstance(x, dict) and "goto" in x for x in data["anywhere"]
+    ):
+        flow.anywhere = _branches(b, data["anywhere"], ("anywhere",))
     if not nodes_data and isinstance(data.get("nodes"), dict):
         src.problem(("nodes",), "`nodes:` is empty; a flow needs at least one node")
     for node_name, node_data in nodes_data.items():
@@ -279,24 +283,31 @@ def _build_ask(b: _Builder, node: Node, data: dict, path: Path_) -> None:
 
 
 def _build_listen(b: _Builder, node: Node, data: dict, path: Path_) -> None:
-    for n, branch in enumerate(data["listen"]):
-        bpath = (*path, "listen", n)
-        intents = branch.get("intent", ())
-        dtmf = branch.get("dtmf", ())
-        node.branches.append(
-            Branch(
-                where=b.where(bpath),
-                goto=b.ref(branch["goto"], (*bpath, "goto")),  # type: ignore[arg-type]
-                intents=(intents,) if isinstance(intents, str) else tuple(intents),
-                dtmf=tuple(str(x) for x in (dtmf if isinstance(dtmf, list) else [dtmf])),
-                slot=branch.get("slot"),
-                when=b.expression(branch.get("when"), (*bpath, "when")),
-            )
-        )
+    node.branches = _branches(b, data["listen"], (*path, "listen"))
     rules = data.get("dtmf") or {}
     node.dtmf_max_digits = rules.get("max_digits")
     node.dtmf_terminator = rules.get("terminator")
     node.dtmf_timeout_ms = rules.get("timeout_ms")
+
+
+def _branches(b: _Builder, data: list, path: Path_) -> list[Branch]:
+    out = []
+    for n, branch in enumerate(data):
+        bpath = (*path, n)
+        intents = branch.get("intent", ())
+        dtmf = branch.get("dtmf")
+        dtmf = [] if dtmf is None else dtmf if isinstance(dtmf, list) else [dtmf]
+        out.append(
+            Branch(
+                where=b.where(bpath),
+                goto=b.ref(branch["goto"], (*bpath, "goto")),  # type: ignore[arg-type]
+                intents=(intents,) if isinstance(intents, str) else tuple(intents),
+                dtmf=tuple(str(x) for x in dtmf),
+                slot=branch.get("slot"),
+                when=b.expression(branch.get("when"), (*bpath, "when")),
+            )
+        )
+    return out
 
 
 def _build_llm(b: _Builder, node: Node, data: dict, path: Path_) -> None:
@@ -320,6 +331,7 @@ def _build_action(b: _Builder, node: Node, data: dict, path: Path_) -> None:
     node.action = data["action"]
     node.args = b.values(data.get("args") or {}, (*path, "args"))
     node.result = data.get("result")
+    node.timeout_ms = data.get("timeout_ms")
 
 
 def _build_http(b: _Builder, node: Node, data: dict, path: Path_) -> None:

@@ -178,6 +178,8 @@ class Flow:
     slots: dict[str, SlotDecl] = field(default_factory=dict)
     intents: dict[str, IntentSpec] = field(default_factory=dict)
     defaults: Defaults = field(default_factory=Defaults)
+    anywhere: list[Branch] = field(default_factory=list)
+    anywhere_candidates: tuple[IntentSpec, ...] = ()
     uses: list[tuple[Any, str]] = field(default_factory=list)  # templates, for the validator
 
 

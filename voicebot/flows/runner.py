@@ -8,6 +8,7 @@ object and round-trips through `snapshot()` / `restore()` for session resume.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
 import json
@@ -30,9 +31,9 @@ from ..dialogue import (
     Transfer,
     UserInput,
 )
-from ..providers import Message, ProviderError, ToolCall, ToolSpec, Usage
+from ..providers import IntentSpec, Message, ProviderError, ToolCall, ToolSpec, Usage
 from . import http as http_node
-from .model import Escalation, Flow, FlowSet, Node, Ref, SlotDecl
+from .model import Branch, Escalation, Flow, FlowSet, Node, Ref, SlotDecl
 from .slottypes import BUILTIN, violation
 from .templates import Template, TemplateError, eval_value
 
@@ -42,6 +43,7 @@ MAX_STEPS = 64  # nodes run in one turn before we call it a loop
 MAX_DEPTH = 16  # nested sub-flow calls
 HISTORY = 100  # turns kept for snapshots and `interrupted()`
 LLM_MEMORY = 40  # messages of an llm node's conversation kept
+ACTION_TIMEOUT_MS = 10_000  # an action that hangs must not hold the caller in silence
 _NOINPUT = [Escalation(Template("Sorry, I didn't hear anything."), True, None)]
 _NOMATCH = [Escalation(Template("Sorry, I didn't get that."), True, None)]
 _APOLOGY = "Sorry, something went wrong. Please call again later."
@@ -435,6 +437,10 @@ class FlowDialogue(Dialogue):
             async for out in self._escalate(node, "noinput"):
                 yield out
             return
+        async for out in self._anywhere(node, event):
+            yield out
+        if self._next is not None:
+            return
         if self.phase == "confirm":
             yes = BUILTIN["yesno"](event.text, event.digits, None, None)  # type: ignore[arg-type]
             if yes is None:
@@ -485,28 +491,60 @@ class FlowDialogue(Dialogue):
             async for out in self._escalate(node, "noinput"):
                 yield out
             return
+        flow = self._flow(node)
+        async for out in self._classify(node, event, node.candidates):
+            yield out
+        for branches in (flow.anywhere, node.branches):
+            async for out in self._branch(node, branches, event):
+                yield out
+            if self._next is not None:
+                return
+        async for out in self._escalate(node, "nomatch"):
+            yield out
+
+    async def _anywhere(self, node: Node, event: UserInput) -> AsyncIterator[BotOutput]:
+        """The flow's `anywhere:` branches, tried at an ask node before its slot parsing."""
+        flow = self._flow(node)
+        if event.kind == "noinput" or not flow.anywhere:
+            return
+        async for out in self._classify(node, event, flow.anywhere_candidates):
+            yield out
+        async for out in self._branch(node, flow.anywhere, event):
+            yield out
+
+    async def _classify(
+        self, node: Node, event: UserInput, candidates: tuple[IntentSpec, ...]
+    ) -> AsyncIterator[BotOutput]:
+        """Ask the intent classifier to choose among `candidates`; note and emit its answer."""
+        self.last_input["intent"] = None
+        if event.kind == "dtmf" or not candidates or self.ctx.intent is None or not event.text:
+            return
+        try:
+            result = await self.ctx.intent.classify(event.text, candidates)
+        except ProviderError as exc:
+            log.warning("call %s: intent classifier failed: %s", self.ctx.call_id, exc)
+            return
+        if result.name is None:
+            return
+        self.last_input["intent"] = result.name
+        self.last_input["confidence"] = result.confidence
+        yield IntentEvent(result.name, result.confidence, dict(result.slots))
+        for name, raw in result.slots.items():
+            decl = self.flows.slot(node.flow, name)
+            if decl is not None:
+                value, ok = self.parse_slot(decl, str(raw), "")
+                if ok:
+                    yield self._fill(name, value)
+
+    async def _branch(
+        self, node: Node, branches: list[Branch], event: UserInput
+    ) -> AsyncIterator[BotOutput]:
+        """Take the first matching branch (sets the next node), filling a `slot:` it parses."""
+        intent = self.last_input["intent"]
         digits = event.digits
         if digits and node.dtmf_terminator:
             digits = digits.split(node.dtmf_terminator, 1)[0]
-        intent = None
-        if event.kind != "dtmf" and node.candidates and self.ctx.intent is not None and event.text:
-            try:
-                result = await self.ctx.intent.classify(event.text, node.candidates)
-            except ProviderError as exc:
-                log.warning("call %s: intent classifier failed: %s", self.ctx.call_id, exc)
-                result = None
-            if result is not None and result.name is not None:
-                intent = result.name
-                self.last_input["intent"] = intent
-                self.last_input["confidence"] = result.confidence
-                yield IntentEvent(intent, result.confidence, dict(result.slots))
-                for name, raw in result.slots.items():
-                    decl = self.flows.slot(node.flow, name)
-                    if decl is not None:
-                        value, ok = self.parse_slot(decl, str(raw), "")
-                        if ok:
-                            yield self._fill(name, value)
-        for branch in node.branches:
+        for branch in branches:
             matched = branch.always
             if not matched and intent is not None and intent in branch.intents:
                 matched = True
@@ -527,8 +565,6 @@ class FlowDialogue(Dialogue):
                 self.counters = {"noinput": 0, "nomatch": 0}
                 self._go(branch.goto)
                 return
-        async for out in self._escalate(node, "nomatch"):
-            yield out
 
     # ------------------------------------------------------------------------------- llm
 
@@ -611,14 +647,19 @@ class FlowDialogue(Dialogue):
 
     # -------------------------------------------------------------- action, http, set, ...
 
-    async def _call_action(self, name: str, args: dict[str, Any]) -> Any:
+    async def _call_action(
+        self, name: str, args: dict[str, Any], timeout_ms: int = ACTION_TIMEOUT_MS
+    ) -> Any:
         fn = self.ctx.actions.get(name)
         if fn is None:
             raise StepError(f"action '{name}' is not registered by any plugin")
         try:
             result = fn(**args)
             if inspect.isawaitable(result):
-                result = await result
+                async with asyncio.timeout(timeout_ms / 1000):
+                    result = await result
+        except TimeoutError as exc:
+            raise StepError(f"action '{name}' timed out after {timeout_ms} ms") from exc
         except Exception as exc:  # the plugin's failure is this call's problem only
             raise StepError(f"action '{name}' failed: {type(exc).__name__}: {exc}") from exc
         return result
@@ -639,7 +680,11 @@ class FlowDialogue(Dialogue):
     async def _enter_action(self, node: Node) -> AsyncIterator[BotOutput]:
         async for out in self._enter_say(node):
             yield out
-        result = await self._call_action(node.action, self._eval(node.args))  # type: ignore[arg-type]
+        result = await self._call_action(
+            node.action,  # type: ignore[arg-type]
+            self._eval(node.args),
+            node.timeout_ms or ACTION_TIMEOUT_MS,
+        )
         if node.result:
             self.values[node.result] = result
             yield Note("vars", {"vars": {node.result: result}})

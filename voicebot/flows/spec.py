@@ -180,6 +180,7 @@ KINDS: dict[str, dict[str, T]] = {
         "action": s("A registered action, e.g. bookings.create"),
         "args": mp(anything("Strings are templates; `{{ x }}` alone keeps x's type")),
         "result": s("Variable receiving the result", pattern=NAME),
+        "timeout_ms": i("How long an async action may take (default 10000)", minimum=1),
         "next": REF,
         **ERRORS,
     },
@@ -262,6 +263,11 @@ FLOW = obj(
     slots=mp(SLOT),
     intents=mp(INTENT),
     defaults=DEFAULTS,
+    anywhere=lst(
+        BRANCH,
+        "Branches tried at every ask and listen node of this flow, before the node's own "
+        "(e.g. 'agent' or 0 for a person at any time)",
+    ),
     nodes=mp(obj("A node; see KINDS"), "The nodes, by name"),
 )
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .model import Flow, FlowSet, Node, Ref, SlotDecl
+from ..providers import IntentSpec
+from .model import Branch, Flow, FlowSet, Node, Ref, SlotDecl
 from .slottypes import BUILTIN
 from .spec import did_you_mean
 from .templates import Expression, Template, TemplateError, value_names
@@ -112,6 +113,17 @@ class _Validator:
                 self.resolve(esc.goto, flow, f"the defaults of flow '{flow.name}'")
         if d.on_error is not None:
             self.resolve(d.on_error, flow, f"`on_error` of flow '{flow.name}'")
+        who = f"`anywhere` of flow '{flow.name}'"
+        for branch in flow.anywhere:
+            self.resolve(branch.goto, flow, who)
+            self.branch(flow, branch, who)
+            if branch.always:
+                self.problem(
+                    branch.where,
+                    f"a branch of {who} needs a condition (intent, dtmf, "
+                    "slot or when): without one it would catch every answer",
+                )
+        flow.anywhere_candidates = self._candidates(flow, flow.anywhere)
         for node in flow.nodes.values():
             if node.kind != "invalid":
                 self.node(flow, node)
@@ -155,18 +167,9 @@ class _Validator:
         if node.kind == "listen" and not node.branches:
             self.problem(node.where, f"{who} has no way out: `listen:` needs at least one branch")
         for slot in node.slots:
-            self.declared_slot(flow, node, slot)
+            self.declared_slot(flow, who, slot, node.where)
         for branch in node.branches:
-            for intent in branch.intents:
-                if self.fs.intent(flow.name, intent) is None:
-                    self.problem(
-                        branch.where,
-                        f"{who} listens for intent '{intent}' which is not "
-                        f"declared under `intents:`"
-                        f"{did_you_mean(intent, self._intent_names(flow))}",
-                    )
-            if branch.slot is not None:
-                self.declared_slot(flow, node, branch.slot, where=branch.where)
+            self.branch(flow, branch, who)
         if node.kind == "action":
             self.action(node.action, node.where, who)
         for f in node.functions.values():
@@ -175,13 +178,24 @@ class _Validator:
         if node.kind == "listen":
             self._listen_candidates(flow, node)
 
-    def declared_slot(self, flow: Flow, node: Node, slot: str, where: str | None = None) -> None:
+    def branch(self, flow: Flow, branch: Branch, who: str) -> None:
+        for intent in branch.intents:
+            if self.fs.intent(flow.name, intent) is None:
+                self.problem(
+                    branch.where,
+                    f"{who} listens for intent '{intent}' which is not "
+                    f"declared under `intents:`{did_you_mean(intent, self._intent_names())}",
+                )
+        if branch.slot is not None:
+            self.declared_slot(flow, who, branch.slot, branch.where)
+
+    def declared_slot(self, flow: Flow, who: str, slot: str, where: str) -> None:
         if self.fs.slot(flow.name, slot) is None:
             names = {s for f in self.fs.flows.values() for s in f.slots}
             self.problem(
-                where or node.where,
-                f"node '{node.name}' uses slot '{slot}' which is not "
-                f"declared under `slots:`{did_you_mean(slot, names)}",
+                where,
+                f"{who} uses slot '{slot}' which is not declared under "
+                f"`slots:`{did_you_mean(slot, names)}",
             )
 
     def action(self, name: str | None, where: str, who: str) -> None:
@@ -199,19 +213,24 @@ class _Validator:
             f"{did_you_mean(name, known)}{listed}",
         )
 
-    def _intent_names(self, flow: Flow) -> set[str]:
+    def _intent_names(self) -> set[str]:
         return {i for f in self.fs.flows.values() for i in f.intents}
 
-    def _listen_candidates(self, flow: Flow, node: Node) -> None:
-        seen: dict[str, Any] = {}
-        for branch in node.branches:
+    def _candidates(self, flow: Flow, branches: list[Branch]) -> tuple[IntentSpec, ...]:
+        seen: dict[str, IntentSpec] = {}
+        for branch in branches:
             for intent in branch.intents:
                 spec = self.fs.intent(flow.name, intent)
                 if spec is not None:
                     seen.setdefault(intent, spec)
-        node.candidates = tuple(seen.values())
+        return tuple(seen.values())
+
+    def _listen_candidates(self, flow: Flow, node: Node) -> None:
+        """Intents this node passes to the classifier (its own, then `anywhere`'s not yet in)."""
+        node.candidates = self._candidates(flow, node.branches + flow.anywhere)
         if node.dtmf_max_digits is None:
-            node.dtmf_max_digits = max((len(k) for b in node.branches for k in b.dtmf), default=1)
+            keys = [k for b in node.branches + flow.anywhere for k in b.dtmf]
+            node.dtmf_max_digits = max(map(len, keys), default=1)
 
     # -------------------------------------------------------------------------- templates
 
@@ -314,6 +333,8 @@ class _Validator:
 
 def _all_refs(flow: Flow, node: Node) -> Iterable[Ref]:
     yield from node.refs()
+    if node.kind in ("ask", "listen"):
+        yield from (b.goto for b in flow.anywhere)
     if node.kind in INPUT_KINDS or node.kind in ("action", "http"):
         d = flow.defaults
         for esc in (d.noinput if node.noinput is None else []) + (
