@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from voicebot_plugins.intent_keyword import KeywordIntent
-
 from voicebot.dialogue import DialogueContext, Hangup, Listen, Say, Transfer, UserInput
 from voicebot.flows import FlowDialogue, load_flows
+from voicebot_plugins.intent_keyword import KeywordIntent
 
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=ZoneInfo("UTC"))  # a Saturday
 

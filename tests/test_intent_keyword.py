@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from voicebot_plugins.intent_keyword import KeywordIntent
-
 from voicebot.plugins import make_plugin_manager
 from voicebot.providers import IntentSpec
+from voicebot_plugins.intent_keyword import KeywordIntent
 
 BOOK = IntentSpec("book", ("I'd like to book a table",), ("book", "reservation"))
 CANCEL = IntentSpec("cancel", ("I need to cancel my booking",), ("cancel",))
