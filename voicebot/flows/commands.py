@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..dialogue import DialogueContext, Hangup, IntentEvent, Listen, Note, Say, Transfer, UserInput
+from ..sentences import join_pieces
 from .library import load_flows
 from .model import FlowError
 from .runner import FlowDialogue
@@ -152,12 +153,12 @@ async def _show(stream: Any, out: TextIO) -> bool:
 
     def flush() -> None:
         if said:
-            out.write("bot> " + " ".join("".join(said).split()) + "\n")
+            out.write("bot> " + " ".join(join_pieces(said).split()) + "\n")
             said.clear()
 
     async for item in stream:
         if isinstance(item, Say):
-            said.append(item.text if not said or said[-1].endswith(" ") else " " + item.text)
+            said.append(item.text)
             continue
         flush()
         if isinstance(item, Note) and item.kind == "node":

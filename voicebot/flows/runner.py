@@ -32,6 +32,7 @@ from ..dialogue import (
     UserInput,
 )
 from ..providers import IntentSpec, Message, ProviderError, ToolCall, ToolSpec, Usage
+from ..sentences import join_pieces
 from . import http as http_node
 from .model import Branch, Escalation, Flow, FlowSet, Node, Ref, SlotDecl
 from .slottypes import BUILTIN, violation
@@ -262,7 +263,7 @@ class FlowDialogue(Dialogue):
     def _record_bot(self) -> None:
         if self._said:
             self.history.append(
-                {"role": "bot", "text": " ".join(self._said), "node": f"{self.flow}.{self.node}"}
+                {"role": "bot", "text": join_pieces(self._said), "node": f"{self.flow}.{self.node}"}
             )
             self._said = []
 
@@ -591,7 +592,6 @@ class FlowDialogue(Dialogue):
                     if isinstance(piece, str):
                         if piece:
                             reply.append(piece)
-                            self._said.append(piece)
                             yield Say(piece, barge_in=self._barge_in(node))
                     elif isinstance(piece, ToolCall):
                         calls.append(piece)
@@ -599,6 +599,8 @@ class FlowDialogue(Dialogue):
                         self.ctx.report_usage(piece)
             except ProviderError as exc:
                 raise StepError(f"LLM failed: {exc}") from exc
+            if reply:
+                self._said.append("".join(reply))
             self.llm_messages.append(Message("assistant", "".join(reply), tool_calls=calls))
             del self.llm_messages[:-LLM_MEMORY]
             if not calls:

@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..dialogue import DialogueContext, Hangup, IntentEvent, Say, Transfer, UserInput
+from ..sentences import join_pieces
 from .model import FlowSet
 from .runner import FlowDialogue
 from .source import read
@@ -36,7 +37,8 @@ class Turn:
 
     @property
     def text(self) -> str:
-        return " ".join(" ".join(self.says).split())
+        """The reply as the call would speak it (pieces joined the way the pipeline joins them)."""
+        return " ".join(join_pieces(self.says).split())
 
 
 @dataclass
