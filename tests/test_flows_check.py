@@ -176,6 +176,11 @@ CASES = {
         "flows/main.yaml:2:5: a branch of `anywhere` of flow 'main' needs a condition (intent, "
         "dtmf, slot or when): without one it would catch every answer",
     ),
+    "ask without a question": (
+        "slots:\n  n: {type: integer}\nnodes:\n  a:\n    ask: n\n    next: b\n  b:\n    hangup:\n",
+        "flows/main.yaml:5:5: node 'a' asks for slot 'n' without a question: give the slot a "
+        "`prompt:` or the node a `say:`",
+    ),
     "empty file": ("", "flows/main.yaml:1:1: the file is empty; a flow needs at least `nodes:`"),
     "not a mapping": (
         "- a\n- b\n",

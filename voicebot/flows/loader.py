@@ -25,7 +25,12 @@ def flow_files(directory: Path) -> list[Path]:
 
 
 def display_path(directory: Path, file: Path) -> str:
-    return str(Path(directory) / file.name)
+    """`flows/booking.yaml` rather than an absolute path when the file is under the cwd."""
+    path = Path(directory) / file.name
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def load_sources(directory: Path) -> tuple[FlowSet, list[str]]:

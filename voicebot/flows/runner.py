@@ -80,13 +80,19 @@ class FlowDialogue(Dialogue):
         self._clock = clock or (lambda tz: datetime.now(tz))
         self.flow = flow
         self.node = flows.flows[flow].start
-        self.phase = "enter"  # enter | input | confirm | ended
+        self.phase = "enter"  # enter (walking) | input | confirm | confirmed | ended
         self.values: dict[str, Any] = {}
         self.stack: list[tuple[str, str]] = []
         self.counters = {"noinput": 0, "nomatch": 0}
         self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
         self.llm_messages: list[Message] = []
-        self.last_input: dict[str, Any] = {"kind": "", "text": "", "digits": "", "intent": None}
+        self.last_input: dict[str, Any] = {
+            "kind": "",
+            "text": "",
+            "digits": "",
+            "intent": None,
+            "confidence": None,
+        }
         self._next: tuple[str, str] | None = None
         self._said: list[str] = []
 

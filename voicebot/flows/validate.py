@@ -46,7 +46,8 @@ def validate(flowset: FlowSet, registry: Any = None) -> list[str]:
     v = _Validator(flowset, registry)
     for flow in flowset.flows.values():
         v.flow(flow)
-    v.reachability()
+    if not v.broken_refs:  # with a broken reference, "never reached" would only be noise
+        v.reachability()
     return v.problems
 
 
@@ -55,6 +56,7 @@ class _Validator:
         self.fs = flowset
         self.registry = registry
         self.problems: list[str] = []
+        self.broken_refs = False
         self.variables = self._assigned_names()
 
     def problem(self, where: str, message: str) -> None:
@@ -63,6 +65,11 @@ class _Validator:
     # ------------------------------------------------------------------------- references
 
     def resolve(self, ref: Ref, flow: Flow, who: str) -> bool:
+        ok = self._resolve(ref, flow, who)
+        self.broken_refs |= not ok
+        return ok
+
+    def _resolve(self, ref: Ref, flow: Flow, who: str) -> bool:
         raw = ref.raw
         if "." in raw:
             flow_name, _, node_name = raw.partition(".")
@@ -168,6 +175,15 @@ class _Validator:
             self.problem(node.where, f"{who} has no way out: `listen:` needs at least one branch")
         for slot in node.slots:
             self.declared_slot(flow, who, slot, node.where)
+            decl = self.fs.slot(flow.name, slot)
+            alone = len(node.slots) == 1 and node.say is not None
+            if decl is not None and decl.prompt is None and not alone:
+                self.problem(
+                    node.where,
+                    f"{who} asks for slot '{slot}' without a question: give "
+                    f"the slot a `prompt:`"
+                    + (" or the node a `say:`" if len(node.slots) == 1 else ""),
+                )
         for branch in node.branches:
             self.branch(flow, branch, who)
         if node.kind == "action":
