@@ -2,7 +2,8 @@
 
 Runs the example booking conversation through the main menu again and again: intent
 classification with the `keyword` classifier, slot parsing (numbers, dates), templates,
-conditions, sub-flow call and return. Prints microseconds of CPU per turn (CPU time, so a busy machine does not inflate it).
+conditions, sub-flow call and return. Prints microseconds of CPU per turn (CPU time, so a
+busy machine does not inflate it).
 
     python benchmarks/flow_step.py [--calls 2000] [--flows flows]
 """
