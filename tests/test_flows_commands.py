@@ -133,7 +133,8 @@ def test_test_command_with_a_config_file(tmp_path: Path) -> None:
     assert code == 0, out.getvalue()
 
 
-def test_chat_shows_transitions_slots_and_intents() -> None:
+def test_chat_shows_transitions_slots_and_intents(monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)  # the chat uses ./flows without a config
     stdin = io.StringIO("hello\n/dtmf 1\nthree\ntomorrow at 8pm\nAda\nyes\n\n/slots\nno\n")
     out = io.StringIO()
     assert commands.chat_main(None, None, stdin=stdin, stdout=out) == 0
@@ -148,7 +149,17 @@ def test_chat_shows_transitions_slots_and_intents() -> None:
     assert "  [hangup: completed]\n" in text
 
 
-def test_chat_reports_unknown_flow() -> None:
+def test_chat_without_a_config_file_uses_the_flows_here(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)  # the chat uses ./flows without a config
+    out = io.StringIO()
+    missing = str(tmp_path / "config.yaml")
+    assert commands.chat_main(missing, None, stdin=io.StringIO("/quit\n"), stdout=out) == 0
+    assert out.getvalue().startswith(f"note: {missing} not found: using ./flows and keyword")
+    assert "bot> Welcome to Luigi's." in out.getvalue()
+
+
+def test_chat_reports_unknown_flow(monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)  # the chat uses ./flows without a config
     out = io.StringIO()
     assert commands.chat_main(None, "nope", stdin=io.StringIO(), stdout=out) == 2
     assert out.getvalue() == "error: no flow named 'nope'; flows: booking, main, support\n"

@@ -105,6 +105,9 @@ def chat_main(
 
 
 async def _chat(config_path: str | None, flow: str | None, stdin: TextIO, stdout: TextIO) -> int:
+    if config_path and not Path(config_path).exists():
+        stdout.write(f"note: {config_path} not found: using ./flows and keyword intents\n")
+        config_path = None
     try:
         settings = Settings(config_path)
         await settings.build()
