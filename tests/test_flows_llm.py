@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from voicebot.dialogue import Hangup, Listen, Note, Say
-from voicebot.providers import LLM, ProviderError, ToolCall, Usage
+from voicebot.dialogue import Hangup, Listen, Note, Say, UserInput
+from voicebot.flows import FlowDialogue
+from voicebot.providers import LLM, Message, ProviderError, ToolCall, Usage
 
 from .flows_helpers import Bot, write
 
@@ -129,3 +130,26 @@ async def test_llm_unknown_function_is_answered_not_fatal(tmp_path: Path) -> Non
     assert bot.said == "Sorry, I can't do that."
     tool_message = llm.requests[1][0][-1]
     assert tool_message.role == "tool" and "no function launch_rockets" in tool_message.content
+
+
+async def test_llm_conversation_survives_snapshot_and_restore(tmp_path: Path) -> None:
+    write(tmp_path, main=FLOW)
+    llm = ScriptedLLM(["Hello!", ToolCall("c1", "opening_hours", {"day": "monday"})], ["Noon."],
+                      ["Bye."])  # fmt: skip
+    bot = Bot(tmp_path, llm=llm, actions={"info.hours": lambda day: "12-22"})
+    await bot.start()
+    await bot.send("when do you open on monday?")
+    snap = bot.d.snapshot()
+    assert [m["role"] for m in snap["llm"]] == ["user", "assistant", "tool", "assistant"]
+    assert snap["llm"][1]["tool_calls"] == [
+        {"id": "c1", "name": "opening_hours", "arguments": {"day": "monday"}}
+    ]
+    restored = FlowDialogue.restore(bot.flows, bot.ctx, snap)
+    assert [x.text async for x in restored.start() if isinstance(x, Say)] == [
+        "Hi, this is Luigi's. How can I help?"
+    ]
+    [x async for x in restored.handle(UserInput("speech", "thanks"))]
+    sent = llm.requests[-1][0]
+    assert [m.role for m in sent] == ["system", "user", "assistant", "tool", "assistant", "user"]
+    assert sent[2].tool_calls == [ToolCall("c1", "opening_hours", {"day": "monday"})]
+    assert sent[-1] == Message("user", "thanks")

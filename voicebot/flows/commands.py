@@ -101,13 +101,13 @@ def chat_main(
     stdout: TextIO = sys.stdout,
 ) -> int:
     """Type to the bot; `/dtmf 12#` presses keys, an empty line is silence, `/quit` ends."""
+    if config_path and not Path(config_path).exists():
+        stdout.write(f"note: {config_path} not found: using ./flows and keyword intents\n")
+        config_path = None
     return asyncio.run(_chat(config_path, flow, stdin, stdout))
 
 
 async def _chat(config_path: str | None, flow: str | None, stdin: TextIO, stdout: TextIO) -> int:
-    if config_path and not Path(config_path).exists():
-        stdout.write(f"note: {config_path} not found: using ./flows and keyword intents\n")
-        config_path = None
     try:
         settings = Settings(config_path)
         await settings.build()

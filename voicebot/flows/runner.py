@@ -9,6 +9,7 @@ object and round-trips through `snapshot()` / `restore()` for session resume.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -169,6 +170,7 @@ class FlowDialogue(Dialogue):
                     "stack": [list(x) for x in self.stack],
                     "counters": dict(self.counters),
                     "history": list(self.history),
+                    "llm": [dataclasses.asdict(m) for m in self.llm_messages],
                 },
                 default=str,
             )
@@ -192,6 +194,10 @@ class FlowDialogue(Dialogue):
             d.node = node
             d.phase = snapshot.get("phase", "enter")
             d.stack = [(a, b) for a, b in snapshot.get("stack", [])]
+            d.llm_messages = [
+                Message(**{**m, "tool_calls": [ToolCall(**c) for c in m.get("tool_calls", [])]})
+                for m in snapshot.get("llm", [])
+            ]
             d.counters.update(snapshot.get("counters", {}))
         return d
 
