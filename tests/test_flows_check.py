@@ -68,8 +68,8 @@ CASES = {
     ),
     "yaml boolean where a word was meant": (
         "intents:\n  no:\n    keywords: [no]\nnodes:\n  a:\n    hangup:\n",
-        "flows/main.yaml:3:16: 'keywords' of 'no' item 1 must be a string, not false (YAML "
-        "reads yes/no/on/off as true/false: quote the word)",
+        "flows/main.yaml:3:16: item 1 of 'keywords' of intent 'no' must be a string, not false "
+        "(YAML reads yes/no/on/off as true/false: quote the word)",
     ),
     "no way out": (
         "nodes:\n  a:\n    say: Hi\n",
@@ -180,6 +180,19 @@ CASES = {
         "slots:\n  n: {type: integer}\nnodes:\n  a:\n    ask: n\n    next: b\n  b:\n    hangup:\n",
         "flows/main.yaml:5:5: node 'a' asks for slot 'n' without a question: give the slot a "
         "`prompt:` or the node a `say:`",
+    ),
+    "branch without target": (
+        "intents:\n  x: {keywords: [x]}\nnodes:\n  a:\n    listen:\n      - intent: x\n",
+        "flows/main.yaml:6:9: item 1 of 'listen' of listen node 'a' needs 'goto'",
+    ),
+    "misspelt escalation key": (
+        "nodes:\n  a:\n    listen:\n      - goto: a\n    noinput:\n      - sya: Hello\n",
+        "flows/main.yaml:6:9: unknown key 'sya' in item 1 of 'noinput' of listen node 'a' "
+        "(did you mean 'say'?)",
+    ),
+    "negative timeout": (
+        "nodes:\n  a:\n    listen:\n      - goto: a\n    timeout_ms: -5\n",
+        "flows/main.yaml:5:17: 'timeout_ms' of listen node 'a' must be at least 0, not -5",
     ),
     "empty file": ("", "flows/main.yaml:1:1: the file is empty; a flow needs at least `nodes:`"),
     "not a mapping": (

@@ -29,6 +29,7 @@ class T:
     enum: tuple[Any, ...] = ()
     minimum: float | None = None
     pattern: str | None = None
+    label: str = ""  # maps: what a key names ("slot"), for messages
 
 
 def s(doc: str = "", **kw: Any) -> T:
@@ -55,8 +56,8 @@ def lst(item: T, doc: str = "") -> T:
     return T("list", doc, item=item)
 
 
-def mp(item: T, doc: str = "") -> T:
-    return T("map", doc, item=item)
+def mp(item: T, doc: str = "", label: str = "") -> T:
+    return T("map", doc, item=item, label=label)
 
 
 def obj(doc: str = "", required: tuple[str, ...] = (), **fields: T) -> T:
@@ -129,6 +130,7 @@ FUNCTION = obj(
             obj("JSON Schema of one parameter", type=s(), description=s(), enum=lst(anything())),
         ),
         "Parameters; one named like a slot fills that slot",
+        label="parameter",
     ),
     goto=REF,
     action=s("A registered action to run; its result goes back to the LLM"),
@@ -169,7 +171,7 @@ KINDS: dict[str, dict[str, T]] = {
             "Free conversation",
             required=("system",),
             system=TEXT,
-            functions=mp(FUNCTION),
+            functions=mp(FUNCTION, label="function"),
             max_rounds=i("Tool-call rounds per turn (default 4)", minimum=1),
         ),
         "noinput": ESCALATION,
@@ -196,7 +198,7 @@ KINDS: dict[str, dict[str, T]] = {
         "next": REF,
     },
     "if": {"if": EXPR, "then": REF, "else": REF},
-    "switch": {"switch": EXPR, "cases": mp(REF), "default": REF},
+    "switch": {"switch": EXPR, "cases": mp(REF, label="case"), "default": REF},
     "goto": {"goto": REF},
     "call": {"call": REF, "next": REF},
     "return": {"return": anything("Ends a sub-flow; back to the caller's `next`")},
@@ -260,8 +262,8 @@ FLOW = obj(
     flow=s("Flow name (default: the file name)", pattern=NAME),
     description=s(),
     start=s("The first node (default: the first one listed)"),
-    slots=mp(SLOT),
-    intents=mp(INTENT),
+    slots=mp(SLOT, label="slot"),
+    intents=mp(INTENT, label="intent"),
     defaults=DEFAULTS,
     anywhere=lst(
         BRANCH,
@@ -338,12 +340,13 @@ def check(t: T, value: Any, path: Path_, src: Source, what: str) -> bool:
     if t.kind == "list":
         ok = True
         for n, item in enumerate(value):
-            ok &= check(t.item, item, (*path, n), src, f"{what} item {n + 1}")  # type: ignore[arg-type]
+            ok &= check(t.item, item, (*path, n), src, f"item {n + 1} of {what}")  # type: ignore[arg-type]
         return ok
     if t.kind == "map":
         ok = True
         for key, item in value.items():
-            ok &= check(t.item, item, (*path, key), src, f"'{key}'")  # type: ignore[arg-type]
+            name = f"{t.label} '{key}'" if t.label else f"'{key}' of {what}"
+            ok &= check(t.item, item, (*path, key), src, name)  # type: ignore[arg-type]
         return ok
     if t.kind == "object":
         return check_fields(t.fields, t.required, value, path, src, what)
