@@ -211,6 +211,13 @@ def test_each_broken_flow_has_its_own_message(tmp_path: Path, case: str) -> None
     assert message in found, "\n".join(found)
 
 
+def test_an_ask_node_needs_somewhere_to_go(tmp_path: Path) -> None:
+    text = "slots:\n  n: {type: integer, prompt: How many?}\nnodes:\n  a:\n    ask: n\n"
+    assert problems(tmp_path, text) == [
+        "flows/main.yaml:5:5: node 'a' has no way out: add `next:` (the node to go to afterwards)"
+    ]
+
+
 def test_messages_are_distinct() -> None:
     messages = [m.split(": ", 1)[1] for _, m in CASES.values()]
     assert len(set(messages)) == len(messages)

@@ -18,7 +18,7 @@ from .templates import Expression, Template, TemplateError, value_names
 
 BUILTIN_NAMES = frozenset({"call", "input", "now", "today", "help", "value"})
 INPUT_KINDS = frozenset({"ask", "listen", "llm"})
-NEEDS_NEXT = frozenset({"say", "set", "action", "http", "call"})
+NEEDS_NEXT = frozenset({"say", "ask", "set", "action", "http", "call"})
 _SLOT_OPTIONS = {
     "min": {"number", "integer"},
     "max": {"number", "integer"},
