@@ -44,12 +44,24 @@ class KeywordIntent(IntentClassifier):
                 default=0.0,
             )
             for example in spec.examples:
-                score = max(score, 0.95 * fuzz.token_set_ratio(padded, example.lower()) / 100)
+                score = max(score, self._example(example, words, padded))
             if score > best:
                 best_name, best = spec.name, score
         if best < self.options.threshold:
             return IntentResult(None, round(best, 3))
         return IntentResult(best_name, round(best, 3))
+
+    @staticmethod
+    def _example(example: str, words: list[str], padded: str) -> float:
+        """Fuzzy overlap with an example phrase, scaled down when the utterance shares only a
+        word or two of it: token-set similarity alone rates "no" a perfect match for "I have
+        no idea"."""
+        ex = _words(example)
+        if not ex:
+            return 0.0
+        coverage = len(set(ex) & set(words)) / len(set(ex))
+        similarity = fuzz.token_set_ratio(padded, " ".join(ex)) / 100
+        return 0.95 * similarity * min(1.0, coverage / 0.5)
 
     def _keyword(self, keyword: str, words: list[str], padded: str) -> float:
         phrase = " ".join(_words(keyword))

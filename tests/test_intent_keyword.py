@@ -28,6 +28,13 @@ async def test_below_threshold_is_none_and_only_candidates_count() -> None:
     assert (await k.classify("", [BOOK])).name is None
 
 
+async def test_a_shared_small_word_is_not_a_match() -> None:
+    k = KeywordIntent()
+    idea = IntentSpec("unsure", ("I have no idea", "I don't know"))
+    assert (await k.classify("no", [idea])).name is None
+    assert (await k.classify("I have no idea at all", [idea])).name == "unsure"
+
+
 async def test_threshold_option() -> None:
     strict = KeywordIntent(KeywordIntent.Options(threshold=1.0))
     assert (await strict.classify("I'd like to book a table soon", [BOOK])).name == "book"
