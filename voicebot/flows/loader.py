@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..providers import IntentSpec
-from . import spec
+from . import spec, templates
 from .model import Branch, Defaults, Escalation, Flow, FlowSet, Function, Node, Ref, SlotDecl
 from .source import Path_, Source, read
 from .templates import Expression, Template, TemplateError, compile_value
@@ -72,7 +72,7 @@ class _Builder:
         if not isinstance(value, str):
             return None
         try:
-            t = Template(value)
+            t = templates.template(value)
         except TemplateError as exc:
             self.src.problem(path, str(exc))
             return None
@@ -86,7 +86,7 @@ class _Builder:
             self.src.problem(path, f"write the expression without braces: {value.strip('{} ')!r}")
             return None
         try:
-            e = Expression(value)
+            e = templates.expression(value)
         except TemplateError as exc:
             self.src.problem(path, str(exc))
             return None

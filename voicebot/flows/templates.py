@@ -8,6 +8,7 @@ integer in `set:` and action arguments); anything else renders to text.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, datetime, time
 from typing import Any
@@ -94,6 +95,10 @@ class Template:
         self.source = source
         self._expr = None
         self._tmpl = None
+        self.static = not any(mark in source for mark in ("{{", "{%", "{#"))
+        if self.static:  # most prompts: nothing to compile
+            self.names: frozenset[str] = frozenset()
+            return
         try:
             pure = _PURE.match(source)
             if pure and "{{" not in pure.group(1) and "}}" not in pure.group(1):
@@ -106,10 +111,11 @@ class Template:
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"template error: {exc.message}") from exc
         self.names = frozenset(meta.find_undeclared_variables(ast))
-        self.static = not any(mark in source for mark in ("{{", "{%", "{#"))
 
     def value(self, scope: dict[str, Any]) -> Any:
         """The expression's value for a pure `{{ x }}`, else the rendered text."""
+        if self.static:
+            return self.source
         try:
             if self._expr is not None:
                 return self._expr(**scope)
@@ -149,10 +155,21 @@ class Expression:
             raise TemplateError(f"{type(exc).__name__}: {exc} in {self.source!r}") from exc
 
 
+@functools.lru_cache(maxsize=8192)
+def template(source: str) -> Template:
+    """A compiled template, shared: reloading a flow recompiles only the text that changed."""
+    return Template(source)
+
+
+@functools.lru_cache(maxsize=4096)
+def expression(source: str) -> Expression:
+    return Expression(source)
+
+
 def compile_value(value: Any) -> Any:
     """Compile every string inside a YAML value (set:, args:, json:) into a Template."""
     if isinstance(value, str):
-        return Template(value)
+        return template(value)
     if isinstance(value, list):
         return [compile_value(v) for v in value]
     if isinstance(value, dict):
