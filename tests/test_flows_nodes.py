@@ -660,3 +660,15 @@ async def test_slow_action_times_out(tmp_path: Path) -> None:
     assert bot.of(Hangup) == [Hangup("error")]
     error = next(n for n in bot.of(Note) if n.kind == "error")
     assert error.data["message"] == "action 'slow.hang' timed out after 50 ms"
+
+
+async def test_noinput_and_nomatch_are_counted_separately(tmp_path: Path) -> None:
+    write(tmp_path, main=ESCALATE)
+    bot = Bot(tmp_path)
+    await bot.start()
+    await bot.send("blue")
+    await bot.send("green")
+    assert bot.said == "Last try. Say yes."
+    await bot.send(None)  # the first silence, after two misunderstandings
+    assert bot.said == "Hello? Say yes."
+    assert bot.d.counters == {"noinput": 1, "nomatch": 2}
