@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
 
 import pytest
 
-from voicebot.dialogue import DialogueContext, Say
+from voicebot.dialogue import DialogueContext, Say, UserInput
 from voicebot.flows import FlowError, FlowLibrary
 
 from .flows_helpers import write
@@ -87,3 +88,31 @@ async def test_new_dialogue_can_pick_another_flow(tmp_path: Path) -> None:
     library = FlowLibrary(tmp_path, "main", "UTC")
     d = library.new_dialogue(DialogueContext(call_id="c", variables={}), flow="other")
     assert [x.text async for x in d.start() if isinstance(x, Say)] == ["Version two."]
+
+
+async def test_restore_a_call_from_its_snapshot(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        main="""
+        slots:
+          n: {type: integer, prompt: How many?}
+          name: {type: text, prompt: Your name?}
+        nodes:
+          a:
+            ask: [n, name]
+            next: b
+          b:
+            say: "{{ name }}, {{ n }}."
+            hangup:
+        """,
+    )
+    library = FlowLibrary(tmp_path, "main", "UTC")
+    first = library.new_dialogue(DialogueContext(call_id="c", variables={}))
+    [x async for x in first.start()]
+    [x async for x in first.handle(UserInput("speech", "seven"))]
+    snapshot = json.loads(json.dumps(first.snapshot()))  # as stored by a session store
+
+    resumed = library.restore_dialogue(DialogueContext(call_id="c2", variables={}), snapshot)
+    assert [x.text async for x in resumed.start() if isinstance(x, Say)] == ["Your name?"]
+    outs = [x async for x in resumed.handle(UserInput("speech", "Ada"))]
+    assert [x.text for x in outs if isinstance(x, Say)] == ["Ada, 7."]
