@@ -88,6 +88,8 @@ async def test_new_dialogue_can_pick_another_flow(tmp_path: Path) -> None:
     library = FlowLibrary(tmp_path, "main", "UTC")
     d = library.new_dialogue(DialogueContext(call_id="c", variables={}), flow="other")
     assert [x.text async for x in d.start() if isinstance(x, Say)] == ["Version two."]
+    with pytest.raises(ValueError, match="no flow named 'nope'; flows: main, other"):
+        library.new_dialogue(DialogueContext(call_id="c", variables={}), flow="nope")
 
 
 async def test_restore_a_call_from_its_snapshot(tmp_path: Path) -> None:

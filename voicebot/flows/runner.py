@@ -74,7 +74,7 @@ class FlowDialogue(Dialogue):
         clock: Callable[[ZoneInfo], datetime] | None = None,
     ) -> None:
         if flow not in flows.flows:
-            raise KeyError(f"no flow named '{flow}'; flows: {', '.join(sorted(flows.flows))}")
+            raise ValueError(f"no flow named '{flow}'; flows: {', '.join(sorted(flows.flows))}")
         self.flows = flows
         self.ctx = ctx
         self.tz = ZoneInfo(timezone)
