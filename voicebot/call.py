@@ -509,14 +509,17 @@ class Call:
         speaker = self._spawn(self._speak(sentences), "tts")
         splitter = SentenceSplitter()
         reply: list[str] = []
-        barge_in, cache_key = True, None
+        barge_in, cache_key, last_delta = True, None, False
         try:
             try:
                 async for out in outputs:
                     if isinstance(out, Say):
                         if self._turn.first_text is None:
                             self._turn.first_text = self._loop.time()
-                        piece_text = spaced(reply[-1] if reply else "", out.text)
+                        piece_text = spaced(
+                            reply[-1] if reply else "", out.text, out.delta, last_delta
+                        )
+                        last_delta = out.delta
                         reply.append(piece_text)
                         barge_in, cache_key = out.barge_in, out.cache_key
                         await self.io.send_event(
