@@ -89,6 +89,7 @@ class LimitsConfig:
     message_burst: int = field(default=400, metadata={"min": 1})
     audio_realtime_factor: float = field(default=1.5, metadata={"min": 1})
     audio_burst_s: float = field(default=5.0, metadata={"min": 0.1})
+    heartbeat_s: float = field(default=20.0, metadata={"min": 0.1})
 
 
 @dataclass

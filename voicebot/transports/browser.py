@@ -102,7 +102,9 @@ async def voice_ws(request: web.Request) -> web.StreamResponse:
     limits = runtime.config.security.limits
     authn: Authenticator = request.app["auth"]
     ws = web.WebSocketResponse(
-        heartbeat=20.0, max_msg_size=limits.max_frame_bytes, protocols=chosen_subprotocols(request)
+        heartbeat=limits.heartbeat_s,
+        max_msg_size=limits.max_frame_bytes,
+        protocols=chosen_subprotocols(request),
     )
     await ws.prepare(request)
     try:
