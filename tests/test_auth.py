@@ -265,3 +265,19 @@ def test_access_log_hides_query_tokens():
     RedactAccessLog().filter(record)
     assert "eyJ" not in record.getMessage()
     assert "token=[redacted]" in record.getMessage()
+
+
+async def test_only_the_owner_erases_a_session(tmp_path):
+    async with serve(tmp_path, auth_config()) as server, aiohttp.ClientSession() as http:
+        alice = {"Authorization": f"Bearer {make_token()}"}
+        bob = {"Authorization": f"Bearer {make_token(sub='bob')}"}
+        async with http.post(f"{server.http}/api/v1/sessions", json={}, headers=alice) as r:
+            url = f"{server.http}/api/v1/sessions/{(await r.json())['session_id']}"
+        async with http.delete(url) as r:
+            assert r.status == 401
+        async with http.delete(url, headers=bob) as r:
+            assert r.status == 404
+        async with http.delete(url, headers=alice) as r:
+            assert r.status == 200
+        async with http.delete(url, headers=alice) as r:
+            assert r.status == 404
