@@ -154,7 +154,7 @@ async def test_idle_and_max_length_close_4008(tmp_path):
 
 
 async def test_heartbeat_drops_a_dead_peer(tmp_path):
-    async with serve(tmp_path, limited(heartbeat_s=0.4)) as server:
+    async with serve(tmp_path, limited(heartbeat_s=0.5)) as server:
         good = await open_ws(server)
         # a raw socket that completes the handshake, then never answers a ping
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)

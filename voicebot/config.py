@@ -55,6 +55,7 @@ class DialogueConfig:
     mode: Literal["flows", "llm", "echo"] = "flows"
     greeting: str = "Hello! How can I help you?"
     system_prompt: str = "You are a helpful voice assistant. Answer in one or two short sentences."
+    noinput_timeout_ms: int = field(default=8000, metadata={"min": 0})
 
 
 @dataclass
@@ -89,7 +90,7 @@ class LimitsConfig:
     message_burst: int = field(default=400, metadata={"min": 1})
     audio_realtime_factor: float = field(default=1.5, metadata={"min": 1})
     audio_burst_s: float = field(default=5.0, metadata={"min": 0.1})
-    heartbeat_s: float = field(default=20.0, metadata={"min": 0.1})
+    heartbeat_s: float = field(default=20.0, metadata={"min": 0.5})
 
 
 @dataclass
