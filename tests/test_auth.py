@@ -281,3 +281,20 @@ async def test_only_the_owner_erases_a_session(tmp_path):
             assert r.status == 200
         async with http.delete(url, headers=alice) as r:
             assert r.status == 404
+
+
+async def test_sockets_waiting_for_a_token_are_capped(tmp_path):
+    cfg = auth_config()
+    cfg["security"]["limits"] = {"max_calls": 1}
+    cfg["security"]["auth"]["first_message_timeout_s"] = 5
+    async with serve(tmp_path, cfg) as server:
+        waiting = Client(await websockets.connect(f"{server.url}/ws/voice"))
+        while server.runner.app["auth"].waiting < 1:  # noqa: ASYNC110 - server-side counter
+            await asyncio.sleep(0.01)
+        second = Client(await websockets.connect(f"{server.url}/ws/voice"))
+        code, why = await refused(second)
+        assert code == 1013 and "waiting to authenticate" in why
+        await waiting.ws.send(json.dumps({"type": "auth", "token": make_token()}))
+        await connected(waiting)  # the first one is unaffected
+        await waiting.close()
+        await _no_calls_left(server)

@@ -39,6 +39,10 @@ class AuthError(Exception):
     """Authentication failed; the message is the close reason, safe to show and to log."""
 
 
+class AuthBusy(AuthError):
+    """Too many connections are waiting to send their first-message token: try again later."""
+
+
 @dataclass(frozen=True)
 class Principal:
     subject: str
@@ -55,6 +59,7 @@ class Authenticator:
         self._keys = [k.encode() for k in cfg.api_keys if k]
         self._public_key: str | None = None
         self._jwks: jwt.PyJWKSet | None = None
+        self.waiting = 0  # connections inside their first-message window
         if cfg.mode == "api_key" and not self._keys:
             raise ValueError(
                 "security.auth.mode is api_key but security.auth.api_keys is empty; "
@@ -198,19 +203,27 @@ def expired(principal: Principal | None) -> bool:
 
 
 async def authenticate_ws(
-    request: web.Request, ws: web.WebSocketResponse, authn: Authenticator
+    request: web.Request, ws: web.WebSocketResponse, authn: Authenticator, max_waiting: int
 ) -> Principal | None:
-    """The caller's principal (None when auth is off); raises `AuthError` with a close reason."""
+    """The caller's principal (None when auth is off); raises `AuthError` with a close reason.
+
+    Sockets waiting for a first-message token are not calls yet, so they are capped separately
+    (`max_waiting`): otherwise idle sockets could pile up 5 s at a time without limit."""
     if not authn.enabled:
         return None
     token = token_from_request(request)
     if token:
         return authn.verify(token)
+    if authn.waiting >= max_waiting:
+        raise AuthBusy("too many connections waiting to authenticate; try again later")
     timeout = authn.cfg.first_message_timeout_s
+    authn.waiting += 1
     try:
         msg = await asyncio.wait_for(ws.receive(), timeout)
     except TimeoutError:
         raise AuthError(f"authentication required: no token within {timeout:g} s") from None
+    finally:
+        authn.waiting -= 1
     if msg.type != WSMsgType.TEXT:
         raise AuthError("authentication required: send a token before anything else")
     token = token_from_message(msg.data)

@@ -12,7 +12,7 @@ from aiohttp import WSMsgType, web
 
 from ..audio import AudioFormatError
 from ..audit import audit
-from ..auth import Authenticator, AuthError, authenticate_ws, chosen_subprotocols
+from ..auth import AuthBusy, Authenticator, AuthError, authenticate_ws, chosen_subprotocols
 from ..call import Call
 from ..guard import ConnectionGuard
 from ..limits import ConnectionLimiter, calls_of
@@ -108,10 +108,11 @@ async def voice_ws(request: web.Request) -> web.StreamResponse:
     )
     await ws.prepare(request)
     try:
-        principal = await authenticate_ws(request, ws, authn)
+        principal = await authenticate_ws(request, ws, authn, limits.max_calls)
     except AuthError as exc:
         audit("auth_failed", transport="websocket", remote=request.remote, reason=str(exc))
-        return await refuse(ws, CLOSE_AUTH, str(exc), "auth_failed")
+        code = CLOSE_TRY_LATER if isinstance(exc, AuthBusy) else CLOSE_AUTH
+        return await refuse(ws, code, str(exc), "auth_failed")
     subject = principal.subject if principal else None
     try:
         rate, encoding = parse_query_format(dict(request.query))
