@@ -79,7 +79,10 @@ async def good_call(url: str, seen: list[str]) -> float:
     """Connect, say hello, wait for the answer, hang up; `seen` says how far a failure got."""
     start = time.monotonic()
     seen.append("connecting")
-    async with websockets.connect(f"{url}/ws/voice") as ws:
+    # max_queue=None: with reply audio left unread past websockets' default queue of 16, the
+    # client stops reading its socket and cannot see the server's close frame (a 10 s stall
+    # that is the client's, not the server's)
+    async with websockets.connect(f"{url}/ws/voice", max_queue=None) as ws:
         seen.append("open")
         await ws.send(json.dumps({"type": "text", "text": "hello"}))
         async for raw in ws:

@@ -105,6 +105,7 @@ async def voice_ws(request: web.Request) -> web.StreamResponse:
         heartbeat=limits.heartbeat_s,
         max_msg_size=limits.max_frame_bytes,
         protocols=chosen_subprotocols(request),
+        compress=False,  # deflate buys nothing on audio, costs CPU per frame, invites zip bombs
     )
     await ws.prepare(request)
     try:
