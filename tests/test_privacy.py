@@ -164,3 +164,18 @@ async def test_audit_log_has_who_and_how_never_what(tmp_path, caplog):
     assert ended[0]["duration_s"] > 0 and ended[0]["outcome"] and ended[0]["turns"] >= 1
     text = " ".join(r.getMessage() for r in caplog.records)
     assert "card" not in text and "4111" not in text
+
+
+async def test_typed_text_is_stored_like_speech(tmp_path):
+    key = Fernet.generate_key().decode()
+    async with serve(tmp_path, stored_config(tmp_path, key)) as server:
+        c = Client(await websockets.connect(f"{server.url}/ws/voice"))
+        _, ev = await c.wait_for(lambda e: e.get("status") == "connected")
+        await c.ws.send(json.dumps({"type": "text", "text": "pin 1234"}))
+        await c.wait_for(
+            lambda e: e.get("type") == "response" and e["final"] and "pin" in e["text"]
+        )
+        await c.close()
+        await _no_calls_left(server)
+        lines = await server.runner.app["storage"].transcript_of(ev["call_id"])
+        assert [x["text"] for x in lines if x["role"] == "user"] == ["pin ####"]
