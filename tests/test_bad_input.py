@@ -66,7 +66,7 @@ async def test_bad_query_and_unknown_session(tmp_path):
         for query, code in [
             ("?sample_rate=1000", 1003),
             ("?encoding=flac", 1003),
-            ("?encoding=webm", 1003),
+            ("?encoding=opus", 1003),
             ("?session_id=nope", 4004),
         ]:
             ws = await websockets.connect(f"{server.url}/ws/voice{query}")

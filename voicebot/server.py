@@ -147,20 +147,20 @@ async def chat(request: web.Request) -> web.Response:
     chats: dict[str, Any] = request.app["chats"]
     session_id = body.get("session_id")
     dialogue = chats.get(session_id) if isinstance(session_id, str) else None
-    greeting: list[str] = []
+    greeting: list[tuple[str, bool]] = []
     if dialogue is None:
         session_id = request.app["sessions"].create(namespace="chat").id
         dialogue = runtime.new_dialogue(session_id, {"channel": "chat"})
         if len(chats) >= MAX_CHAT_SESSIONS:
             chats.pop(next(iter(chats)))
         chats[session_id] = dialogue
-        greeting = [o.text async for o in dialogue.start() if isinstance(o, Say)]
-    reply: list[str] = []
+        greeting = [(o.text, o.delta) async for o in dialogue.start() if isinstance(o, Say)]
+    reply: list[tuple[str, bool]] = []
     ended = False
     try:
         async for out in dialogue.handle(UserInput("text", text=text.strip())):
             if isinstance(out, Say):
-                reply.append(out.text)
+                reply.append((out.text, out.delta))
             elif isinstance(out, Hangup):
                 ended = True
     except ProviderError as exc:
