@@ -409,6 +409,7 @@ class Call:
         self._interrupt_reply()
         self._turn_speech_end(self._loop.time())
         self._turn.turn_end = self._turn.stt_final = self._loop.time()
+        self.runtime.hook.transcript(call=self, transcript=Transcript(text, True, 1.0))
         self._remember("user", text)
         self._user_turn(UserInput("text", text=text))
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import security
 from .dialogue import Say, UserInput
 from .providers import ProviderError
 from .runtime import Runtime
@@ -42,6 +43,7 @@ def create_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/metrics", metrics)
     for add_routes in _transport_routes():
         add_routes(app, runtime)
+    security.install(app, runtime)
 
     async def on_startup(app: web.Application) -> None:
         await runtime.start()
@@ -94,7 +96,10 @@ async def create_session(request: web.Request) -> web.Response:
     if not isinstance(metadata, dict):
         return _json_error(400, "invalid_body", "`metadata` must be an object")
     session = request.app["sessions"].create(
-        namespace=str(body.get("namespace", "")), flow=body.get("flow"), metadata=metadata
+        namespace=str(body.get("namespace", "")),
+        flow=body.get("flow"),
+        metadata=metadata,
+        subject=request.get("subject"),
     )
     scheme = "wss" if request.secure else "ws"
     return web.json_response(
