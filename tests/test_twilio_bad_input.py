@@ -4,8 +4,11 @@ and no call or task outlives its connection."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
+
+import websockets
 
 from .support import base_config, serve
 from .twilio_e2e_support import assert_nothing_left, record, synthesize
@@ -144,4 +147,22 @@ async def test_a_flood_of_malformed_messages_closes_with_1008(tmp_path):
             await phone.send(bad)
         assert await phone.wait_closed() == 1008
         await rec.wait(lambda: rec.ended)
+        await assert_nothing_left(server)
+
+
+async def test_a_flood_of_messages_is_rate_limited_with_1008(tmp_path, caplog):
+    async with serve(tmp_path, base_config()) as server:
+        rec = record(server)
+        phone = await dial(server)
+        await phone.connected()
+        await phone.start()
+        frame = phone.media_message(mulaw_silence(20))
+        with caplog.at_level(logging.WARNING):
+            with contextlib.suppress(websockets.ConnectionClosed):
+                for _ in range(1000):  # 20 s of audio at once: far over 200 messages/s
+                    await phone.ws.send(frame)
+            assert await phone.wait_closed() == 1008
+        await rec.wait(lambda: rec.ended)
+        assert rec.ended == ["rate limited"]
+        assert any("rate limit" in r.getMessage() for r in caplog.records)
         await assert_nothing_left(server)

@@ -19,6 +19,8 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from ..limits import ConnectionLimiter
+from ..providers import AudioFormat
 from ..runtime import CapacityError
 from ..telephony.serializer import (
     CallControl,
@@ -206,6 +208,9 @@ class MediaStream:
         self._call_task: asyncio.Task[None] | None = None
         self._bad = 0
         self._unknown: set[str] = set()
+        # messages/s and audio bytes/s, like every other connection (security.limits)
+        self._format = AudioFormat(8000, "mulaw")
+        self._limiter = ConnectionLimiter(runtime.config.security.limits, self._format)
         self._early_media = 0
 
     async def run(self) -> None:
@@ -320,32 +325,41 @@ class MediaStream:
 
     async def _event(self, msg: Any) -> Any:
         """One data message → a serializer event, or None when there is nothing to do."""
-        if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-            try:
-                event = self.ser.parse(msg.data)
-            except UnknownEvent as exc:
-                if exc.event not in self._unknown and len(self._unknown) < 16:
-                    self._unknown.add(exc.event)
-                    log.info("%s stream: %s; ignored", self.ser.name, exc)
-                return None
-            except UnsupportedFormat as exc:
-                log.error("%s stream refused: %s", self.ser.name, exc)
+        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            return None
+        try:
+            event = self.ser.parse(msg.data)
+        except UnknownEvent as exc:
+            if exc.event not in self._unknown and len(self._unknown) < 16:
+                self._unknown.add(exc.event)
+                log.info("%s stream: %s; ignored", self.ser.name, exc)
+            event = None
+        except UnsupportedFormat as exc:
+            log.error("%s stream refused: %s", self.ser.name, exc)
+            await self.ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=str(exc)[:120].encode())
+            return None
+        except MalformedMessage as exc:
+            self._bad += 1
+            if self._bad <= _LOGGED_BAD_MESSAGES:
+                log.warning("%s stream: malformed message ignored: %s", self.ser.name, exc)
+            if self._bad == MAX_BAD_MESSAGES:
+                log.error("%s stream: %d malformed messages, closing", self.ser.name, self._bad)
                 await self.ws.close(
-                    code=WSCloseCode.UNSUPPORTED_DATA, message=str(exc)[:120].encode()
+                    code=WSCloseCode.POLICY_VIOLATION, message=b"too many malformed messages"
                 )
                 return None
-            except MalformedMessage as exc:
-                self._bad += 1
-                if self._bad <= _LOGGED_BAD_MESSAGES:
-                    log.warning("%s stream: malformed message ignored: %s", self.ser.name, exc)
-                if self._bad == MAX_BAD_MESSAGES:
-                    log.error("%s stream: %d malformed messages, closing", self.ser.name, self._bad)
-                    await self.ws.close(
-                        code=WSCloseCode.POLICY_VIOLATION, message=b"too many malformed messages"
-                    )
-                return None
-            return event if not isinstance(event, Connected) else None
-        return None
+            event = None
+        if isinstance(event, Start):
+            self._format = event.media_format.audio_format()
+        size = len(event.payload) if isinstance(event, Media) else 0
+        refusal = self._limiter.admit(size, self._format)
+        if refusal is not None:
+            log.warning("%s stream %s: rate limit: %s", self.ser.name, self.ser.stream_sid, refusal)
+            if self.call is not None:
+                self.call.end_reason = "rate limited"
+            await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"rate limit exceeded")
+            return None
+        return event if not isinstance(event, Connected) else None
 
     async def _end_call(self, reason: str) -> None:
         if self.call is not None:
