@@ -109,6 +109,9 @@ async def test_bad_or_missing_signature_is_403_and_never_a_call(tmp_path, caplog
         assert status == 403
         assert "<Response>" not in body
         assert any("X-Twilio-Signature" in r.getMessage() for r in caplog.records)
+        assert any(
+            r.name == "voicebot.audit" and '"auth_failed"' in r.getMessage() for r in caplog.records
+        )
         assert server.runtime.calls_total == 0
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from ..audit import audit
 from ..limits import ConnectionLimiter
 from ..providers import AudioFormat
 from ..runtime import CapacityError
@@ -428,6 +429,7 @@ class Telephony:
             raise web.HTTPNotFound(text=f"no telephony provider '{name}' is installed")
         url = request_url(request, self.public_url, websocket=True)
         if cls.authenticate(self.options(name), url, request.headers) is False:
+            audit("auth_failed", transport=name, remote=request.remote, reason="bad signature")
             log.warning(
                 "%s media stream from %s refused: bad or missing signature for %s",
                 name,

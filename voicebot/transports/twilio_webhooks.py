@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from ..audit import audit
 from ..telephony import twiml
 from .public_url import public_base, request_url, ws_base
 
@@ -58,6 +59,7 @@ async def _verified_form(request: web.Request, telephony: Telephony) -> MultiDic
     verdict = cls.authenticate(options, url, request.headers, signed_params, body)
     if verdict is False:
         why = "bad" if "X-Twilio-Signature" in request.headers else "missing"
+        audit("auth_failed", transport=PROVIDER, remote=request.remote, reason=f"{why} signature")
         log.warning(
             "Twilio webhook %s from %s refused: %s X-Twilio-Signature (signed URL tried: %s; "
             "set server.public_url if a proxy rewrites it)",
