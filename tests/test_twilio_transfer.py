@@ -14,6 +14,7 @@ from voicebot.plugins import make_plugin_manager
 from voicebot.transports.telephony import transfer_problems
 
 from .support import base_config, serve
+from .test_cli import run_cli
 from .twilio_e2e_support import assert_nothing_left, record
 from .twilio_phone import Phone, twilio_sign
 
@@ -112,3 +113,21 @@ def test_check_explains_missing_transfer_credentials(tmp_path):
     path.write_text("telephony:\n  twilio:\n    account_sid: ${SID}\n    auth_token: ${TOKEN}\n")
     ready = load_config(path, env={"SID": SID, "TOKEN": TOKEN})
     assert transfer_problems(ready, pm.registry) == []
+
+
+def test_voicebot_check_warns_about_transfers_it_cannot_make(tmp_path):
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "main.yaml").write_text(
+        "flow: main\nstart: agent\nnodes:\n  agent:\n    transfer: '+15550100'\n"
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text("dialogue: {mode: flows}\nflows: {dir: flows, start: main}\n")
+    result = run_cli("check", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "main.yaml:5:5: warning: this step transfers calls" in result.stderr
+    assert "telephony.twilio.account_sid" in result.stderr
+    config.write_text(
+        config.read_text() + "telephony: {twilio: {account_sid: AC1, auth_token: t}}\n"
+    )
+    result = run_cli("check", str(config), cwd=tmp_path)
+    assert result.returncode == 0 and "warning" not in result.stderr
