@@ -1,6 +1,6 @@
 """The inbound frame lag histogram behind `/telephony/stats`."""
 
-from voicebot.transports.telephony import LagHistogram
+from voicebot.transports.media_stream import LagHistogram
 
 
 def test_lag_histogram_percentiles():
