@@ -30,7 +30,12 @@ MAX_CHAT_SESSIONS = 10_000
 def create_app(runtime: Runtime) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app["runtime"] = runtime
-    app["sessions"] = SessionStore()
+    sessions = runtime.config.security.sessions
+    app["sessions"] = SessionStore(
+        ttl_s=sessions.ttl_s,
+        single_use=sessions.single_use,
+        resume_grace_s=sessions.resume_grace_s,
+    )
     app["connections"] = {}
     app["chats"] = {}
     app.router.add_get("/ws/voice", voice_ws)
