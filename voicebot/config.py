@@ -102,9 +102,19 @@ class AuthConfig:
 
 
 @dataclass
+class SessionsConfig:
+    """Sessions from `POST /api/v1/sessions`: how long they live, and reconnects."""
+
+    ttl_s: float = field(default=900.0, metadata={"min": 1})
+    single_use: bool = False
+    resume_grace_s: float = field(default=120.0, metadata={"min": 0})
+
+
+@dataclass
 class SecurityConfig:
     auth: AuthConfig = field(default_factory=AuthConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    sessions: SessionsConfig = field(default_factory=SessionsConfig)
     cors_origins: list[str] = field(default_factory=list)
 
 
