@@ -60,18 +60,23 @@ async def test_phone_call_vad_at_8k_and_stt_gets_16k(tmp_path):
         call.feed_audio(silence)
     for i in range(0, len(speech), 160):
         call.feed_audio(speech[i : i + 160])
-    sent = b""
+    for _ in range(20):  # the 300 ms hangover ends the turn
+        call.feed_audio(silence)
+    sent, kinds = b"", []
     while not call._stt_queue.empty():
         kind, item = call._stt_queue.get_nowait()
+        kinds.append(kind)
         if kind == "audio":
             sent += item
-    # preroll (100 ms) plus the speech, at 16 kHz: 32 bytes per ms
-    assert abs(len(sent) / 32 - (100 + 600)) <= 40
+    assert kinds[-1] == "finalize" and "audio" not in kinds[kinds.index("finalize") :]
+    # preroll (100 ms), the speech, the hangover silence and webrtc's own short tail, at 16 kHz
+    assert 100 + 600 + 300 - 20 <= len(sent) / 32 <= 100 + 600 + 300 + 120
     got = np.frombuffer(sent, dtype="<i2").astype(float)
     ref = np.frombuffer(decode(speech, "mulaw"), dtype="<i2").astype(float)
     # same loudness, and the 140 Hz fundamental survives the resampling
-    assert 0.8 < np.sqrt(np.mean(got[-8000:] ** 2)) / np.sqrt(np.mean(ref**2)) < 1.2
-    seg = got[-8000:]
+    voiced_part = got[1600:11200]  # after the preroll, before the hangover silence
+    assert 0.8 < np.sqrt(np.mean(voiced_part**2)) / np.sqrt(np.mean(ref**2)) < 1.2
+    seg = voiced_part
     spectrum = np.abs(np.fft.rfft(seg))
     freqs = np.fft.rfftfreq(len(seg), 1 / 16000)
     assert abs(freqs[np.argmax(spectrum)] - 140) < 3

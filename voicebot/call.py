@@ -143,15 +143,15 @@ class Call:
         self._frame_bytes = self._rate * cfg.frame_ms // 1000 * 2
         self._cfg = cfg
         self.format = audio_format
+        self._stt = runtime.providers["stt"].stream(self._rate)
+        self._stt.on_event = self._on_stt_event
+        self._stt_endpointing = runtime.providers["stt"].endpointing
         self._vad_provider = runtime.providers["vad"]
+        self._vad_threshold = self._vad_provider.threshold
         self._listen_at(audio_format)
         self._outbound = audio.OutboundAudio(
             audio_format.sample_rate, _reply_encoding(audio_format)
         )
-        self._vad_threshold = self._vad_provider.threshold
-        self._stt = runtime.providers["stt"].stream(self._rate)
-        self._stt.on_event = self._on_stt_event
-        self._stt_endpointing = runtime.providers["stt"].endpointing
         self._turns = TurnTaker(
             TurnSettings(
                 frame_ms=cfg.frame_ms,
@@ -331,13 +331,27 @@ class Call:
             self._stt_resampler = (
                 audio.Resampler(vad_rate, self._rate) if vad_rate != self._rate else None
             )
+            self._stt_pending = bytearray()
+            batch_ms = 40 if self._stt_endpointing else 100  # streaming recognisers want it sooner
+            self._stt_batch_bytes = vad_rate * batch_ms // 1000 * 2
             if hasattr(self, "_preroll"):
                 self._preroll.clear()
 
     def _stt_audio(self, frame: bytes) -> None:
-        if self._stt_resampler is not None:
-            frame = self._stt_resampler.process(frame)
-        self._to_stt("audio", frame)
+        """Utterance audio for STT. When it needs resampling, frames are gathered into short
+        batches first: per-call numpy overhead, not arithmetic, is what a 20 ms frame costs."""
+        if self._stt_resampler is None:
+            self._to_stt("audio", frame)
+            return
+        self._stt_pending += frame
+        if len(self._stt_pending) >= self._stt_batch_bytes:
+            self._flush_stt_audio()
+
+    def _flush_stt_audio(self) -> None:
+        if self._stt_pending and self._stt_resampler is not None:
+            pcm = self._stt_resampler.process(bytes(self._stt_pending))
+            self._stt_pending.clear()
+            self._to_stt("audio", pcm)
 
     def _on_frame(self, frame: bytes) -> None:
         self._now_ms += self._frame_ms
@@ -355,6 +369,7 @@ class Call:
             if not self._stt_endpointing:
                 if self._stt_resampler is not None:
                     self._stt_resampler.reset()  # a new utterance: no history from the last one
+                    self._stt_pending.clear()
                 for frame in self._preroll:
                     self._stt_audio(frame)
             self._preroll.clear()
@@ -382,6 +397,10 @@ class Call:
         self._spawn(self._status("processing"), "status")
 
     def _to_stt(self, kind: str, item: Any) -> None:
+        if kind == "cancel":
+            self._stt_pending.clear()
+        elif kind != "audio" and self._stt_pending:
+            self._flush_stt_audio()  # speculate/finalize see every frame of the utterance
         try:
             self._stt_queue.put_nowait((kind, item))
         except asyncio.QueueFull:
