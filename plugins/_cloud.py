@@ -74,7 +74,9 @@ def map_error(provider: str, exc: BaseException) -> ProviderError:
         elif status == 404:
             hint = ": check the model / voice name and base_url"
         return ProviderError(
-            f"{provider}: HTTP {status}{hint}", provider=provider, retryable=status_retryable(status)
+            f"{provider}: HTTP {status}{hint}",
+            provider=provider,
+            retryable=status_retryable(status),
         )
     if is_timeout(exc):
         return ProviderError(f"{provider}: timed out", provider=provider, retryable=True)

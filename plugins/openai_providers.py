@@ -163,7 +163,9 @@ class _ToolCallAssembler:
                 ) from exc
             if not isinstance(args, dict):
                 args = {"value": args}
-            calls.append(ToolCall(id=part["id"] or f"call_{index}", name=part["name"], arguments=args))
+            calls.append(
+                ToolCall(id=part["id"] or f"call_{index}", name=part["name"], arguments=args)
+            )
         self._parts.clear()
         return calls
 

@@ -72,6 +72,8 @@ class FakeServer:
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
+        #: Seconds between audio chunks: a long, slow answer a test can cut off midway.
+        self.audio_pace = 0.0
 
     def routes(self) -> list[web.RouteDef]:
         raise NotImplementedError
@@ -108,13 +110,13 @@ class FakeServer:
     def count(self, route: str) -> int:
         return sum(1 for r in self.requests if r.route == route)
 
-    async def wait_for(self, predicate: Any, timeout: float = 5.0) -> None:
+    async def wait_for(self, predicate: Any, within: float = 5.0) -> None:
         """Wait until `predicate()` holds: for events that happen on the server's side."""
-        async with asyncio.timeout(timeout), self._changed:
+        async with asyncio.timeout(within), self._changed:
             await self._changed.wait_for(predicate)
 
-    async def wait_disconnect(self, route: str, timeout: float = 5.0) -> None:
-        await self.wait_for(lambda: route in self.disconnects, timeout)
+    async def wait_disconnect(self, route: str, within: float = 5.0) -> None:
+        await self.wait_for(lambda: route in self.disconnects, within)
 
     async def _notify(self) -> None:
         async with self._changed:

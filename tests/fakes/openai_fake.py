@@ -61,8 +61,6 @@ class FakeOpenAI(FakeServer):
         self.transcripts: deque[str] = deque()
         #: When the last chat chunk was written: lets an end-to-end test compare with audio.
         self.chat_finished_at: float | None = None
-        #: Seconds between audio chunks: a long, slow answer a test can cut off midway.
-        self.audio_pace = 0.0
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -91,8 +89,13 @@ class FakeOpenAI(FakeServer):
         )
 
     async def _sse(self, model: str, reply: ChatReply, include_usage: bool) -> AsyncIterator[bytes]:
-        base = {"id": "chatcmpl-fake1", "object": "chat.completion.chunk", "created": 1,
-                "model": model, "system_fingerprint": "fp_fake"}
+        base = {
+            "id": "chatcmpl-fake1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": model,
+            "system_fingerprint": "fp_fake",
+        }
 
         def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
             return f"data: {json.dumps({**base, 'choices': choices, **extra})}\n\n".encode()
@@ -106,17 +109,29 @@ class FakeOpenAI(FakeServer):
                 await reply.hold_last.wait()
             yield delta({"content": part})
         for index, (call_id, name, args) in enumerate(reply.tool_calls):
-            yield delta({"tool_calls": [{"index": index, "id": call_id, "type": "function",
-                                         "function": {"name": name, "arguments": ""}}]})
+            yield delta(
+                {
+                    "tool_calls": [
+                        {
+                            "index": index,
+                            "id": call_id,
+                            "type": "function",
+                            "function": {"name": name, "arguments": ""},
+                        }
+                    ]
+                }
+            )
             text = json.dumps(args)
             for piece in (text[i : i + 7] for i in range(0, len(text), 7)):
                 yield delta({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
         yield delta({}, "tool_calls" if reply.tool_calls else "stop")
         self.chat_finished_at = time.monotonic()
         if include_usage:
-            usage = {"prompt_tokens": reply.prompt_tokens,
-                     "completion_tokens": reply.completion_tokens,
-                     "total_tokens": reply.prompt_tokens + reply.completion_tokens}
+            usage = {
+                "prompt_tokens": reply.prompt_tokens,
+                "completion_tokens": reply.completion_tokens,
+                "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+            }
             yield event([], usage=usage)
         yield b"data: [DONE]\n\n"
 
