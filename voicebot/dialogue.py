@@ -114,7 +114,7 @@ class Dialogue(ABC):
     @abstractmethod
     def handle(self, event: UserInput) -> AsyncIterator[BotOutput]: ...
 
-    def interrupted(self, said: str, heard: str) -> None:  # noqa: B027 - optional hook
+    def interrupted(self, said: str, heard: str) -> None:
         """The caller cut the last reply short; `heard` is what reached them. Dialogues keeping
         a transcript should record `heard`, not `said`."""
 

@@ -84,7 +84,7 @@ class VADStream(ABC):
     def process(self, pcm: bytes) -> float:
         """Speech probability (0..1) of one frame (20 ms at the pipeline rate). Must be cheap."""
 
-    def reset(self) -> None:  # noqa: B027 - optional hook
+    def reset(self) -> None:
         """Forget history, e.g. after the bot's own speech ended."""
 
 
@@ -140,14 +140,14 @@ class STTStream(ABC):
     @abstractmethod
     async def finalize(self) -> Transcript: ...
 
-    async def speculate(self) -> None:  # noqa: B027 - optional hook
+    async def speculate(self) -> None:
         """The caller just went quiet (VAD hangover started): a batch engine may start decoding
         now and reuse the result if `finalize()` follows with no new audio."""
 
-    async def cancel(self) -> None:  # noqa: B027 - optional hook
+    async def cancel(self) -> None:
         """Discard the current utterance (a false start)."""
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook
+    async def aclose(self) -> None:
         """The call is over: release connections and buffers."""
 
     def emit(self, event: STTEvent) -> None:

@@ -1,0 +1,107 @@
+"""Stub providers with fixed, configurable delays: for tests and for measuring the runtime's own
+overhead (benchmarks subtract the delays declared here from the measured voice-to-voice time)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from voicebot.hookspecs import hookimpl
+from voicebot.providers import (
+    LLM,
+    TTS,
+    AudioChunk,
+    AudioFormat,
+    BatchSTT,
+    Message,
+    ToolCall,
+    ToolSpec,
+    Transcript,
+    Usage,
+)
+
+
+class StubSTT(BatchSTT):
+    """Answers every non-empty utterance with `text`."""
+
+    name = "stub"
+
+    @dataclass
+    class Options:
+        text: str = "hello there"
+        delay_ms: int = 0
+
+    async def transcribe(self, pcm: bytes, sample_rate: int) -> Transcript:
+        if self.options.delay_ms:
+            await asyncio.sleep(self.options.delay_ms / 1000)
+        if not pcm:
+            return Transcript("", final=True, confidence=0.0)
+        return Transcript(self.options.text, final=True, confidence=1.0)
+
+
+class StubTTS(TTS):
+    """A 440 Hz tone, `ms_per_char` long per character, in `chunk_ms` chunks."""
+
+    name = "stub"
+
+    @dataclass
+    class Options:
+        sample_rate: int = 16000
+        ms_per_char: float = 60.0
+        first_chunk_delay_ms: int = 0
+        chunk_ms: int = 100
+
+    async def synthesize(self, text: str, preferred: AudioFormat) -> AsyncIterator[AudioChunk]:
+        o = self.options
+        if o.first_chunk_delay_ms:
+            await asyncio.sleep(o.first_chunk_delay_ms / 1000)
+        total = int(len(text) * o.ms_per_char * o.sample_rate / 1000)
+        t = np.arange(total) / o.sample_rate
+        pcm = (np.sin(2 * np.pi * 440 * t) * 8000).astype("<i2").tobytes()
+        step = o.sample_rate * o.chunk_ms // 1000 * 2
+        for i in range(0, len(pcm), step):
+            yield AudioChunk(pcm[i : i + step], o.sample_rate)
+            await asyncio.sleep(0)
+
+
+class StubLLM(LLM):
+    """Replies `reply` (with `{text}` replaced by the user's last words), word by word."""
+
+    name = "stub"
+
+    @dataclass
+    class Options:
+        reply: str = "You said {text}. Anything else?"
+        first_token_ms: int = 0
+        token_ms: int = 0
+
+    async def stream(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()
+    ) -> AsyncIterator[str | ToolCall | Usage]:
+        last = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        words = self.options.reply.format(text=last).split(" ")
+        if self.options.first_token_ms:
+            await asyncio.sleep(self.options.first_token_ms / 1000)
+        for i, word in enumerate(words):
+            if i and self.options.token_ms:
+                await asyncio.sleep(self.options.token_ms / 1000)
+            yield word if i == 0 else " " + word
+        yield Usage("stub", input_tokens=len(last.split()), output_tokens=len(words))
+
+
+@hookimpl
+def register_stt(register):
+    register(StubSTT)
+
+
+@hookimpl
+def register_tts(register):
+    register(StubTTS)
+
+
+@hookimpl
+def register_llm(register):
+    register(StubLLM)

@@ -1,0 +1,819 @@
+"""One call: owns its VAD, STT stream, dialogue, TTS playback and the tasks that run them.
+
+Few tasks per call, none per frame: inbound audio is processed inline by `feed_audio()` (decode,
+resample, VAD, turn-taking are microseconds of vectorised work), STT gets its frames through one
+bounded queue and task, each reply runs as one task that streams dialogue text sentence by sentence
+into TTS, and one playback task paces audio to the transport in real time with a small lead, so a
+barge-in can stop it within a frame. Cancellation is the normal way replies end.
+
+What the caller heard is tracked per reply segment: by echoed marks where the transport has them
+(Twilio), else by the playback clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from . import audio
+from .dialogue import (
+    Dialogue,
+    DialogueContext,
+    Hangup,
+    IntentEvent,
+    Listen,
+    Note,
+    Say,
+    Transfer,
+    UserInput,
+)
+from .providers import AudioFormat, ProviderError, SpeechStarted, STTEvent, Transcript, UtteranceEnd
+from .sentences import SentenceSplitter
+from .turns import Action, State, TurnSettings, TurnTaker
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+log = logging.getLogger("voicebot.call")
+
+STT_QUEUE_FRAMES = 500  # 10 s of 20 ms frames: a stalled STT sheds audio instead of memory
+PLAYBACK_QUEUE_FRAMES = 250  # 5 s ahead at most; TTS waits (back-pressure) beyond that
+
+
+class CallIO(Protocol):
+    """What a transport implements for its call."""
+
+    supports_marks: bool
+
+    async def send_audio(self, frame: bytes) -> None: ...
+    async def send_event(self, event: dict[str, Any]) -> None: ...
+    async def send_mark(self, name: str) -> None: ...
+    async def clear(self) -> None: ...
+    async def transfer(self, target: str) -> bool: ...
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+@dataclass
+class Segment:
+    """A piece of a reply as played: its text, how long it lasts, and whether it was heard."""
+
+    text: str
+    barge_in: bool
+    mark: str
+    frames: int = 0
+    end_at: float = 0.0  # loop time when its last frame finishes playing at the far end
+    sent_all: bool = False
+    heard: bool = False
+    flushed: bool = False
+
+
+@dataclass
+class TurnTimes:
+    n: int
+    speech_end: float | None = None  # last speech frame (or the end_turn / text arrival)
+    turn_end: float | None = None  # turn decided (hangover elapsed)
+    stt_final: float | None = None
+    first_text: float | None = None
+    first_tts: float | None = None
+    first_audio: float | None = None
+
+    def breakdown(self) -> dict[str, Any]:
+        def ms(a: float | None, b: float | None) -> float | None:
+            return None if a is None or b is None else round((b - a) * 1000, 1)
+
+        start = self.speech_end
+        return {
+            "type": "metrics",
+            "turn": self.n,
+            "endpointing_ms": ms(start, self.turn_end),
+            "stt_ms": ms(self.turn_end, self.stt_final),
+            "llm_first_token_ms": ms(self.stt_final, self.first_text),
+            "tts_first_byte_ms": ms(self.first_text, self.first_tts),
+            "first_audio_ms": ms(self.first_tts, self.first_audio),
+            "voice_to_voice_ms": ms(start, self.first_audio),
+        }
+
+
+@dataclass
+class _Dtmf:
+    digits: str = ""
+    handle: asyncio.TimerHandle | None = None
+
+
+class Call:
+    """Per-call state and tasks. Created by `Runtime.new_call`; the transport drives it."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        io: CallIO,
+        *,
+        transport: str,
+        audio_format: AudioFormat,
+        variables: dict[str, Any] | None = None,
+        session_id: str | None = None,
+        call_id: str | None = None,
+    ) -> None:
+        cfg = runtime.config.pipeline
+        self.runtime = runtime
+        self.io = io
+        self.id = call_id or uuid.uuid4().hex
+        self.session_id = session_id
+        self.transport = transport
+        self.variables: dict[str, Any] = dict(variables or {})
+        self.started_at = time.time()
+        self.state = "connected"
+        self.turns_count = 0
+        self.history: list[dict[str, Any]] = []
+        self.end_reason = ""
+        self._loop = asyncio.get_running_loop()
+        self._rate = cfg.sample_rate
+        self._frame_ms = cfg.frame_ms
+        self._frame_bytes = self._rate * cfg.frame_ms // 1000 * 2
+        self._cfg = cfg
+        self.format = audio_format
+        self._inbound = audio.InboundAudio(
+            audio_format.sample_rate, audio_format.encoding, self._rate, cfg.frame_ms
+        )
+        self._outbound = audio.OutboundAudio(audio_format.sample_rate, audio_format.encoding)
+        self._vad = runtime.providers["vad"].stream(self._rate)
+        self._vad_threshold = runtime.providers["vad"].threshold
+        self._stt = runtime.providers["stt"].stream(self._rate)
+        self._stt.on_event = self._on_stt_event
+        self._stt_endpointing = runtime.providers["stt"].endpointing
+        self._turns = TurnTaker(
+            TurnSettings(
+                frame_ms=cfg.frame_ms,
+                hangover_ms=cfg.vad_hangover_ms,
+                min_speech_ms=cfg.min_speech_ms,
+                max_utterance_ms=cfg.max_utterance_ms,
+                barge_in=cfg.barge_in.enabled,
+                barge_in_ms=cfg.barge_in.min_speech_ms,
+            )
+        )
+        self._preroll: deque[bytes] = deque(maxlen=max(1, cfg.preroll_ms // cfg.frame_ms))
+        self._stt_queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(STT_QUEUE_FRAMES)
+        self._playback: asyncio.Queue[tuple[bytes, Segment] | Segment] = asyncio.Queue(
+            PLAYBACK_QUEUE_FRAMES
+        )
+        self._segments: deque[Segment] = deque()
+        self._playout_end = 0.0  # loop time when all audio sent so far will have been played
+        self._mark_ids = itertools.count(1)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._reply: asyncio.Task[Any] | None = None
+        self._ended = asyncio.Event()
+        self._paused = False
+        self._listen = Listen()
+        self._noinput: asyncio.TimerHandle | None = None
+        self._idle: asyncio.TimerHandle | None = None
+        self._max_len: asyncio.TimerHandle | None = None
+        self._speaking_until: asyncio.TimerHandle | None = None
+        self._dtmf = _Dtmf()
+        self._hangup_after_playback: str | None = None
+        self._pending_text = ""
+        self._turn = TurnTimes(0)
+        self._now_ms = 0.0
+        self.dialogue: Dialogue = runtime.new_dialogue(
+            DialogueContext(
+                call_id=self.id,
+                variables=self.variables,
+                intent=runtime.providers.get("intent"),
+                llm=runtime.providers.get("llm"),
+                actions=runtime.registry.actions,
+                slot_types=runtime.registry.slot_types,
+                report_usage=lambda u: runtime.hook.usage(call=self, usage=u),
+            )
+        )
+
+    # ------------------------------------------------------------------------ life of a call
+
+    async def run(self) -> None:
+        """The call's life: greeting, then turns until hang-up. Returns when all is released."""
+        limits = self.runtime.config.security.limits
+        self._touch()
+        self._max_len = self._loop.call_later(limits.max_call_s, self._too_long)
+        self._spawn(self._stt_loop(), "stt")
+        self._spawn(self._playback_loop(), "playback")
+        self.runtime.hook.call_started(call=self)
+        await self._status("listening")
+        self._start_reply(self._drive(self.dialogue.start(), greeting=True))
+        try:
+            await self._ended.wait()
+        finally:
+            await self._release()
+
+    def hangup(self, reason: str = "remote") -> None:
+        """The far end is gone, or the call must end now."""
+        if not self._ended.is_set():
+            self.end_reason = self.end_reason or reason
+            self._ended.set()
+
+    @property
+    def ended(self) -> bool:
+        return self._ended.is_set()
+
+    async def _release(self) -> None:
+        for handle in (self._noinput, self._idle, self._max_len, self._speaking_until):
+            if handle is not None:
+                handle.cancel()
+        if self._dtmf.handle is not None:
+            self._dtmf.handle.cancel()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self._stt.aclose()
+        self.state = "ended"
+        self.runtime.hook.call_ended(call=self, reason=self.end_reason or "ended")
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        task.set_name(f"call-{self.id[:8]}-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("call %s: task %s failed: %r", self.id, task.get_name(), exc, exc_info=exc)
+            self.end_reason = self.end_reason or "error"
+            self._ended.set()
+
+    def _touch(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        timeout = self.runtime.config.security.limits.idle_timeout_s
+        self._idle = self._loop.call_later(timeout, self._idle_out)
+
+    def _idle_out(self) -> None:
+        self._close_soon(4008, "idle timeout: no audio or messages received")
+
+    def _too_long(self) -> None:
+        self._close_soon(4008, "maximum call length reached")
+
+    def _close_soon(self, code: int, reason: str) -> None:
+        if self._ended.is_set():
+            return
+
+        async def close() -> None:
+            self.end_reason = reason
+            await self._status("ended")
+            await self.io.close(code, reason)
+            self.hangup(reason)
+
+        self._spawn(close(), "close")
+
+    # ------------------------------------------------------------------------- inbound audio
+
+    def feed_audio(self, data: bytes) -> None:
+        """Caller audio in the call's format, any length. Never blocks."""
+        if self._ended.is_set():
+            return
+        self._touch()
+        if self._paused:
+            return
+        for frame in self._inbound.push(data):
+            self._on_frame(frame)
+
+    def _on_frame(self, frame: bytes) -> None:
+        self._now_ms += self._frame_ms
+        speech = self._vad.process(frame) >= self._vad_threshold
+        if self._stt_endpointing:
+            self._to_stt("audio", frame)
+        elif self._turns.in_utterance:
+            self._to_stt("audio", frame)
+        for action in self._turns.on_frame(self._now_ms, speech):
+            self._act(action)
+        if not self._turns.in_utterance:
+            self._preroll.append(frame)
+
+    def _act(self, action: Action) -> None:
+        if action is Action.START_UTTERANCE:
+            self._cancel_noinput()
+            if not self._stt_endpointing:
+                for frame in self._preroll:
+                    self._to_stt("audio", frame)
+            self._preroll.clear()
+        elif action is Action.USER_STARTED:
+            self._cancel_noinput()
+            self._spawn(self._status("listening"), "status")
+        elif action is Action.BARGE_IN:
+            self._barge_in()
+        elif action is Action.SPECULATE:
+            self._turn_speech_end(self._loop.time() - self._cfg.frame_ms / 1000)
+            self._to_stt("speculate", None)
+        elif action is Action.END_UTTERANCE:
+            self._end_of_speech()
+        elif action is Action.CANCEL_UTTERANCE:
+            self._to_stt("cancel", None)
+
+    def _turn_speech_end(self, at: float) -> None:
+        self._turn = TurnTimes(self.turns_count + 1, speech_end=at)
+
+    def _end_of_speech(self) -> None:
+        if self._turn.n != self.turns_count + 1 or self._turn.speech_end is None:
+            self._turn_speech_end(self._loop.time())
+        self._turn.turn_end = self._loop.time()
+        self._to_stt("finalize", None)
+        self._spawn(self._status("processing"), "status")
+
+    def _to_stt(self, kind: str, item: Any) -> None:
+        try:
+            self._stt_queue.put_nowait((kind, item))
+        except asyncio.QueueFull:
+            if kind == "audio":
+                return  # STT is stalled: shed audio, never memory
+            self._stt_queue.get_nowait()
+            self._stt_queue.put_nowait((kind, item))
+
+    async def _stt_loop(self) -> None:
+        while True:
+            kind, item = await self._stt_queue.get()
+            try:
+                if kind == "audio":
+                    await self._stt.send(item)
+                elif kind == "speculate":
+                    await self._stt.speculate()
+                elif kind == "cancel":
+                    await self._stt.cancel()
+                elif kind == "finalize":
+                    result = await self._stt.finalize()
+                    self._turn.stt_final = self._loop.time()
+                    await self._on_final(result)
+            except ProviderError as exc:
+                log.warning("call %s: STT failed: %s", self.id, exc)
+                await self._error("stt_failed", f"speech recognition failed: {exc}")
+                if kind == "finalize":
+                    self._start_reply(self._apologise())
+
+    def _on_stt_event(self, event: STTEvent) -> None:
+        if isinstance(event, Transcript) and not event.final and event.text:
+            self._spawn(self._send_transcript(event), "partial")
+        elif isinstance(event, SpeechStarted) and self._stt_endpointing:
+            for action in self._turns.on_frame(self._now_ms, True):
+                self._act(action)
+        elif isinstance(event, UtteranceEnd) and self._stt_endpointing:
+            for action in self._turns.end_turn():
+                self._act(action)
+
+    async def _send_transcript(self, t: Transcript) -> None:
+        await self.io.send_event(
+            {
+                "type": "transcript",
+                "text": t.text,
+                "final": t.final,
+                "is_final": t.final,
+                "confidence": t.confidence,
+            }
+        )
+
+    async def _on_final(self, result: Transcript) -> None:
+        text = " ".join(p for p in (self._pending_text, result.text.strip()) if p)
+        self._pending_text = ""
+        if self._turns.state is State.USER_SPEAKING and text:
+            self._pending_text = text  # the caller went on talking: answer the whole thing later
+            return
+        if not text:
+            self._turns.reply_done()
+            await self._status("listening")
+            self._arm_noinput()
+            return
+        final = Transcript(text, True, result.confidence, result.language)
+        self.runtime.hook.transcript(call=self, transcript=final)
+        await self._send_transcript(final)
+        self._remember("user", text)
+        self._user_turn(UserInput("speech", text=text, confidence=result.confidence))
+
+    # ------------------------------------------------------------------- other caller input
+
+    def end_turn(self) -> None:
+        self._touch()
+        for action in self._turns.end_turn():
+            self._act(action)
+
+    def text(self, text: str) -> None:
+        self._touch()
+        self._interrupt_reply()
+        self._turn_speech_end(self._loop.time())
+        self._turn.turn_end = self._turn.stt_final = self._loop.time()
+        self._remember("user", text)
+        self._user_turn(UserInput("text", text=text))
+
+    def dtmf(self, digit: str) -> None:
+        self._touch()
+        if self._turns.bot_speaking and self._turns.barge_in_allowed:
+            self._barge_in()
+        self._cancel_noinput()
+        self._dtmf.digits += digit
+        if self._dtmf.handle is not None:
+            self._dtmf.handle.cancel()
+        lst = self._listen
+        done = (lst.dtmf_terminator and digit == lst.dtmf_terminator) or len(
+            self._dtmf.digits
+        ) >= max(1, lst.dtmf_max_digits)
+        if done:
+            self._flush_dtmf()
+        else:
+            self._dtmf.handle = self._loop.call_later(lst.dtmf_timeout_ms / 1000, self._flush_dtmf)
+
+    def _flush_dtmf(self) -> None:
+        digits, self._dtmf.digits, self._dtmf.handle = self._dtmf.digits, "", None
+        term = self._listen.dtmf_terminator
+        if term and digits.endswith(term):
+            digits = digits[: -len(term)]
+        self._turn_speech_end(self._loop.time())
+        self._turn.turn_end = self._turn.stt_final = self._loop.time()
+        self._remember("user", f"[dtmf {digits}]")
+        self._user_turn(UserInput("dtmf", digits=digits))
+
+    def whole_utterance(self, data: bytes) -> None:
+        """One complete utterance in the call's format (the `audio` message): no VAD needed."""
+        self._touch()
+        self._interrupt_reply()
+        conv = audio.InboundAudio(
+            self.format.sample_rate, self.format.encoding, self._rate, self._frame_ms
+        )
+        pcm = b"".join(conv.push(data))
+        self._to_stt("cancel", None)
+        self._to_stt("audio", pcm)
+        self._turn_speech_end(self._loop.time())
+        self._turns.set_processing()
+        self._end_of_speech()
+
+    def set_format(self, fmt: AudioFormat) -> None:
+        """The client changed its audio format mid-call (the `config` message)."""
+        self._inbound = audio.InboundAudio(
+            fmt.sample_rate, fmt.encoding, self._rate, self._frame_ms
+        )
+        self._outbound = audio.OutboundAudio(fmt.sample_rate, fmt.encoding)
+        self.format = fmt
+
+    def interrupt(self) -> None:
+        """The client asks the bot to stop talking."""
+        self._touch()
+        self._barge_in()
+
+    def pause(self) -> None:
+        self._touch()
+        self._paused = True
+        self._cancel_noinput()
+        self._spawn(self._status("paused"), "status")
+
+    def resume(self) -> None:
+        self._touch()
+        self._paused = False
+        self._spawn(self._status("listening"), "status")
+        self._arm_noinput()
+
+    def reset(self) -> None:
+        """Forget the conversation and start the dialogue again."""
+        self._touch()
+        self._interrupt_reply()
+        self.history.clear()
+        self.dialogue = self.runtime.new_dialogue(
+            DialogueContext(
+                call_id=self.id,
+                variables=self.variables,
+                intent=self.runtime.providers.get("intent"),
+                llm=self.runtime.providers.get("llm"),
+                actions=self.runtime.registry.actions,
+                slot_types=self.runtime.registry.slot_types,
+            )
+        )
+        self._start_reply(self._drive(self.dialogue.start(), greeting=True))
+
+    def touch(self) -> None:
+        """Any inbound message counts as activity (keeps the idle timer from firing)."""
+        self._touch()
+
+    # ---------------------------------------------------------------------- replies (output)
+
+    def _user_turn(self, event: UserInput) -> None:
+        self.turns_count += 1
+        self._cancel_noinput()
+        self._turns.set_processing()
+        self._start_reply(self._drive(self.dialogue.handle(event)))
+
+    def _start_reply(self, coro: Awaitable[Any]) -> None:
+        if self._reply is not None and not self._reply.done():
+            self._reply.cancel()
+        self._reply = self._spawn(coro, "reply")
+
+    async def _drive(self, outputs: Any, greeting: bool = False) -> None:
+        """Run one dialogue step: stream its text into TTS while it is still producing."""
+        sentences: asyncio.Queue[tuple[str, bool, str | None] | None] = asyncio.Queue(32)
+        speaker = self._spawn(self._speak(sentences), "tts")
+        splitter = SentenceSplitter()
+        reply: list[str] = []
+        barge_in, cache_key = True, None
+        try:
+            try:
+                async for out in outputs:
+                    if isinstance(out, Say):
+                        if self._turn.first_text is None:
+                            self._turn.first_text = self._loop.time()
+                        piece_text = _spaced(reply[-1] if reply else "", out.text)
+                        reply.append(piece_text)
+                        barge_in, cache_key = out.barge_in, out.cache_key
+                        await self.io.send_event(
+                            {"type": "response", "text": out.text, "final": False}
+                        )
+                        for piece in splitter.push(piece_text):
+                            await sentences.put((piece, barge_in, cache_key))
+                    elif isinstance(out, Listen):
+                        self._listen = out
+                    elif isinstance(out, IntentEvent):
+                        await self.io.send_event(
+                            {
+                                "type": "intent",
+                                "intent": out.intent,
+                                "confidence": out.confidence,
+                                "parameters": out.parameters,
+                            }
+                        )
+                    elif isinstance(out, Hangup):
+                        self._hangup_after_playback = out.reason
+                    elif isinstance(out, Transfer):
+                        await self._transfer(out)
+                    elif isinstance(out, Note):
+                        await self.io.send_event({"type": out.kind, **out.data})
+            except ProviderError as exc:
+                log.warning("call %s: dialogue provider failed: %s", self.id, exc)
+                await self._error("provider_failed", str(exc))
+                splitter.flush()
+                reply.append(self._cfg.apology)
+                await sentences.put((self._cfg.apology, True, "apology"))
+            for piece in splitter.flush():
+                await sentences.put((piece, barge_in, cache_key))
+            text = "".join(reply).strip()
+            if text:
+                await self.io.send_event({"type": "response", "text": text, "final": True})
+                self._remember("assistant", text)
+            await sentences.put(None)
+            await speaker
+        finally:
+            if not speaker.done():
+                speaker.cancel()
+        self._maybe_listen(reply_running=False)
+
+    async def _apologise(self) -> None:
+        async def one() -> Any:
+            yield Say(self._cfg.apology, cache_key="apology")
+
+        await self._drive(one())
+
+    async def _speak(self, sentences: asyncio.Queue[tuple[str, bool, str | None] | None]) -> None:
+        tts = self.runtime.providers["tts"]
+        preferred = AudioFormat(self.format.sample_rate, self.format.encoding)
+        while (item := await sentences.get()) is not None:
+            text, barge_in, cache_key = item
+            seg = Segment(text, barge_in, mark=f"seg-{next(self._mark_ids)}")
+            try:
+                if cache_key is not None and hasattr(tts, "synthesize_cached"):
+                    chunks = tts.synthesize_cached(text, preferred, cache_key=cache_key)
+                else:
+                    chunks = tts.synthesize(text, preferred)
+                async for chunk in chunks:
+                    if self._turn.first_tts is None:
+                        self._turn.first_tts = self._loop.time()
+                    for frame in self._outbound.push(chunk.data, chunk.sample_rate, chunk.encoding):
+                        await self._playback.put((frame, seg))
+            except ProviderError as exc:
+                log.warning("call %s: TTS failed: %s", self.id, exc)
+                await self._error("tts_failed", f"speech synthesis failed: {exc}")
+            for frame in self._outbound.end_segment():
+                await self._playback.put((frame, seg))
+            await self._playback.put(seg)  # end-of-segment marker
+
+    async def _playback_loop(self) -> None:
+        """Send frames at real-time pace, `playback_lead_ms` ahead of the far end's playout."""
+        frame_s = self._outbound.frame_ms / 1000
+        lead = self._cfg.playback_lead_ms / 1000
+        while True:
+            item = await self._playback.get()
+            now = self._loop.time()
+            if isinstance(item, Segment):
+                item.sent_all = True
+                item.end_at = max(self._playout_end, now)
+                if self.io.supports_marks:
+                    await self.io.send_mark(item.mark)
+                else:
+                    self._arm_speaking_until(item.end_at)
+                continue
+            frame, seg = item
+            if not self._turns.bot_speaking:
+                self._bot_started(seg)
+            elif self._segments and self._segments[-1] is not seg:
+                self._segments.append(seg)
+                self._turns.barge_in_allowed = seg.barge_in
+            self._playout_end = max(self._playout_end, now)
+            wait = self._playout_end - lead - now
+            if wait > 0:
+                await asyncio.sleep(wait)
+                if seg.flushed:
+                    continue  # a barge-in cleared it while we waited
+            if self._turn.first_audio is None and self._turn.first_tts is not None:
+                self._turn.first_audio = self._loop.time()
+                self._emit_metrics()
+            await self.io.send_audio(frame)
+            seg.frames += 1
+            self._playout_end += frame_s
+
+    def _bot_started(self, seg: Segment) -> None:
+        if self._speaking_until is not None:
+            self._speaking_until.cancel()
+            self._speaking_until = None
+        if not self._segments or self._segments[-1] is not seg:
+            self._segments.append(seg)
+        self._turns.set_bot_speaking(True, seg.barge_in)
+        self._spawn(self._status("speaking"), "status")
+
+    def _arm_speaking_until(self, end_at: float) -> None:
+        if self._speaking_until is not None:
+            self._speaking_until.cancel()
+        self._speaking_until = self._loop.call_at(end_at, self._played_by_clock)
+
+    def _played_by_clock(self) -> None:
+        self._speaking_until = None
+        now = self._loop.time()
+        while self._segments and self._segments[0].sent_all and self._segments[0].end_at <= now:
+            self._segment_heard(self._segments.popleft())
+        if not self._segments and self._playback.empty():
+            self._playback_finished()
+
+    def mark_played(self, name: str) -> None:
+        """An echoed mark: everything sent before it has been played (or cleared)."""
+        while self._segments:
+            seg = self._segments.popleft()
+            self._segment_heard(seg)
+            if seg.mark == name:
+                break
+        if not self._segments and self._playback.empty():
+            self._playback_finished()
+
+    def _segment_heard(self, seg: Segment) -> None:
+        seg.heard = True
+        self.runtime.hook.bot_spoke(call=self, text=seg.text, heard=seg.text, interrupted=False)
+
+    def _playback_finished(self) -> None:
+        self._turns.set_bot_speaking(False)
+        self._maybe_listen(reply_running=self._reply is not None and not self._reply.done())
+
+    def _maybe_listen(self, reply_running: bool) -> None:
+        """Back to listening once the reply is complete and all of it has been played."""
+        if reply_running or self._segments or not self._playback.empty():
+            return
+        if self._turns.bot_speaking or self._ended.is_set():
+            return
+        self._turns.reply_done()
+        if self._hangup_after_playback is not None:
+            self._finish_hangup()
+            return
+        self._spawn(self._status("listening"), "status")
+        self._arm_noinput()
+
+    def _finish_hangup(self) -> None:
+        reason = self._hangup_after_playback or "completed"
+
+        async def bye() -> None:
+            self.end_reason = f"bot: {reason}"
+            await self._status("ended")
+            await self.io.close(1000, reason)
+            self.hangup(self.end_reason)
+
+        self._spawn(bye(), "hangup")
+
+    async def _transfer(self, out: Transfer) -> None:
+        await self.io.send_event({"type": "transfer", "target": out.target, "mode": out.mode})
+        if await self.io.transfer(out.target):
+            self._hangup_after_playback = f"transferred to {out.target}"
+
+    # --------------------------------------------------------------------------- barge-in
+
+    def _interrupt_reply(self) -> None:
+        """Stop the current reply (if any) and everything queued for playback."""
+        if self._reply is not None and not self._reply.done():
+            self._reply.cancel()
+        heard_any = self._turns.bot_speaking or bool(self._segments)
+        self._flush_playback()
+        if heard_any:
+            self._spawn(self.io.clear(), "clear")
+
+    def _barge_in(self) -> None:
+        if not (self._turns.bot_speaking or (self._reply is not None and not self._reply.done())):
+            return
+        if self._turns.bot_speaking and not self._turns.barge_in_allowed:
+            return
+        if self._turns.state is State.PROCESSING or (
+            self._reply is not None and not self._reply.done() and not self._turns.bot_speaking
+        ):
+            # the caller resumed before we answered: keep what they said for the next turn
+            if self.history and self.history[-1]["role"] == "user":
+                self._pending_text = self.history.pop()["text"]
+        self._interrupt_reply()
+        self._spawn(self._status("interrupted"), "status")
+
+    def _flush_playback(self) -> None:
+        while not self._playback.empty():
+            self._playback.get_nowait()
+        self._outbound.clear()
+        now = self._loop.time()
+        said, heard = [], []
+        for seg in self._segments:
+            said.append(seg.text)
+            if seg.heard or (not self.io.supports_marks and seg.sent_all and seg.end_at <= now):
+                heard.append(seg.text)
+            elif seg.frames and seg.end_at > now and seg.sent_all:
+                total = seg.frames * self._outbound.frame_ms / 1000
+                played = max(0.0, total - (seg.end_at - now))
+                words = seg.text.split()
+                heard.append(" ".join(words[: int(len(words) * played / total)]))
+        for seg in self._segments:
+            seg.flushed = True
+        self._segments.clear()
+        self._playout_end = 0.0  # the far end dropped its buffer too
+        if self._speaking_until is not None:
+            self._speaking_until.cancel()
+            self._speaking_until = None
+        self._turns.set_bot_speaking(False)
+        if said:
+            said_text, heard_text = " ".join(said), " ".join(h for h in heard if h)
+            self.dialogue.interrupted(said_text, heard_text)
+            self.runtime.hook.bot_spoke(
+                call=self, text=said_text, heard=heard_text, interrupted=True
+            )
+            if self.history and self.history[-1]["role"] == "assistant":
+                self.history[-1]["heard"] = heard_text
+                self.history[-1]["interrupted"] = True
+
+    # ---------------------------------------------------------------------------- no-input
+
+    def _arm_noinput(self) -> None:
+        self._cancel_noinput()
+        timeout = self._listen.noinput_timeout_ms
+        if timeout and not self._paused and not self._ended.is_set():
+            self._noinput = self._loop.call_later(timeout / 1000, self._on_noinput)
+
+    def _cancel_noinput(self) -> None:
+        if self._noinput is not None:
+            self._noinput.cancel()
+            self._noinput = None
+
+    def _on_noinput(self) -> None:
+        self._noinput = None
+        if self._turns.state is State.LISTENING and not self._turns.in_utterance:
+            self._turn_speech_end(self._loop.time())
+            self._user_turn(UserInput("noinput"))
+
+    # ------------------------------------------------------------------------------ events
+
+    async def _status(self, status: str) -> None:
+        if self.state == status or self.state == "ended":
+            return
+        self.state = status
+        await self.io.send_event({"type": "status", "status": status, "state": status})
+
+    async def _error(self, code: str, message: str) -> None:
+        await self.io.send_event({"type": "error", "code": code, "message": message})
+
+    def _emit_metrics(self) -> None:
+        turn = self._turn.breakdown()
+        self.runtime.hook.turn_completed(call=self, turn=turn)
+        self.runtime.record_turn(turn)
+        self._spawn(self.io.send_event(turn), "metrics")
+
+    def _remember(self, role: str, text: str) -> None:
+        self.history.append({"role": role, "text": text, "at": time.time()})
+        if len(self.history) > 200:
+            del self.history[:50]
+
+    def info(self) -> dict[str, Any]:
+        snap = self.dialogue.snapshot()
+        return {
+            "call_id": self.id,
+            "session_id": self.session_id,
+            "transport": self.transport,
+            "state": self.state,
+            "turns_count": self.turns_count,
+            "flow": snap.get("flow"),
+            "node": snap.get("node"),
+            "started_at": self.started_at,
+        }
+
+
+def _spaced(previous: str, piece: str) -> str:
+    """Dialogues stream pieces: LLM deltas carry their own spaces, whole sentences do not."""
+    if previous and previous[-1] in ".!?,;:" and piece[:1].isalnum():
+        return " " + piece
+    return piece

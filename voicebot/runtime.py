@@ -1,0 +1,196 @@
+"""The process-wide runtime: config, plugins, one started instance of each provider, the
+inference pool, and the registry of live calls. Everything per call lives in `Call`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import Any
+
+from . import __version__
+from .call import Call, CallIO
+from .config import Config, validate_providers
+from .dialogue import Dialogue, DialogueContext
+from .plugins import PluginManager, make_plugin_manager
+from .providers import AudioFormat, Provider
+from .workers import WorkerPool
+
+log = logging.getLogger("voicebot")
+
+DEFAULT_PROVIDERS = {"vad": "webrtc", "stt": "pocketsphinx", "tts": "espeak"}
+
+
+class CapacityError(Exception):
+    """The process is at `security.limits.max_calls`."""
+
+
+class LoopLagMonitor:
+    """Measures how late the event loop wakes up: the figure that shows a stalled loop."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self.samples: deque[float] = deque(maxlen=1200)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(self.interval)
+            self.samples.append(max(0.0, loop.time() - before - self.interval) * 1000)
+
+    def percentile(self, p: float) -> float:
+        s = sorted(self.samples)
+        return round(s[min(len(s) - 1, int(p * len(s)))], 2) if s else 0.0
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+class Runtime:
+    def __init__(self, config: Config, pm: PluginManager | None = None) -> None:
+        self.config = config
+        self.pm = pm or make_plugin_manager(config.plugins)
+        self.registry = self.pm.registry
+        validate_providers(config, self.registry)
+        self.workers = WorkerPool()
+        self.providers: dict[str, Any] = {}
+        self.calls: dict[str, Call] = {}
+        self.started_at = time.time()
+        self.lag = LoopLagMonitor()
+        self.accepting = True
+        self.calls_total = 0
+        self.turns: deque[dict[str, Any]] = deque(maxlen=1000)
+        self._dialogue_factory: Any = None
+
+    @property
+    def hook(self) -> Any:
+        return self.pm.hook
+
+    # ----------------------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        for role, name in DEFAULT_PROVIDERS.items():
+            if role not in self.config.chains:
+                from .config import ProviderSpec
+
+                cls = self.registry.provider(role, name)
+                self.config.chains[role] = [ProviderSpec(use=name, options=cls.Options())]
+        for role, chain in self.config.chains.items():
+            started = []
+            for spec in chain:
+                cls = self.registry.provider(role, spec.use)
+                provider: Provider = cls(spec.options, workers=self.workers)
+                await provider.start()
+                started.append(provider)
+            self.providers[role] = started[0] if len(started) == 1 else _chain(role, started)
+        self._dialogue_factory = self._make_dialogue_factory()
+        self.lag.start()
+
+    async def stop(self) -> None:
+        await self.lag.stop()
+        for provider in self.providers.values():
+            try:
+                await provider.aclose()
+            except Exception:  # shutting down: log and go on closing the rest
+                log.exception("closing provider %s failed", getattr(provider, "name", provider))
+        self.workers.shutdown()
+
+    async def drain(self, grace_s: float) -> None:
+        """Stop accepting calls, let active ones finish for `grace_s`, then end them."""
+        self.accepting = False
+        deadline = time.monotonic() + grace_s
+        while self.calls and time.monotonic() < deadline:  # noqa: ASYNC110 - polls a dict
+            await asyncio.sleep(0.1)
+        for call in list(self.calls.values()):
+            await call.io.send_event(
+                {"type": "status", "status": "ended", "state": "ended", "reason": "server shutdown"}
+            )
+            await call.io.close(1001, "server shutting down")
+            call.hangup("server shutdown")
+
+    # --------------------------------------------------------------------------------- calls
+
+    def new_call(
+        self,
+        *,
+        transport: str,
+        io: CallIO,
+        audio_format: AudioFormat,
+        variables: dict[str, Any] | None = None,
+        session_id: str | None = None,
+    ) -> Call:
+        if not self.accepting:
+            raise CapacityError("server is shutting down")
+        if len(self.calls) >= self.config.security.limits.max_calls:
+            raise CapacityError(f"at capacity ({len(self.calls)} calls)")
+        call = Call(
+            self,
+            io,
+            transport=transport,
+            audio_format=audio_format,
+            variables=variables,
+            session_id=session_id,
+        )
+        self.calls[call.id] = call
+        self.calls_total += 1
+        return call
+
+    async def run_call(self, call: Call) -> None:
+        try:
+            await call.run()
+        finally:
+            self.calls.pop(call.id, None)
+
+    def new_dialogue(self, ctx: DialogueContext) -> Dialogue:
+        return self._dialogue_factory(ctx)
+
+    def _make_dialogue_factory(self) -> Any:
+        mode = self.config.dialogue.mode
+        if mode == "flows":
+            from .flows import FlowLibrary
+
+            lib = FlowLibrary(
+                self.config.resolve(self.config.flows.dir),
+                start=self.config.flows.start,
+                timezone=self.config.flows.timezone,
+            )
+            return lib.new_dialogue
+        from .simple_dialogue import SimpleDialogue
+
+        return lambda ctx: SimpleDialogue(ctx, self.config.dialogue, mode)
+
+    def record_turn(self, turn: dict[str, Any]) -> None:
+        self.turns.append(turn)
+
+    # -------------------------------------------------------------------------------- status
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "healthy" if self.accepting else "draining",
+            "version": __version__,
+            "active_calls": len(self.calls),
+            "uptime_seconds": round(time.time() - self.started_at, 1),
+            "providers": {role: p.health() for role, p in self.providers.items()},
+            "event_loop_lag_ms": {
+                "p50": self.lag.percentile(0.5),
+                "p99": self.lag.percentile(0.99),
+            },
+            "workers": self.workers.stats(),
+        }
+
+
+def _chain(role: str, providers: list[Provider]) -> Any:
+    try:
+        from .fallback import build_chain
+    except ImportError:  # fallback chains arrive with the cloud providers
+        log.warning("providers.%s lists a chain, but fallback support is missing: using the first")
+        return providers[0]
+    return build_chain(role, providers)

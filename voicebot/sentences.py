@@ -1,0 +1,49 @@
+"""Cutting streamed reply text into pieces TTS can start on.
+
+The first audio of a reply should not wait for the whole reply: text is released at each sentence
+end, and a long sentence is released early at a clause boundary so the first piece stays short.
+"""
+
+from __future__ import annotations
+
+import re
+
+_SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*(?=\s)|[\n]+")
+_CLAUSE_END = re.compile(r"[,;:—–](?=\s)")
+
+
+class SentenceSplitter:
+    def __init__(self, max_clause_chars: int = 120, min_chars: int = 12) -> None:
+        self.max_clause_chars = max_clause_chars
+        self.min_chars = min_chars
+        self._buf = ""
+
+    def push(self, text: str) -> list[str]:
+        self._buf += text
+        out: list[str] = []
+        while True:
+            piece = self._next_piece()
+            if piece is None:
+                return out
+            out.append(piece)
+
+    def flush(self) -> list[str]:
+        rest, self._buf = self._buf.strip(), ""
+        return [rest] if rest else []
+
+    def _next_piece(self) -> str | None:
+        for m in _SENTENCE_END.finditer(self._buf):
+            if m.end() >= self.min_chars or len(self._buf[: m.end()].strip()) >= 2:
+                return self._cut(m.end())
+        if len(self._buf) > self.max_clause_chars:
+            clauses = [m.end() for m in _CLAUSE_END.finditer(self._buf, 0, self.max_clause_chars)]
+            if clauses and clauses[-1] >= self.min_chars:
+                return self._cut(clauses[-1])
+            space = self._buf.rfind(" ", self.min_chars, self.max_clause_chars)
+            if space > 0:
+                return self._cut(space)
+        return None
+
+    def _cut(self, at: int) -> str | None:
+        piece, self._buf = self._buf[:at].strip(), self._buf[at:].lstrip()
+        return piece or None

@@ -1,0 +1,58 @@
+"""The dialogue used without flows: a free LLM conversation (`dialogue.mode: llm`), or an echo
+(`echo`) that proves the voice pipeline with no LLM at all."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from .config import DialogueConfig
+from .dialogue import BotOutput, Dialogue, DialogueContext, Hangup, Say, UserInput
+from .providers import Message, ProviderError, Usage
+
+GOODBYES = ("goodbye", "bye", "hang up")
+
+
+class SimpleDialogue(Dialogue):
+    def __init__(self, ctx: DialogueContext, cfg: DialogueConfig, mode: str) -> None:
+        self.ctx = ctx
+        self.cfg = cfg
+        self.mode = mode
+        self.messages: list[Message] = [Message("system", cfg.system_prompt)]
+
+    async def start(self) -> AsyncIterator[BotOutput]:
+        self.messages.append(Message("assistant", self.cfg.greeting))
+        yield Say(self.cfg.greeting, cache_key="greeting")
+
+    async def handle(self, event: UserInput) -> AsyncIterator[BotOutput]:
+        text = event.text or (f"I pressed {event.digits}" if event.kind == "dtmf" else "")
+        if event.kind == "noinput":
+            yield Say("Are you still there?", cache_key="noinput")
+            return
+        if any(word in text.lower() for word in GOODBYES):
+            yield Say("Goodbye!", cache_key="goodbye")
+            yield Hangup("caller said goodbye")
+            return
+        if self.mode == "echo" or self.ctx.llm is None:
+            yield Say(f"You said: {text}.")
+            return
+        self.messages.append(Message("user", text))
+        reply: list[str] = []
+        try:
+            async for out in self.ctx.llm.stream(self.messages):
+                if isinstance(out, str):
+                    reply.append(out)
+                    yield Say(out)
+                elif isinstance(out, Usage):
+                    self.ctx.report_usage(out)
+        finally:
+            self.messages.append(Message("assistant", "".join(reply)))
+        if not reply:
+            raise ProviderError("the LLM returned an empty reply")
+
+    def interrupted(self, said: str, heard: str) -> None:
+        if self.messages and self.messages[-1].role == "assistant":
+            self.messages[-1] = Message("assistant", heard)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"flow": None, "node": None, "messages": len(self.messages)}

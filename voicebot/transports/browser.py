@@ -1,0 +1,220 @@
+"""`/ws/voice`: browsers and generic clients, binary audio plus JSON control messages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from ..audio import AudioFormatError
+from ..call import Call
+from ..providers import AudioFormat
+from ..runtime import CapacityError, Runtime
+from .browser_protocol import Command, ProtocolError, parse_message, parse_query_format
+
+log = logging.getLogger("voicebot.browser")
+
+MAX_WRITE_BUFFER = 2 * 1024 * 1024  # a client that stops reading is dropped past this
+
+# close codes (see protocols.md §1)
+CLOSE_NORMAL = 1000
+CLOSE_UNSUPPORTED = 1003
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_TRY_LATER = 1013
+CLOSE_AUTH = 4001
+CLOSE_NO_SESSION = 4004
+CLOSE_TIMEOUT = 4008
+
+
+class BrowserIO:
+    """The call's view of one `/ws/voice` socket."""
+
+    supports_marks = False
+
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
+        self.ws = ws
+        self._transport = request.transport
+        self.call: Call | None = None
+
+    def _writable(self) -> bool:
+        if self.ws.closed:
+            return False
+        if (
+            self._transport is not None
+            and self._transport.get_write_buffer_size() > MAX_WRITE_BUFFER
+        ):
+            # the socket cannot take a close frame either: drop the connection, end the call
+            log.warning("client is not reading; dropping the connection")
+            self._transport.abort()
+            if self.call is not None:
+                self.call.hangup("client is not reading")
+            return False
+        return True
+
+    async def send_audio(self, frame: bytes) -> None:
+        if self._writable():
+            with contextlib.suppress(ConnectionError):
+                await self.ws.send_bytes(frame)
+
+    async def send_event(self, event: dict[str, Any]) -> None:
+        if self._writable():
+            with contextlib.suppress(ConnectionError):
+                await self.ws.send_str(json.dumps(event))
+
+    async def send_mark(self, name: str) -> None:
+        """Browsers have no playback acknowledgement; the call uses its playback clock."""
+
+    async def clear(self) -> None:
+        """The `interrupted` status tells the client to drop what it has buffered."""
+
+    async def transfer(self, target: str) -> bool:
+        return False
+
+    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        if not self.ws.closed:
+            with contextlib.suppress(ConnectionError):
+                await self.ws.close(code=code, message=reason.encode()[:120])
+        if self.call is not None:
+            self.call.hangup(reason or "closed")
+
+
+async def refuse(
+    ws: web.WebSocketResponse, code: int, reason: str, error: str = ""
+) -> web.WebSocketResponse:
+    if error:
+        with contextlib.suppress(ConnectionError):
+            await ws.send_str(json.dumps({"type": "error", "code": error, "message": reason}))
+    await ws.close(code=code, message=reason.encode()[:120])
+    return ws
+
+
+async def voice_ws(request: web.Request) -> web.StreamResponse:
+    runtime: Runtime = request.app["runtime"]
+    limits = runtime.config.security.limits
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=limits.max_frame_bytes)
+    await ws.prepare(request)
+    try:
+        rate, encoding = parse_query_format(dict(request.query))
+    except ProtocolError as exc:
+        return await refuse(ws, CLOSE_UNSUPPORTED, str(exc), exc.code)
+    session_id = request.query.get("session_id")
+    session = None
+    if session_id:
+        session = request.app["sessions"].get(session_id)
+        if session is None:
+            return await refuse(ws, CLOSE_NO_SESSION, "session not found")
+    io = BrowserIO(ws, request)
+    variables = {"namespace": request.query.get("namespace", session.namespace if session else "")}
+    try:
+        call = runtime.new_call(
+            transport="websocket",
+            io=io,
+            audio_format=AudioFormat(rate, encoding),
+            variables=variables,
+            session_id=session_id,
+        )
+    except CapacityError as exc:
+        return await refuse(ws, CLOSE_TRY_LATER, str(exc))
+    io.call = call
+    request.app["connections"][call.id] = ws
+    await io.send_event(
+        {
+            "type": "status",
+            "status": "connected",
+            "state": "connected",
+            "session_id": session_id,
+            "call_id": call.id,
+            "audio_config": {"sample_rate": rate, "encoding": encoding, "frame_size_ms": 20},
+        }
+    )
+    life = asyncio.ensure_future(runtime.run_call(call))
+    try:
+        await _receive(ws, call, io, limits.max_text_chars)
+    finally:
+        call.hangup(call.end_reason or "client disconnected")
+        await life
+        request.app["connections"].pop(call.id, None)
+        if not ws.closed:
+            await ws.close()
+    return ws
+
+
+async def _receive(ws: web.WebSocketResponse, call: Call, io: BrowserIO, max_text: int) -> None:
+    async for msg in ws:
+        if call.ended:
+            return
+        if msg.type == WSMsgType.BINARY:
+            call.feed_audio(msg.data)
+        elif msg.type == WSMsgType.TEXT:
+            try:
+                command = parse_message(msg.data, max_text)
+            except ProtocolError as exc:
+                call.touch()
+                await io.send_event({"type": "error", "code": exc.code, "message": str(exc)})
+                continue
+            if await _dispatch(command, call, io):
+                return
+        elif msg.type == WSMsgType.ERROR:
+            exc = ws.exception()
+            log.info("call %s: websocket error: %s", call.id, exc)
+            return
+    if ws.close_code == CLOSE_TOO_BIG:
+        log.info("call %s: frame over the size limit", call.id)
+
+
+async def _dispatch(cmd: Command, call: Call, io: BrowserIO) -> bool:
+    """Act on one control message; True when the call is over."""
+    if cmd.kind == "ping":
+        call.touch()
+        await io.send_event({"type": "pong"})
+    elif cmd.kind == "end_turn":
+        call.end_turn()
+    elif cmd.kind == "interrupt":
+        call.interrupt()
+    elif cmd.kind == "text":
+        call.text(cmd.text)
+    elif cmd.kind == "audio":
+        call.whole_utterance(cmd.audio)
+    elif cmd.kind == "dtmf":
+        call.dtmf(cmd.digit)
+    elif cmd.kind == "pause":
+        call.pause()
+    elif cmd.kind == "resume":
+        call.resume()
+    elif cmd.kind == "reset":
+        call.reset()
+    elif cmd.kind == "config":
+        try:
+            call.set_format(
+                AudioFormat(
+                    cmd.sample_rate or call.format.sample_rate, cmd.encoding or call.format.encoding
+                )
+            )
+        except AudioFormatError as exc:
+            await io.send_event({"type": "error", "code": "invalid_config", "message": str(exc)})
+            return False
+        await io.send_event(
+            {
+                "type": "status",
+                "status": call.state,
+                "state": call.state,
+                "audio_config": {
+                    "sample_rate": call.format.sample_rate,
+                    "encoding": call.format.encoding,
+                    "frame_size_ms": 20,
+                },
+            }
+        )
+    elif cmd.kind == "auth":
+        call.touch()  # tokens are checked at connect; a fresh one mid-call is a keep-alive
+    elif cmd.kind == "end_call":
+        call.end_reason = "client ended the call"
+        await io.send_event({"type": "status", "status": "ended", "state": "ended"})
+        await io.close(CLOSE_NORMAL, "call ended")
+        return True
+    return False

@@ -1,0 +1,150 @@
+"""Turn-taking: when the caller starts, pauses and stops talking, and when that interrupts the bot.
+
+A plain object fed one VAD decision per frame with a timestamp; it returns the actions the call
+must take. No I/O and no clock of its own, so endpointing and barge-in timing are unit-tested with
+a fake clock, frame by frame.
+
+Speech is tentative until it has lasted `min_speech_ms` (a click is not a turn) or, while the bot is
+talking, `barge_in_ms` (a cough or an "mm-hm" does not interrupt). The utterance is fed to STT from
+its first frame regardless, so the words of a real interruption are not lost.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class State(enum.Enum):
+    LISTENING = "listening"
+    USER_SPEAKING = "user_speaking"
+    PROCESSING = "processing"
+    SPEAKING = "speaking"
+
+
+class Action(enum.Enum):
+    START_UTTERANCE = "start_utterance"  # begin feeding STT (with pre-roll)
+    USER_STARTED = "user_started"  # speech confirmed (lasted min_speech_ms)
+    SPECULATE = "speculate"  # silence began after real speech: STT may decode early
+    END_UTTERANCE = "end_utterance"  # the turn is over: finalize STT and answer
+    CANCEL_UTTERANCE = "cancel_utterance"  # it was noise: discard what STT got
+    BARGE_IN = "barge_in"  # the caller talks over the bot: stop it now
+
+
+@dataclass
+class TurnSettings:
+    frame_ms: int = 20
+    hangover_ms: int = 300
+    min_speech_ms: int = 120
+    max_utterance_ms: int = 30000
+    barge_in: bool = True
+    barge_in_ms: int = 200
+
+
+class TurnTaker:
+    def __init__(self, settings: TurnSettings) -> None:
+        self.s = settings
+        self.state = State.LISTENING
+        self.bot_speaking = False
+        self.barge_in_allowed = True
+        self._in_utterance = False
+        self._confirmed = False
+        self._speech_ms = 0
+        self._silence_ms = 0
+        self._started_at = 0.0
+        self._speculated = False
+        self.last_speech_at = 0.0  # timestamp of the last speech frame: "end of user speech"
+
+    # ------------------------------------------------------------------------------- inputs
+
+    def on_frame(self, now_ms: float, speech: bool) -> list[Action]:
+        if speech:
+            return self._on_speech(now_ms)
+        return self._on_silence(now_ms)
+
+    def end_turn(self) -> list[Action]:
+        """Push-to-talk: the client says the user finished speaking."""
+        if not self._in_utterance:
+            return []
+        self._reset_utterance()
+        self.state = State.PROCESSING
+        return [Action.END_UTTERANCE]
+
+    def set_bot_speaking(self, speaking: bool, barge_in_allowed: bool = True) -> None:
+        self.bot_speaking = speaking
+        self.barge_in_allowed = barge_in_allowed
+        if speaking:
+            if self.state in (State.LISTENING, State.PROCESSING):
+                self.state = State.SPEAKING
+        elif self.state == State.SPEAKING:
+            self.state = State.LISTENING
+
+    def set_processing(self) -> None:
+        self.state = State.PROCESSING
+
+    def reply_done(self) -> None:
+        """The dialogue produced nothing more and playback is over."""
+        if self.state in (State.PROCESSING, State.SPEAKING) and not self.bot_speaking:
+            self.state = State.USER_SPEAKING if self._confirmed else State.LISTENING
+
+    # ------------------------------------------------------------------------------ internals
+
+    def _on_speech(self, now_ms: float) -> list[Action]:
+        actions: list[Action] = []
+        self.last_speech_at = now_ms
+        self._silence_ms = 0
+        self._speculated = False
+        if not self._in_utterance:
+            self._in_utterance = True
+            self._confirmed = False
+            self._speech_ms = 0
+            self._started_at = now_ms
+            actions.append(Action.START_UTTERANCE)
+        self._speech_ms += self.s.frame_ms
+        if not self._confirmed:
+            interrupting = self.bot_speaking or self.state == State.PROCESSING
+            if interrupting:
+                if (
+                    self.s.barge_in
+                    and self.barge_in_allowed
+                    and self._speech_ms >= max(self.s.barge_in_ms, self.s.frame_ms)
+                ):
+                    self._confirmed = True
+                    self.state = State.USER_SPEAKING
+                    actions += [Action.BARGE_IN, Action.USER_STARTED]
+            elif self._speech_ms >= self.s.min_speech_ms:
+                self._confirmed = True
+                self.state = State.USER_SPEAKING
+                actions.append(Action.USER_STARTED)
+        if self._confirmed and now_ms - self._started_at >= self.s.max_utterance_ms:
+            self._reset_utterance()
+            self.state = State.PROCESSING
+            actions.append(Action.END_UTTERANCE)
+        return actions
+
+    def _on_silence(self, now_ms: float) -> list[Action]:
+        if not self._in_utterance:
+            return []
+        self._silence_ms += self.s.frame_ms
+        if self._silence_ms < self.s.hangover_ms:
+            if self._confirmed and not self._speculated:
+                self._speculated = True
+                return [Action.SPECULATE]
+            return []
+        confirmed = self._confirmed
+        self._reset_utterance()
+        if confirmed:
+            self.state = State.PROCESSING
+            return [Action.END_UTTERANCE]
+        return [Action.CANCEL_UTTERANCE]
+
+    def _reset_utterance(self) -> None:
+        self._in_utterance = False
+        self._confirmed = False
+        self._speech_ms = 0
+        self._silence_ms = 0
+        self._speculated = False
+
+    @property
+    def in_utterance(self) -> bool:
+        return self._in_utterance
