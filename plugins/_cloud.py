@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import field
 from typing import Any
 
 from voicebot.providers import ProviderError
@@ -158,3 +159,8 @@ def require_key(provider: str, key: str, env: str, needed: bool = True) -> None:
             f'with api_key: "${{{env}:-}}") or put the key under the provider\'s options',
             provider=provider,
         )
+
+
+def bounded(default: Any, lo: float | None = None, hi: float | None = None) -> Any:
+    """An Options field whose numeric value the config loader checks against lo..hi."""
+    return field(default=default, metadata={"min": lo, "max": hi})

@@ -31,7 +31,15 @@ from voicebot.providers import (
 )
 from voicebot.usage import report_usage
 
-from ._cloud import SampleAligner, backoff, error_headers, map_error, require_key, retrying_stream
+from ._cloud import (
+    SampleAligner,
+    backoff,
+    bounded,
+    error_headers,
+    map_error,
+    require_key,
+    retrying_stream,
+)
 
 log = logging.getLogger("voicebot.deepgram")
 
@@ -47,9 +55,9 @@ class _DeepgramOptions:
     #: WebSocket URL is derived from it).
     base_url: str = ""
     #: Seconds: connecting, and each read of a response.
-    timeout: float = 10.0
+    timeout: float = bounded(10.0, 0.05)
     #: Retries on 429/5xx/connection errors, only before any result was received.
-    max_retries: int = 2
+    max_retries: int = bounded(2, 0, 10)
 
 
 class _DeepgramClient:
@@ -103,16 +111,16 @@ class DeepgramSTTOptions(_DeepgramOptions):
     punctuate: bool = True
     #: Let Deepgram end the caller's turn after this much silence (ms) instead of the runtime's
     #: VAD hangover. None keeps turn-taking with the runtime.
-    endpointing_ms: int | None = None
+    endpointing_ms: int | None = bounded(None, 10, 10000)
     #: With endpointing: also send UtteranceEnd this long (ms, >= 1000) after the last word, which
     #: still ends a turn in background noise where silence-based endpointing never fires.
-    utterance_end_ms: int | None = 1000
+    utterance_end_ms: int | None = bounded(1000, 1000, 5000)
     #: Words and names to recognise better (nova-3 keyterm prompting).
     keyterms: list[str] = field(default_factory=list)
     #: Seconds to wait for Deepgram's answer to Finalize at the end of a turn.
-    finalize_timeout: float = 2.0
+    finalize_timeout: float = bounded(2.0, 0.1)
     #: Send KeepAlive after this many seconds without audio (Deepgram closes after 10 s).
-    keepalive_seconds: float = 4.0
+    keepalive_seconds: float = bounded(4.0, 0.01, 9.0)
 
 
 class DeepgramSTT(_DeepgramClient, STT):
@@ -375,7 +383,7 @@ _RATES = {"linear16": (8000, 16000, 24000, 32000, 48000), "mulaw": (8000, 16000)
 @dataclass
 class DeepgramTTSOptions(_DeepgramOptions):
     model: str = "aura-2-thalia-en"
-    speed: float | None = None
+    speed: float | None = bounded(None, 0.7, 1.5)
 
 
 class DeepgramTTS(_DeepgramClient, TTS):

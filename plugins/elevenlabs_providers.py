@@ -15,7 +15,7 @@ from voicebot.hookspecs import hookimpl
 from voicebot.providers import TTS, AudioChunk, AudioFormat, ProviderError, Usage
 from voicebot.usage import report_usage
 
-from ._cloud import SampleAligner, require_key, retrying_stream
+from ._cloud import SampleAligner, bounded, require_key, retrying_stream
 
 #: PCM rates ElevenLabs streams (44.1 kHz needs a Pro plan, so it is used only when asked for).
 PCM_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
@@ -31,17 +31,17 @@ class ElevenLabsTTSOptions:
     model_id: str = "eleven_flash_v2_5"
     #: ISO 639-1, to force the language of multilingual models; empty to detect.
     language_code: str = ""
-    stability: float | None = None
-    similarity_boost: float | None = None
-    style: float | None = None
-    speed: float | None = None
+    stability: float | None = bounded(None, 0, 1)
+    similarity_boost: float | None = bounded(None, 0, 1)
+    style: float | None = bounded(None, 0, 1)
+    speed: float | None = bounded(None, 0.7, 1.2)
     use_speaker_boost: bool | None = None
     #: 0-4: trade quality for latency (ElevenLabs' optimize_streaming_latency).
-    optimize_streaming_latency: int | None = None
+    optimize_streaming_latency: int | None = bounded(None, 0, 4)
     #: Seconds: connecting, and each read of the stream.
-    timeout: float = 10.0
+    timeout: float = bounded(10.0, 0.05)
     #: Retries on 429/5xx/connection errors, only before any audio arrived.
-    max_retries: int = 2
+    max_retries: int = bounded(2, 0, 10)
 
 
 class ElevenLabsTTS(TTS):

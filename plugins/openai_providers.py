@@ -32,7 +32,7 @@ from voicebot.providers import (
 )
 from voicebot.usage import report_usage
 
-from ._cloud import SampleAligner, map_error, require_key
+from ._cloud import SampleAligner, bounded, map_error, require_key
 
 #: `/v1/audio/speech` with response_format "pcm" is raw s16le at this rate, whatever the voice.
 OPENAI_PCM_RATE = 24000
@@ -44,10 +44,10 @@ class _ClientOptions:
     #: Empty for OpenAI itself; e.g. http://localhost:11434/v1 for Ollama.
     base_url: str = ""
     #: Seconds; applies to connecting and to each read, so a stalled stream fails this fast.
-    timeout: float = 30.0
+    timeout: float = bounded(30.0, 0.05)
     #: Retries on 408/409/429/5xx and connection errors (with backoff, honouring Retry-After),
     #: always before any output was produced.
-    max_retries: int = 2
+    max_retries: int = bounded(2, 0, 10)
     organization: str = ""
     headers: dict[str, Any] = field(default_factory=dict)
 
@@ -93,8 +93,8 @@ class _OpenAIClient:
 @dataclass
 class OpenAILLMOptions(_ClientOptions):
     model: str = "gpt-4o-mini"
-    temperature: float | None = None
-    max_tokens: int | None = None
+    temperature: float | None = bounded(None, 0, 2)
+    max_tokens: int | None = bounded(None, 1)
     #: Ask for a final usage chunk (stream_options.include_usage). Turn off for a server that
     #: rejects the field.
     stream_usage: bool = True
@@ -240,7 +240,7 @@ class OpenAISTTOptions(_ClientOptions):
     language: str = ""
     #: Vocabulary and spelling hints (names, products).
     prompt: str = ""
-    temperature: float | None = None
+    temperature: float | None = bounded(None, 0, 1)
 
 
 def pcm_to_wav(pcm: bytes, sample_rate: int) -> bytes:
@@ -308,9 +308,9 @@ class OpenAITTSOptions(_ClientOptions):
     voice: str = "alloy"
     #: Tone and style instructions (gpt-4o-mini-tts only).
     instructions: str = ""
-    speed: float | None = None
+    speed: float | None = bounded(None, 0.25, 4.0)
     #: Bytes per read from the response; smaller means earlier first audio.
-    chunk_bytes: int = 4800
+    chunk_bytes: int = bounded(4800, 256)
 
 
 class OpenAITTS(_OpenAIClient, TTS):
