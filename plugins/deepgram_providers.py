@@ -117,8 +117,9 @@ class DeepgramSTTOptions(_DeepgramOptions):
     utterance_end_ms: int | None = bounded(1000, 1000, 5000)
     #: Words and names to recognise better (nova-3 keyterm prompting).
     keyterms: list[str] = field(default_factory=list)
-    #: Seconds to wait for Deepgram's answer to Finalize at the end of a turn.
-    finalize_timeout: float = bounded(2.0, 0.1)
+    #: Seconds to wait for Deepgram's answer to Finalize at the end of a turn (it answers only
+    #: when audio was still buffered, so this bounds the wait when it does not).
+    finalize_timeout: float = bounded(1.0, 0.05)
     #: Send KeepAlive after this many seconds without audio (Deepgram closes after 10 s).
     keepalive_seconds: float = bounded(4.0, 0.01, 9.0)
 
@@ -177,7 +178,8 @@ class DeepgramSTTStream(STTStream):
         self._ended = False  # UtteranceEnd already emitted for this utterance
         self._pending = 0  # bytes sent since the last finalize/cancel
         self._unbilled = 0
-        self._discard = 0  # Finalize answers (and what precedes them) to drop after cancel()
+        self._sent = 0  # bytes sent on this socket: Deepgram's results are timed on this audio
+        self._discard_until = -1.0  # results ending before this (seconds) were cancelled
         self._flushed: asyncio.Future[None] | None = None
         self._last_audio = 0.0
 
@@ -191,6 +193,7 @@ class DeepgramSTTStream(STTStream):
         except Exception as exc:
             raise self._fail(exc) from exc
         self._pending += len(pcm)
+        self._sent += len(pcm)
         self._unbilled += len(pcm)
         self._last_audio = asyncio.get_running_loop().time()
 
@@ -199,30 +202,37 @@ class DeepgramSTTStream(STTStream):
         if self._socket is None or (self._pending == 0 and not self._finals and not self._interim):
             self._reset()
             return Transcript("", final=True, confidence=0.0, language=self._language)
-        self._flushed = asyncio.get_running_loop().create_future()
-        try:
-            await self._socket.send_finalize()
-            async with asyncio.timeout(self._p.options.finalize_timeout):
-                await asyncio.shield(self._flushed)
-        except TimeoutError:
-            if not self._finals:
-                raise self._fail(TimeoutError("no answer to Finalize")) from None
-            log.warning("deepgram: no answer to Finalize; using the finals received so far")
-        except ProviderError:
-            raise
-        except Exception as exc:
-            raise self._fail(exc) from exc
-        finally:
-            self._flushed = None
+        if not self._ended:  # after speech_final/UtteranceEnd the finals are already complete
+            await self._flush()
         text = " ".join(t for t, _ in self._finals if t)
         conf = sum(c for _, c in self._finals) / len(self._finals) if self._finals else 0.0
         self._reset()
         self._bill()
         return Transcript(text, final=True, confidence=conf, language=self._language)
 
+    async def _flush(self) -> None:
+        """Send Finalize and wait for its `from_finalize` answer. Deepgram answers only when it
+        still had audio buffered, so no answer within `finalize_timeout` means "nothing more"."""
+        assert self._socket is not None
+        self._flushed = asyncio.get_running_loop().create_future()
+        try:
+            await self._socket.send_finalize()
+            async with asyncio.timeout(self._p.options.finalize_timeout):
+                await asyncio.shield(self._flushed)
+        except TimeoutError:
+            log.debug("deepgram: no answer to Finalize; the finals so far are the utterance")
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise self._fail(exc) from exc
+        finally:
+            self._flushed = None
+
     async def cancel(self) -> None:
         if self._socket is not None and self._pending and self._error is None:
-            self._discard += 1
+            # Results are timed on the audio sent: whatever ends before now was cancelled.
+            # Finalize cuts Deepgram's segment here so no result straddles the boundary.
+            self._discard_until = self._sent / 2 / self._rate
             try:
                 await self._socket.send_finalize()
             except Exception as exc:
@@ -322,9 +332,7 @@ class DeepgramSTTStream(STTStream):
             self._fail(ConnectionError(f"Deepgram error: {getattr(msg, 'description', msg)}"))
 
     def _on_results(self, msg: Any) -> None:
-        if self._discard:
-            if msg.from_finalize:
-                self._discard -= 1
+        if msg.start + msg.duration <= self._discard_until + 0.02:
             return
         alts = msg.channel.alternatives
         text = alts[0].transcript.strip() if alts else ""

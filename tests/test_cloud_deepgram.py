@@ -103,6 +103,7 @@ async def test_endpointing_emits_speech_started_and_one_utterance_end(fake):
     assert sum(isinstance(e, UtteranceEnd) for e in events) == 1  # speech_final + UtteranceEnd
     assert Transcript("yes please", final=True, confidence=0.97) in events
     assert result.text == "yes please"
+    assert "Finalize" not in fake.control  # speech_final already completed the utterance
 
 
 async def test_turns_share_one_socket_and_cancel_discards(fake):
@@ -122,6 +123,19 @@ async def test_turns_share_one_socket_and_cancel_discards(fake):
         await stt.aclose()
     assert (first.text, second.text, empty.text) == ("first", "second", "")
     assert fake.count("listen") == 1
+
+
+async def test_noise_without_words_finalizes_to_empty_when_deepgram_does_not_answer(fake):
+    stt = await started(DeepgramSTT, fake, finalize_timeout=0.1)
+    stream = stt.stream(RATE)
+    try:
+        for _ in range(10):
+            await stream.send(QUIET)
+        result = await stream.finalize()
+        await stream.aclose()
+    finally:
+        await stt.aclose()
+    assert result.text == "" and fake.control == ["Finalize", "CloseStream"]
 
 
 async def test_keepalive_while_the_caller_is_silent(fake):

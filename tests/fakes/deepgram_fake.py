@@ -136,9 +136,11 @@ class ListenSession:
                 self._utterance_done()
         return out
 
-    def on_finalize(self) -> dict[str, Any]:
-        text = self.fake.take() if self.speech_frames else ""
-        msg = self.results(text, is_final=True, from_finalize=True)
+    def on_finalize(self) -> dict[str, Any] | None:
+        """Like Deepgram, answer Finalize only when audio was still waiting to be finalized."""
+        if not self.speech_frames:
+            return None
+        msg = self.results(self.fake.take(), is_final=True, from_finalize=True)
         self._utterance_done()
         return msg
 
@@ -199,8 +201,9 @@ class FakeDeepgram(FakeServer):
                     kind = json.loads(msg.data).get("type")
                     self.control.append(kind)
                     await self._notify()
-                    if kind == "Finalize":
-                        await ws.send_str(json.dumps(session.on_finalize()))
+                    answer = session.on_finalize() if kind == "Finalize" else None
+                    if answer is not None:
+                        await ws.send_str(json.dumps(answer))
                     elif kind == "CloseStream":
                         await ws.send_str(json.dumps(session.metadata()))
                         await ws.close()
