@@ -34,9 +34,6 @@ from voicebot.usage import report_usage
 
 from ._cloud import SampleAligner, bounded, map_error, require_key
 
-#: `/v1/audio/speech` with response_format "pcm" is raw s16le at this rate, whatever the voice.
-OPENAI_PCM_RATE = 24000
-
 
 @dataclass
 class _ClientOptions:
@@ -309,6 +306,9 @@ class OpenAITTSOptions(_ClientOptions):
     #: Tone and style instructions (gpt-4o-mini-tts only).
     instructions: str = ""
     speed: float | None = bounded(None, 0.25, 4.0)
+    #: Rate of the raw PCM `/v1/audio/speech` returns for response_format "pcm": 24000 for
+    #: OpenAI; set it for a compatible server that answers at another rate.
+    sample_rate: int = bounded(24000, 8000, 48000)
     #: Bytes per read from the response; smaller means earlier first audio.
     chunk_bytes: int = bounded(4800, 256)
 
@@ -338,7 +338,7 @@ class OpenAITTS(_OpenAIClient, TTS):
                 async for data in resp.iter_bytes(opts.chunk_bytes):
                     data = aligner.push(data)
                     if data:
-                        yield AudioChunk(data, OPENAI_PCM_RATE)
+                        yield AudioChunk(data, opts.sample_rate)
         except ProviderError:
             raise
         except Exception as exc:
