@@ -81,8 +81,10 @@ def map_error(provider: str, exc: BaseException) -> ProviderError:
         )
     if is_timeout(exc):
         return ProviderError(f"{provider}: timed out", provider=provider, retryable=True)
+    # SDK API errors print their headers, which may hold the request's Authorization.
+    detail = "" if hasattr(exc, "headers") else f": {exc}"
     return ProviderError(
-        f"{provider}: {type(exc).__name__}: {exc}", provider=provider, retryable=True
+        f"{provider}: {type(exc).__name__}{detail}", provider=provider, retryable=True
     )
 
 

@@ -181,3 +181,25 @@ async def test_build_chain_single_and_unsupported_roles(fakes):
             build_chain("llm", [])
     finally:
         await llm.aclose()
+
+
+async def test_stt_replay_keeps_only_the_newest_audio(fakes):
+    a, _, dg, _ = fakes
+    dg.script("listen", Drop(after_chunks=25))  # cut when the 26th frame arrives
+    chain = FallbackSTT(
+        [
+            await started(DeepgramSTT, dg.url, max_retries=0),
+            await started(OpenAISTT, a.url + "/v1"),
+        ],
+        max_buffer_seconds=0.2,
+    )
+    stream = chain.stream(RATE)
+    try:
+        for _ in range(26):
+            await stream.send(SPEECH)
+        result = await stream.finalize()  # deepgram's loss surfaces here
+        await stream.aclose()
+    finally:
+        await chain.aclose()
+    assert result.text == "hello world"
+    assert a.requests[0].body["seconds"] == pytest.approx(0.2)

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -200,7 +201,10 @@ class FallbackSTTStream(STTStream):
         self._order = chain._health.order()
         self._pos = 0
         self._current: STTStream | None = None
-        self._buf = bytearray()
+        # Frames, not one bytearray: dropping the oldest audio must be O(1) per frame when the
+        # runtime streams every frame (endpointing mode) and the buffer is full.
+        self._buf: deque[bytes] = deque()
+        self._buffered = 0
         self._limit = int(chain.max_buffer_seconds * sample_rate) * 2
         self._replay = False
         self._errors: list[str] = []
@@ -221,28 +225,29 @@ class FallbackSTTStream(STTStream):
         return self._current
 
     async def send(self, pcm: bytes) -> None:
-        self._buf += pcm
-        if len(self._buf) > self._limit:
-            del self._buf[: len(self._buf) - self._limit]
+        self._buf.append(pcm)
+        self._buffered += len(pcm)
+        while self._buffered > self._limit and len(self._buf) > 1:
+            self._buffered -= len(self._buf.popleft())
         await self._run(lambda s: s.send(pcm), replay_covers_it=True)
 
     async def finalize(self) -> Transcript:
         try:
             return await self._run(lambda s: s.finalize(), replay_covers_it=False)
         finally:
-            self._buf.clear()
+            self._clear()
 
     async def speculate(self) -> None:
         await self._run(lambda s: s.speculate(), replay_covers_it=True)
 
     async def cancel(self) -> None:
-        self._buf.clear()
+        self._clear()
         if self._current is not None:
             with contextlib.suppress(Exception):
                 await self._current.cancel()
 
     async def aclose(self) -> None:
-        self._buf.clear()
+        self._clear()
         if self._current is not None:
             await _close_quietly(self._current)
             self._current = None
@@ -263,9 +268,13 @@ class FallbackSTTStream(STTStream):
             except Exception as exc:
                 await self._hand_over(exc)
 
+    def _clear(self) -> None:
+        self._buf.clear()
+        self._buffered = 0
+
     async def _replay_into(self, stream: STTStream) -> None:
         step = max(2, int(self.REPLAY_CHUNK_SECONDS * self._rate) * 2)
-        audio = bytes(self._buf)
+        audio = b"".join(self._buf)
         for i in range(0, len(audio), step):
             await stream.send(audio[i : i + step])
 
