@@ -84,6 +84,7 @@ class LimitsConfig:
     max_text_chars: int = field(default=2000, metadata={"min": 1})
     idle_timeout_s: float = field(default=60.0, metadata={"min": 1})
     max_call_s: float = field(default=3600.0, metadata={"min": 1})
+    heartbeat_s: float = field(default=20.0, metadata={"min": 0.5})
 
 
 @dataclass

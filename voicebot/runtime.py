@@ -57,12 +57,15 @@ class LoopLagMonitor:
 class Runtime:
     def __init__(self, config: Config, pm: PluginManager | None = None) -> None:
         self.config = config
-        self.pm = pm or make_plugin_manager(config.plugins)
+        self.pm = pm or make_plugin_manager()
+        self.pm.load_modules(config.plugins)
         self.registry = self.pm.registry
         validate_providers(config, self.registry)
         self.workers = WorkerPool()
         self.providers: dict[str, Any] = {}
         self.calls: dict[str, Call] = {}
+        self.no_calls = asyncio.Event()  # set whenever the last call has ended
+        self.no_calls.set()
         self.started_at = time.time()
         self.lag = LoopLagMonitor()
         self.accepting = True
@@ -106,9 +109,10 @@ class Runtime:
     async def drain(self, grace_s: float) -> None:
         """Stop accepting calls, let active ones finish for `grace_s`, then end them."""
         self.accepting = False
-        deadline = time.monotonic() + grace_s
-        while self.calls and time.monotonic() < deadline:  # noqa: ASYNC110 - polls a dict
-            await asyncio.sleep(0.1)
+        try:
+            await asyncio.wait_for(self.no_calls.wait(), grace_s)
+        except TimeoutError:
+            pass
         for call in list(self.calls.values()):
             await call.io.send_event(
                 {"type": "status", "status": "ended", "state": "ended", "reason": "server shutdown"}
@@ -140,6 +144,7 @@ class Runtime:
             session_id=session_id,
         )
         self.calls[call.id] = call
+        self.no_calls.clear()
         self.calls_total += 1
         return call
 
@@ -148,6 +153,8 @@ class Runtime:
             await call.run()
         finally:
             self.calls.pop(call.id, None)
+            if not self.calls:
+                self.no_calls.set()
 
     def new_dialogue(self, ctx: DialogueContext) -> Dialogue:
         return self._dialogue_factory(ctx)

@@ -96,7 +96,7 @@ async def refuse(
 async def voice_ws(request: web.Request) -> web.StreamResponse:
     runtime: Runtime = request.app["runtime"]
     limits = runtime.config.security.limits
-    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=limits.max_frame_bytes)
+    ws = web.WebSocketResponse(heartbeat=limits.heartbeat_s, max_msg_size=limits.max_frame_bytes)
     await ws.prepare(request)
     try:
         rate, encoding = parse_query_format(dict(request.query))
