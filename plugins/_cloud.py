@@ -163,6 +163,17 @@ def require_key(provider: str, key: str, env: str, needed: bool = True) -> None:
         )
 
 
+def http_client(timeout: float) -> Any:
+    """The process-wide HTTP client of one provider. httpx's default pool (100 connections)
+    would queue requests behind each other with a few hundred calls speaking at once."""
+    import httpx
+
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout),
+        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+    )
+
+
 def bounded(default: Any, lo: float | None = None, hi: float | None = None) -> Any:
     """An Options field whose numeric value the config loader checks against lo..hi."""
     return field(default=default, metadata={"min": lo, "max": hi})

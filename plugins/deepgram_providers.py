@@ -36,6 +36,7 @@ from ._cloud import (
     backoff,
     bounded,
     error_headers,
+    http_client,
     map_error,
     require_key,
     retrying_stream,
@@ -69,7 +70,6 @@ class _DeepgramClient:
     _http: Any = None
 
     async def start(self) -> None:
-        import httpx
         from deepgram import AsyncDeepgramClient, DeepgramClientEnvironment
 
         opts = self.options
@@ -81,7 +81,7 @@ class _DeepgramClient:
             kwargs["environment"] = DeepgramClientEnvironment(
                 base=base, production=ws, agent=ws, agent_rest=base
             )
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(opts.timeout))
+        self._http = http_client(opts.timeout)
         self._client = AsyncDeepgramClient(
             api_key=opts.api_key, httpx_client=self._http, max_retries=0, **kwargs
         )

@@ -15,7 +15,7 @@ from voicebot.hookspecs import hookimpl
 from voicebot.providers import TTS, AudioChunk, AudioFormat, ProviderError, Usage
 from voicebot.usage import report_usage
 
-from ._cloud import SampleAligner, bounded, require_key, retrying_stream
+from ._cloud import SampleAligner, bounded, http_client, require_key, retrying_stream
 
 #: PCM rates ElevenLabs streams (44.1 kHz needs a Pro plan, so it is used only when asked for).
 PCM_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
@@ -52,12 +52,11 @@ class ElevenLabsTTS(TTS):
     _http: Any = None
 
     async def start(self) -> None:
-        import httpx
         from elevenlabs.client import AsyncElevenLabs
 
         opts: ElevenLabsTTSOptions = self.options
         require_key(self.name, opts.api_key, "ELEVENLABS_API_KEY")
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(opts.timeout))
+        self._http = http_client(opts.timeout)
         self._client = AsyncElevenLabs(
             api_key=opts.api_key,
             base_url=opts.base_url.rstrip("/") or None,

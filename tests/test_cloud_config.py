@@ -4,13 +4,13 @@ option validation with file:line errors, and fallback lists built into chains.""
 from __future__ import annotations
 
 import pytest
-from voicebot_plugins.deepgram_providers import DeepgramSTT
-from voicebot_plugins.openai_providers import OpenAILLM
 
 from voicebot.config import load_config
 from voicebot.fallback import FallbackSTT, FallbackTTS
 from voicebot.options import ConfigError
 from voicebot.runtime import Runtime
+from voicebot_plugins.deepgram_providers import DeepgramSTT
+from voicebot_plugins.openai_providers import OpenAILLM
 
 CONFIG = """\
 plugins: [tests.testvad]

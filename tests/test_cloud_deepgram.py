@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from voicebot_plugins.deepgram_providers import DeepgramSTT, DeepgramTTS
 
 from tests.fakes.base import Drop, Fail, Stall
 from tests.fakes.deepgram_fake import FakeDeepgram, speak_audio
@@ -19,6 +18,7 @@ from voicebot.providers import (
     UtteranceEnd,
 )
 from voicebot.usage import collect_usage
+from voicebot_plugins.deepgram_providers import DeepgramSTT, DeepgramTTS
 
 RATE = 16000
 SPEECH = tone(RATE // 50, RATE)  # 20 ms, loud

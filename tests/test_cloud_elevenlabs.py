@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from voicebot_plugins.elevenlabs_providers import ElevenLabsTTS
 
 from tests.fakes.base import Fail, Stall
 from tests.fakes.elevenlabs_fake import FakeElevenLabs, eleven_audio
 from voicebot.providers import AudioFormat, ProviderError, Usage
 from voicebot.usage import collect_usage
+from voicebot_plugins.elevenlabs_providers import ElevenLabsTTS
 
 
 @pytest.fixture

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from voicebot_plugins.openai_providers import OpenAILLM, OpenAISTT, OpenAITTS
 
 from tests.fakes.base import Fail, Stall
 from tests.fakes.openai_fake import PCM_RATE, ChatReply, FakeOpenAI, speech_pcm
 from voicebot.providers import AudioFormat, Message, ProviderError, ToolCall, ToolSpec, Usage
 from voicebot.usage import collect_usage
+from voicebot_plugins.openai_providers import OpenAILLM, OpenAISTT, OpenAITTS
 
 
 @pytest.fixture
