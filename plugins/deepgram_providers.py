@@ -182,6 +182,7 @@ class DeepgramSTTStream(STTStream):
         self._discard_until = -1.0  # results ending before this (seconds) were cancelled
         self._flushed: asyncio.Future[None] | None = None
         self._last_audio = 0.0
+        self._closing = False
 
     # ----------------------------------------------------------------------- STTStream API
 
@@ -240,6 +241,7 @@ class DeepgramSTTStream(STTStream):
         self._reset()
 
     async def aclose(self) -> None:
+        self._closing = True
         if self._socket is not None and self._error is None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1.0):
@@ -311,11 +313,13 @@ class DeepgramSTTStream(STTStream):
         try:
             async for message in socket:
                 self._on_message(message)
-            raise ConnectionError("Deepgram closed the connection")
+            if not self._closing:
+                raise ConnectionError("Deepgram closed the connection")
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._fail(exc)
+            if not self._closing:
+                self._fail(exc)
 
     # ----------------------------------------------------------------------- messages
 
