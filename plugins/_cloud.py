@@ -174,6 +174,16 @@ def http_client(timeout: float) -> Any:
     )
 
 
+def client_health(name: str, client: Any, base_url: str, default_url: str) -> dict[str, Any]:
+    """What `GET /health` shows of a cloud provider: whether it is started, and where it talks to
+    (never the key)."""
+    return {
+        "name": name,
+        "status": "ok" if client is not None else "stopped",
+        "base_url": base_url or default_url,
+    }
+
+
 def bounded(default: Any, lo: float | None = None, hi: float | None = None) -> Any:
     """An Options field whose numeric value the config loader checks against lo..hi."""
     return field(default=default, metadata={"min": lo, "max": hi})

@@ -35,6 +35,7 @@ from ._cloud import (
     SampleAligner,
     backoff,
     bounded,
+    client_health,
     error_headers,
     http_client,
     map_error,
@@ -96,6 +97,11 @@ class _DeepgramClient:
         if self._client is None:
             raise ProviderError(f"{self.name}: provider used before start()", provider=self.name)
         return self._client
+
+    def health(self) -> dict[str, Any]:
+        return client_health(
+            self.name, self._client, self.options.base_url, "https://api.deepgram.com"
+        )
 
 
 # --------------------------------------------------------------------------------------------- STT

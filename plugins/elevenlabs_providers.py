@@ -15,7 +15,14 @@ from voicebot.hookspecs import hookimpl
 from voicebot.providers import TTS, AudioChunk, AudioFormat, ProviderError, Usage
 from voicebot.usage import report_usage
 
-from ._cloud import SampleAligner, bounded, http_client, require_key, retrying_stream
+from ._cloud import (
+    SampleAligner,
+    bounded,
+    client_health,
+    http_client,
+    require_key,
+    retrying_stream,
+)
 
 #: PCM rates ElevenLabs streams (44.1 kHz needs a Pro plan, so it is used only when asked for).
 PCM_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
@@ -68,6 +75,11 @@ class ElevenLabsTTS(TTS):
         if self._http is not None:
             await self._http.aclose()
         self._client = self._http = None
+
+    def health(self) -> dict[str, Any]:
+        return client_health(
+            self.name, self._client, self.options.base_url, "https://api.elevenlabs.io"
+        )
 
     @staticmethod
     def output_for(preferred: AudioFormat) -> tuple[str, int, str]:

@@ -32,7 +32,7 @@ from voicebot.providers import (
 )
 from voicebot.usage import report_usage
 
-from ._cloud import SampleAligner, bounded, map_error, require_key
+from ._cloud import SampleAligner, bounded, client_health, map_error, require_key
 
 
 @dataclass
@@ -82,6 +82,11 @@ class _OpenAIClient:
         if self._client is None:
             raise ProviderError(f"{self.name}: provider used before start()", provider=self.name)
         return self._client
+
+    def health(self) -> dict[str, Any]:
+        return client_health(
+            self.name, self._client, self.options.base_url, "https://api.openai.com/v1"
+        )
 
 
 # --------------------------------------------------------------------------------------------- LLM

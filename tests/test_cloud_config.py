@@ -42,7 +42,17 @@ async def test_yaml_chains_become_started_fallback_providers(tmp_path):
         assert stt.providers[0].options.keyterms == ["Zürich"]
         assert [p.name for p in tts.providers] == ["elevenlabs", "deepgram"]
         assert isinstance(llm, OpenAILLM) and llm.options.temperature == 0.3
-        assert runtime.health()["providers"]["tts"]["status"] == "ok"
+        health = runtime.health()["providers"]
+        assert health["tts"]["status"] == "ok"
+        assert health["llm"] == {
+            "name": "openai",
+            "status": "ok",
+            "base_url": "http://127.0.0.1:11434/v1",
+        }
+        assert [m["base_url"] for m in health["tts"]["members"]] == [
+            "https://api.elevenlabs.io",
+            "https://api.deepgram.com",
+        ]
     finally:
         await runtime.stop()
 
