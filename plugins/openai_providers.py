@@ -243,6 +243,9 @@ class OpenAISTTOptions(_ClientOptions):
     #: Vocabulary and spelling hints (names, products).
     prompt: str = ""
     temperature: float | None = bounded(None, 0, 1)
+    #: Start transcribing as soon as the caller pauses, saving the round trip when the pause
+    #: was the end of the turn. A pause that was not costs one extra (billed) request.
+    speculate: bool = True
 
 
 def pcm_to_wav(pcm: bytes, sample_rate: int) -> bytes:
@@ -268,6 +271,11 @@ class _LanguageBound:
         return await self._engine.transcribe(pcm, sample_rate, language=self._language)
 
 
+class _NoSpeculation(BufferedSTTStream):
+    async def speculate(self) -> None:
+        """Transcribe only at the end of the turn: one request per utterance."""
+
+
 class OpenAISTT(_OpenAIClient, BatchSTT):
     """Whole-utterance transcription (`/v1/audio/transcriptions`)."""
 
@@ -275,7 +283,8 @@ class OpenAISTT(_OpenAIClient, BatchSTT):
     Options = OpenAISTTOptions
 
     def stream(self, sample_rate: int, *, language: str | None = None) -> STTStream:
-        return BufferedSTTStream(_LanguageBound(self, language), sample_rate)  # type: ignore[arg-type]
+        cls = BufferedSTTStream if self.options.speculate else _NoSpeculation
+        return cls(_LanguageBound(self, language), sample_rate)  # type: ignore[arg-type]
 
     async def transcribe(
         self, pcm: bytes, sample_rate: int, *, language: str | None = None

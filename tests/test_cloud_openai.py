@@ -209,3 +209,20 @@ async def test_closing_a_tts_stream_disconnects_from_the_server(fake):
     finally:
         await tts.aclose()
     assert first.data and "speech" not in fake.completed
+
+
+@pytest.mark.parametrize("speculate", [True, False])
+async def test_stt_speculation_can_be_turned_off_to_save_requests(fake, speculate):
+    stt = await started(OpenAISTT, fake, speculate=speculate)
+    try:
+        stream = stt.stream(16000)
+        await stream.send(bytes(3200))
+        await stream.speculate()  # the caller pauses ...
+        if speculate:
+            await fake.wait_for(lambda: fake.count("transcriptions") == 1)
+        await stream.send(bytes(3200))  # ... and goes on
+        result = await stream.finalize()
+    finally:
+        await stt.aclose()
+    assert result.text == "hello world"
+    assert fake.count("transcriptions") == (2 if speculate else 1)
