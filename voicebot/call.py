@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import audio
 from .dialogue import (
     Dialogue,
-    DialogueContext,
     Hangup,
     IntentEvent,
     Listen,
@@ -36,7 +35,7 @@ from .dialogue import (
     UserInput,
 )
 from .providers import AudioFormat, ProviderError, SpeechStarted, STTEvent, Transcript, UtteranceEnd
-from .sentences import SentenceSplitter
+from .sentences import SentenceSplitter, spaced
 from .turns import Action, State, TurnSettings, TurnTaker
 
 if TYPE_CHECKING:
@@ -143,7 +142,9 @@ class Call:
         self._inbound = audio.InboundAudio(
             audio_format.sample_rate, audio_format.encoding, self._rate, cfg.frame_ms
         )
-        self._outbound = audio.OutboundAudio(audio_format.sample_rate, audio_format.encoding)
+        self._outbound = audio.OutboundAudio(
+            audio_format.sample_rate, _reply_encoding(audio_format)
+        )
         self._vad = runtime.providers["vad"].stream(self._rate)
         self._vad_threshold = runtime.providers["vad"].threshold
         self._stt = runtime.providers["stt"].stream(self._rate)
@@ -181,16 +182,11 @@ class Call:
         self._pending_text = ""
         self._turn = TurnTimes(0)
         self._now_ms = 0.0
-        self.dialogue: Dialogue = runtime.new_dialogue(
-            DialogueContext(
-                call_id=self.id,
-                variables=self.variables,
-                intent=runtime.providers.get("intent"),
-                llm=runtime.providers.get("llm"),
-                actions=runtime.registry.actions,
-                slot_types=runtime.registry.slot_types,
-                report_usage=lambda u: runtime.hook.usage(call=self, usage=u),
-            )
+        self.dialogue: Dialogue = self._new_dialogue()
+
+    def _new_dialogue(self) -> Dialogue:
+        return self.runtime.new_dialogue(
+            self.id, self.variables, lambda usage: self.runtime.hook.usage(call=self, usage=usage)
         )
 
     # ------------------------------------------------------------------------ life of a call
@@ -283,7 +279,13 @@ class Call:
         self._touch()
         if self._paused:
             return
-        for frame in self._inbound.push(data):
+        try:
+            frames = self._inbound.push(data)
+        except audio.AudioFormatError as exc:  # a corrupt compressed stream cannot resync
+            self._spawn(self._error("invalid_audio", str(exc)), "error")
+            self._close_soon(1007, "invalid audio data")
+            return
+        for frame in frames:
             self._on_frame(frame)
 
     def _on_frame(self, frame: bytes) -> None:
@@ -407,6 +409,7 @@ class Call:
         self._interrupt_reply()
         self._turn_speech_end(self._loop.time())
         self._turn.turn_end = self._turn.stt_final = self._loop.time()
+        self.runtime.hook.transcript(call=self, transcript=Transcript(text, True, 1.0))
         self._remember("user", text)
         self._user_turn(UserInput("text", text=text))
 
@@ -456,7 +459,7 @@ class Call:
         self._inbound = audio.InboundAudio(
             fmt.sample_rate, fmt.encoding, self._rate, self._frame_ms
         )
-        self._outbound = audio.OutboundAudio(fmt.sample_rate, fmt.encoding)
+        self._outbound = audio.OutboundAudio(fmt.sample_rate, _reply_encoding(fmt))
         self.format = fmt
 
     def interrupt(self) -> None:
@@ -481,16 +484,7 @@ class Call:
         self._touch()
         self._interrupt_reply()
         self.history.clear()
-        self.dialogue = self.runtime.new_dialogue(
-            DialogueContext(
-                call_id=self.id,
-                variables=self.variables,
-                intent=self.runtime.providers.get("intent"),
-                llm=self.runtime.providers.get("llm"),
-                actions=self.runtime.registry.actions,
-                slot_types=self.runtime.registry.slot_types,
-            )
-        )
+        self.dialogue = self._new_dialogue()
         self._start_reply(self._drive(self.dialogue.start(), greeting=True))
 
     def touch(self) -> None:
@@ -516,14 +510,17 @@ class Call:
         speaker = self._spawn(self._speak(sentences), "tts")
         splitter = SentenceSplitter()
         reply: list[str] = []
-        barge_in, cache_key = True, None
+        barge_in, cache_key, last_delta = True, None, False
         try:
             try:
                 async for out in outputs:
                     if isinstance(out, Say):
                         if self._turn.first_text is None:
                             self._turn.first_text = self._loop.time()
-                        piece_text = _spaced(reply[-1] if reply else "", out.text)
+                        piece_text = spaced(
+                            reply[-1] if reply else "", out.text, out.delta, last_delta
+                        )
+                        last_delta = out.delta
                         reply.append(piece_text)
                         barge_in, cache_key = out.barge_in, out.cache_key
                         await self.io.send_event(
@@ -575,7 +572,7 @@ class Call:
 
     async def _speak(self, sentences: asyncio.Queue[tuple[str, bool, str | None] | None]) -> None:
         tts = self.runtime.providers["tts"]
-        preferred = AudioFormat(self.format.sample_rate, self.format.encoding)
+        preferred = AudioFormat(self.format.sample_rate, _reply_encoding(self.format))
         while (item := await sentences.get()) is not None:
             text, barge_in, cache_key = item
             seg = Segment(text, barge_in, mark=f"seg-{next(self._mark_ids)}")
@@ -812,8 +809,6 @@ class Call:
         }
 
 
-def _spaced(previous: str, piece: str) -> str:
-    """Dialogues stream pieces: LLM deltas carry their own spaces, whole sentences do not."""
-    if previous and previous[-1] in ".!?,;:" and piece[:1].isalnum():
-        return " " + piece
-    return piece
+def _reply_encoding(fmt: AudioFormat) -> str:
+    """Replies go out in the caller's encoding, except WebM/Opus callers, who get PCM16."""
+    return "pcm_s16le" if fmt.encoding == "webm" else fmt.encoding

@@ -156,7 +156,23 @@ class Runtime:
             if not self.calls:
                 self.no_calls.set()
 
-    def new_dialogue(self, ctx: DialogueContext) -> Dialogue:
+    def new_dialogue(
+        self,
+        call_id: str,
+        variables: dict[str, Any],
+        report_usage: Any = None,
+    ) -> Dialogue:
+        """A fresh dialogue for one conversation, with the process's shared providers."""
+        ctx = DialogueContext(
+            call_id=call_id,
+            variables=variables,
+            intent=self.providers.get("intent"),
+            llm=self.providers.get("llm"),
+            actions=self.registry.actions,
+            slot_types=self.registry.slot_types,
+        )
+        if report_usage is not None:
+            ctx.report_usage = report_usage
         return self._dialogue_factory(ctx)
 
     def _make_dialogue_factory(self) -> Any:
@@ -168,6 +184,7 @@ class Runtime:
                 self.config.resolve(self.config.flows.dir),
                 start=self.config.flows.start,
                 timezone=self.config.flows.timezone,
+                registry=self.registry,
             )
             return lib.new_dialogue
         from .simple_dialogue import SimpleDialogue

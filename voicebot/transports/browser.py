@@ -11,7 +11,11 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from ..audio import AudioFormatError
+from ..audit import audit
+from ..auth import AuthBusy, Authenticator, AuthError, authenticate_ws, chosen_subprotocols
 from ..call import Call
+from ..guard import ConnectionGuard
+from ..limits import ConnectionLimiter, calls_of
 from ..providers import AudioFormat
 from ..runtime import CapacityError, Runtime
 from .browser_protocol import Command, ProtocolError, parse_message, parse_query_format
@@ -25,6 +29,7 @@ CLOSE_NORMAL = 1000
 CLOSE_UNSUPPORTED = 1003
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
 CLOSE_TRY_LATER = 1013
 CLOSE_AUTH = 4001
 CLOSE_NO_SESSION = 4004
@@ -90,14 +95,41 @@ async def refuse(
         with contextlib.suppress(ConnectionError):
             await ws.send_str(json.dumps({"type": "error", "code": error, "message": reason}))
     await ws.close(code=code, message=reason.encode()[:120])
-    return ws
 
 
 async def voice_ws(request: web.Request) -> web.StreamResponse:
+    """One connection = one call. A bug of ours closes this socket with 1011, never the server."""
+    limits = request.app["runtime"].config.security.limits
+    # no permessage-deflate: audio does not compress and each compressor costs ~256 KB per call
+    ws = web.WebSocketResponse(
+        heartbeat=limits.heartbeat_s,
+        max_msg_size=limits.max_frame_bytes,
+        compress=False,
+        protocols=chosen_subprotocols(request),  # a token offered as a subprotocol
+    )
+    await ws.prepare(request)
+    try:
+        await _serve_call(request, ws)
+    except Exception:
+        log.exception("internal error on /ws/voice")
+        with contextlib.suppress(ConnectionError):
+            await ws.close(code=CLOSE_INTERNAL, message=b"internal error")
+    finally:
+        release_heartbeat(ws)
+    return ws
+
+
+async def _serve_call(request: web.Request, ws: web.WebSocketResponse) -> None:
     runtime: Runtime = request.app["runtime"]
     limits = runtime.config.security.limits
-    ws = web.WebSocketResponse(heartbeat=limits.heartbeat_s, max_msg_size=limits.max_frame_bytes)
-    await ws.prepare(request)
+    authn: Authenticator = request.app["auth"]
+    try:
+        principal = await authenticate_ws(request, ws, authn, limits.max_calls)
+    except AuthError as exc:
+        audit("auth_failed", transport="websocket", remote=request.remote, reason=str(exc))
+        code = CLOSE_TRY_LATER if isinstance(exc, AuthBusy) else CLOSE_AUTH
+        return await refuse(ws, code, str(exc), "auth_failed")
+    subject = principal.subject if principal else None
     try:
         rate, encoding = parse_query_format(dict(request.query))
     except ProtocolError as exc:
@@ -108,8 +140,14 @@ async def voice_ws(request: web.Request) -> web.StreamResponse:
         session = request.app["sessions"].get(session_id)
         if session is None:
             return await refuse(ws, CLOSE_NO_SESSION, "session not found")
+        if session.subject is not None and session.subject != subject:
+            return await refuse(ws, CLOSE_AUTH, "session belongs to another subject", "auth_failed")
+    if subject is not None and calls_of(runtime.calls, subject) >= limits.max_calls_per_subject:
+        return await refuse(ws, CLOSE_TRY_LATER, "too many concurrent calls for this subject")
     io = BrowserIO(ws, request)
     variables = {"namespace": request.query.get("namespace", session.namespace if session else "")}
+    if subject is not None:
+        variables["subject"] = subject
     try:
         call = runtime.new_call(
             transport="websocket",
@@ -120,6 +158,8 @@ async def voice_ws(request: web.Request) -> web.StreamResponse:
         )
     except CapacityError as exc:
         return await refuse(ws, CLOSE_TRY_LATER, str(exc))
+    except AudioFormatError as exc:  # e.g. webm without the optional Opus decoder
+        return await refuse(ws, CLOSE_UNSUPPORTED, str(exc), "unsupported_encoding")
     io.call = call
     request.app["connections"][call.id] = ws
     await io.send_event(
@@ -134,20 +174,37 @@ async def voice_ws(request: web.Request) -> web.StreamResponse:
     )
     life = asyncio.ensure_future(runtime.run_call(call))
     try:
-        await _receive(ws, call, io, limits.max_text_chars)
+        guard = ConnectionGuard(authn, principal, ConnectionLimiter(limits, call.format))
+        await _receive(ws, call, io, limits.max_text_chars, guard)
     finally:
         call.hangup(call.end_reason or "client disconnected")
         await life
         request.app["connections"].pop(call.id, None)
         if not ws.closed:
             await ws.close()
-    return ws
 
 
-async def _receive(ws: web.WebSocketResponse, call: Call, io: BrowserIO, max_text: int) -> None:
+def release_heartbeat(ws: web.WebSocketResponse) -> None:
+    """aiohttp re-arms the heartbeat timer when the peer's close frame arrives after ours, which
+    keeps every closed socket (and its call) in memory for `heartbeat_s`; cancel it when done."""
+    with contextlib.suppress(AttributeError):
+        ws._cancel_heartbeat()
+
+
+async def _receive(
+    ws: web.WebSocketResponse, call: Call, io: BrowserIO, max_text: int, guard: ConnectionGuard
+) -> None:
     async for msg in ws:
         if call.ended:
             return
+        if msg.type in (WSMsgType.BINARY, WSMsgType.TEXT):
+            refusal = guard.limiter.admit(len(msg.data), call.format)
+            if refusal is not None:
+                log.info("call %s: rate limit: %s", call.id, refusal)
+                call.end_reason = "rate limited"
+                await io.send_event({"type": "error", "code": "rate_limited", "message": refusal})
+                await io.close(CLOSE_POLICY, "rate limit exceeded")
+                return
         if msg.type == WSMsgType.BINARY:
             call.feed_audio(msg.data)
         elif msg.type == WSMsgType.TEXT:
@@ -157,7 +214,7 @@ async def _receive(ws: web.WebSocketResponse, call: Call, io: BrowserIO, max_tex
                 call.touch()
                 await io.send_event({"type": "error", "code": exc.code, "message": str(exc)})
                 continue
-            if await _dispatch(command, call, io):
+            if await _dispatch(command, call, io, guard):
                 return
         elif msg.type == WSMsgType.ERROR:
             exc = ws.exception()
@@ -167,7 +224,7 @@ async def _receive(ws: web.WebSocketResponse, call: Call, io: BrowserIO, max_tex
         log.info("call %s: frame over the size limit", call.id)
 
 
-async def _dispatch(cmd: Command, call: Call, io: BrowserIO) -> bool:
+async def _dispatch(cmd: Command, call: Call, io: BrowserIO, guard: ConnectionGuard) -> bool:
     """Act on one control message; True when the call is over."""
     if cmd.kind == "ping":
         call.touch()
@@ -211,7 +268,8 @@ async def _dispatch(cmd: Command, call: Call, io: BrowserIO) -> bool:
             }
         )
     elif cmd.kind == "auth":
-        call.touch()  # tokens are checked at connect; a fresh one mid-call is a keep-alive
+        call.touch()
+        await guard.reauth(cmd.token, io)
     elif cmd.kind == "end_call":
         call.end_reason = "client ended the call"
         await io.send_event({"type": "status", "status": "ended", "state": "ended"})
