@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import logging
 import time
@@ -37,6 +38,7 @@ from .dialogue import (
 from .providers import AudioFormat, ProviderError, SpeechStarted, STTEvent, Transcript, UtteranceEnd
 from .sentences import SentenceSplitter, spaced
 from .turns import Action, State, TurnSettings, TurnTaker
+from .usage import usage_sink
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -143,9 +145,11 @@ class Call:
         self._frame_bytes = self._rate * cfg.frame_ms // 1000 * 2
         self._cfg = cfg
         self.format = audio_format
-        self._stt = runtime.providers["stt"].stream(self._rate)
+        self._context = contextvars.copy_context()
+        self._context.run(usage_sink.set, lambda usage: runtime.hook.usage(call=self, usage=usage))
+        self._stt_provider = runtime.providers["stt"]
+        self._stt = self._stt_provider.stream(self._rate)
         self._stt.on_event = self._on_stt_event
-        self._stt_endpointing = runtime.providers["stt"].endpointing
         self._vad_provider = runtime.providers["vad"]
         self._vad_threshold = self._vad_provider.threshold
         self._listen_at(audio_format)
@@ -253,9 +257,18 @@ class Call:
         self.state = "ended"
         self.runtime.hook.call_ended(call=self, reason=self.end_reason or "ended")
 
+    @property
+    def _stt_endpointing(self) -> bool:
+        """Whether the recogniser ends turns itself. Asked of the stream, not the provider: a
+        fallback chain can hand over mid-call to a member that does not."""
+        return bool(getattr(self._stt, "endpointing", self._stt_provider.endpointing))
+
     def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
-        task.set_name(f"call-{self.id[:8]}-{name}")
+        # every task of the call runs in the call's context, whichever task asked for it, so
+        # providers can report usage to this call (voicebot.usage)
+        task = self._loop.create_task(
+            coro, name=f"call-{self.id[:8]}-{name}", context=self._context
+        )
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
@@ -649,11 +662,13 @@ class Call:
                     chunks = tts.synthesize_cached(text, preferred, cache_key=cache_key)
                 else:
                     chunks = tts.synthesize(text, preferred)
-                async for chunk in chunks:
-                    if self._turn.first_tts is None:
-                        self._turn.first_tts = self._loop.time()
-                    for frame in self._outbound.push(chunk.data, chunk.sample_rate, chunk.encoding):
-                        await self._playback.put((frame, seg))
+                async with contextlib.aclosing(chunks):  # barge-in closes the upstream now
+                    async for chunk in chunks:
+                        if self._turn.first_tts is None:
+                            self._turn.first_tts = self._loop.time()
+                        out = self._outbound.push(chunk.data, chunk.sample_rate, chunk.encoding)
+                        for frame in out:
+                            await self._playback.put((frame, seg))
             except ProviderError as exc:
                 log.warning("call %s: TTS failed: %s", self.id, exc)
                 await self._error("tts_failed", f"speech synthesis failed: {exc}")
