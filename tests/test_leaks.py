@@ -23,12 +23,12 @@ async def one_call(server) -> None:
     await c._reader
 
 
-async def no_call_objects_alive() -> None:
-    """Every Call object is gone. A connection's teardown finishes a moment after its call left
-    the runtime's table, so wait for the garbage collector to find none."""
+async def no_call_objects_alive(runtime) -> None:
+    """Every Call object of `runtime` is gone. A connection's teardown finishes a moment after
+    its call left the runtime's table, so wait for the garbage collector to find none."""
     while True:
         gc.collect()
-        if not any(isinstance(o, Call) for o in gc.get_objects()):
+        if not any(isinstance(o, Call) and o.runtime is runtime for o in gc.get_objects()):
             return
         await asyncio.sleep(0.02)  # teardown of the last connection is still running
 
@@ -38,14 +38,14 @@ async def test_memory_does_not_grow_with_calls(tmp_path):
         for _ in range(30):  # warm-up: imports, caches, the turns ring filling up
             await one_call(server)
         server.runtime.turns = type(server.runtime.turns)(maxlen=0)  # bounded by design; not a leak
-        await asyncio.wait_for(no_call_objects_alive(), 5)
+        await asyncio.wait_for(no_call_objects_alive(server.runtime), 5)
         tracemalloc.start()
         before = tracemalloc.take_snapshot()
         n = 60
         for _ in range(n):
             await one_call(server)
         await asyncio.wait_for(server.runtime.no_calls.wait(), 5)
-        await asyncio.wait_for(no_call_objects_alive(), 5)
+        await asyncio.wait_for(no_call_objects_alive(server.runtime), 5)
         after = tracemalloc.take_snapshot()
         tracemalloc.stop()
         stats = after.compare_to(before, "filename")
