@@ -57,7 +57,8 @@ class LoopLagMonitor:
 class Runtime:
     def __init__(self, config: Config, pm: PluginManager | None = None) -> None:
         self.config = config
-        self.pm = pm or make_plugin_manager(config.plugins)
+        self.pm = pm or make_plugin_manager()
+        self.pm.load_modules(config.plugins)
         self.registry = self.pm.registry
         validate_providers(config, self.registry)
         self.workers = WorkerPool()

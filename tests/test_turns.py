@@ -1,0 +1,74 @@
+"""Turn-taking timing with a fake clock, frame by frame."""
+
+from voicebot.turns import Action, State, TurnSettings, TurnTaker
+
+F = 20
+
+
+def feed(tt: TurnTaker, start: float, pattern: str) -> tuple[float, list[tuple[float, Action]]]:
+    """pattern: one char per 20 ms frame, 's' speech, '.' silence."""
+    out = []
+    t = start
+    for ch in pattern:
+        t += F
+        out += [(t, a) for a in tt.on_frame(t, ch == "s")]
+    return t, out
+
+
+def test_end_of_turn_after_hangover():
+    tt = TurnTaker(TurnSettings(hangover_ms=300, min_speech_ms=100))
+    _, acts = feed(tt, 0, "s" * 10 + "." * 15)
+    kinds = [a for _, a in acts]
+    assert kinds == [
+        Action.START_UTTERANCE,
+        Action.USER_STARTED,
+        Action.SPECULATE,
+        Action.END_UTTERANCE,
+    ]
+    end_at = dict((a, t) for t, a in acts)[Action.END_UTTERANCE]
+    assert end_at == 200 + 300  # last speech frame at 200 ms, 300 ms hangover
+    assert tt.state is State.PROCESSING
+
+
+def test_short_noise_is_not_a_turn():
+    tt = TurnTaker(TurnSettings(hangover_ms=100, min_speech_ms=100))
+    _, acts = feed(tt, 0, "ss" + "." * 10)
+    assert [a for _, a in acts] == [Action.START_UTTERANCE, Action.CANCEL_UTTERANCE]
+    assert tt.state is State.LISTENING
+
+
+def test_pause_shorter_than_hangover_continues_the_utterance():
+    tt = TurnTaker(TurnSettings(hangover_ms=300, min_speech_ms=60))
+    _, acts = feed(tt, 0, "sssss" + "." * 10 + "sssss" + "." * 15)
+    kinds = [a for _, a in acts]
+    assert kinds.count(Action.START_UTTERANCE) == 1 and kinds.count(Action.END_UTTERANCE) == 1
+
+
+def test_barge_in_needs_min_speech_while_bot_speaks():
+    tt = TurnTaker(TurnSettings(barge_in_ms=200, min_speech_ms=60, hangover_ms=200))
+    tt.set_bot_speaking(True)
+    _, acts = feed(tt, 0, "sssss" + "." * 12)  # a 100 ms cough
+    assert Action.BARGE_IN not in [a for _, a in acts]
+    _, acts = feed(tt, 1000, "s" * 12)
+    barge = [t for t, a in acts if a is Action.BARGE_IN]
+    assert barge == [1000 + 200]  # exactly when 200 ms of speech accumulated
+
+
+def test_no_barge_in_when_disallowed():
+    tt = TurnTaker(TurnSettings(barge_in_ms=60))
+    tt.set_bot_speaking(True, barge_in_allowed=False)
+    _, acts = feed(tt, 0, "s" * 30)
+    assert Action.BARGE_IN not in [a for _, a in acts]
+
+
+def test_max_utterance_forces_end():
+    tt = TurnTaker(TurnSettings(max_utterance_ms=1000, min_speech_ms=60))
+    _, acts = feed(tt, 0, "s" * 60)
+    assert [t for t, a in acts if a is Action.END_UTTERANCE] == [1020]
+
+
+def test_push_to_talk_end_turn():
+    tt = TurnTaker(TurnSettings(hangover_ms=5000))
+    feed(tt, 0, "s" * 10)
+    assert tt.end_turn() == [Action.END_UTTERANCE]
+    assert tt.end_turn() == []
