@@ -10,16 +10,16 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 import pytest_asyncio
-from voicebot_plugins.intent_embedding import EmbeddingIntent, keyword_score
-from voicebot_plugins.stt_whisper import WhisperSTT
-from voicebot_plugins.tts_piper import PiperTTS, split_for_speech
-from voicebot_plugins.vad_silero import SileroVAD
 
 from voicebot.audio import Resampler, decode, encode
 from voicebot.providers import TTS, AudioChunk, AudioFormat, IntentSpec, ModelMissingError
 from voicebot.tts_cache import CachedTTS
 from voicebot.wer import wer
 from voicebot.workers import WorkerPool
+from voicebot_plugins.intent_embedding import EmbeddingIntent, keyword_score
+from voicebot_plugins.stt_whisper import WhisperSTT
+from voicebot_plugins.tts_piper import PiperTTS, split_for_speech
+from voicebot_plugins.vad_silero import SileroVAD
 
 # Async tests share the module's event loop with the module-scoped model fixtures.
 on_module_loop = pytest.mark.asyncio(loop_scope="module")
