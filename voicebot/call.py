@@ -160,6 +160,7 @@ class Call:
             )
         )
         self._preroll: deque[bytes] = deque(maxlen=max(1, cfg.preroll_ms // cfg.frame_ms))
+        self._hangover: list[bytes] | None = None  # silence held back from STT while speculating
         self._stt_queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(STT_QUEUE_FRAMES)
         self._playback: asyncio.Queue[tuple[bytes, Segment] | Segment] = asyncio.Queue(
             PLAYBACK_QUEUE_FRAMES
@@ -292,7 +293,15 @@ class Call:
         if self._stt_endpointing:
             self._to_stt("audio", frame)
         elif self._turns.in_utterance:
-            self._to_stt("audio", frame)
+            if self._hangover is not None and not speech:
+                # A speculative decode is running: hangover silence must not invalidate it.
+                # Held back, and sent after all if the caller speaks again.
+                self._hangover.append(frame)
+            else:
+                for held in self._hangover or ():
+                    self._to_stt("audio", held)
+                self._hangover = None
+                self._to_stt("audio", frame)
         for action in self._turns.on_frame(self._now_ms, speech):
             self._act(action)
         if not self._turns.in_utterance:
@@ -313,9 +322,12 @@ class Call:
         elif action is Action.SPECULATE:
             self._turn_speech_end(self._loop.time() - self._cfg.frame_ms / 1000)
             self._to_stt("speculate", None)
+            self._hangover = []
         elif action is Action.END_UTTERANCE:
+            self._hangover = None
             self._end_of_speech()
         elif action is Action.CANCEL_UTTERANCE:
+            self._hangover = None
             self._to_stt("cancel", None)
 
     def _turn_speech_end(self, at: float) -> None:

@@ -1,0 +1,107 @@
+"""A spoken question through the real server on the embedded stack: a recorded human utterance
+streamed over `/ws/voice` in real time (as 16 kHz PCM, and as 8 kHz μ-law like a phone line),
+recognised by Whisper, answered in Piper's voice; the answer is checked by ear (Whisper again)."""
+
+from __future__ import annotations
+
+import wave
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+import websockets
+
+from voicebot.audio import Resampler, decode, encode
+from voicebot.wer import wer
+
+from .support import Client, Server, base_config, serve, silence, tone
+
+on_module_loop = pytest.mark.asyncio(loop_scope="module")
+
+SPEECH = Path(__file__).parent.parent / "benchmarks" / "data" / "speech" / "goforward.wav"
+SAID = "go forward ten meters"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def server(tmp_path_factory) -> AsyncIterator[Server]:
+    config = {
+        "pipeline": {"vad_hangover_ms": 300},
+        "providers": {
+            "vad": {"use": "silero"},
+            "stt": {"use": "whisper"},
+            "tts": {"use": "piper"},
+        },
+        "dialogue": {"mode": "echo", "greeting": "Hi."},
+    }
+    async with serve(tmp_path_factory.mktemp("e2e"), config) as srv:
+        yield srv
+
+
+def human_question(rate: int, encoding: str) -> bytes:
+    with wave.open(str(SPEECH)) as w:
+        pcm = w.readframes(w.getnframes())
+    pcm = silence(300) + pcm + silence(1000)
+    if rate != 16000:
+        r = Resampler(16000, rate)
+        pcm = r.process(pcm) + r.flush()
+    return encode(pcm, encoding)
+
+
+@on_module_loop
+@pytest.mark.parametrize(("rate", "encoding"), [(16000, "pcm_s16le"), (8000, "mulaw")])
+async def test_spoken_question_gets_a_spoken_answer(server: Server, rate: int, encoding: str):
+    stt = server.runtime.providers["stt"]
+    transcribe = stt.transcribe
+    ws = await websockets.connect(
+        f"{server.url}/ws/voice?sample_rate={rate}&encoding={encoding}", max_size=None
+    )
+    c = Client(ws, rate * (2 if encoding == "pcm_s16le" else 1) // 2)
+    try:
+        await c.wait_for(lambda e: e.get("type") == "response" and e["final"])  # greeting
+        await c.wait_for(lambda e: e.get("status") == "listening")
+        await c.stream(human_question(rate, encoding))
+        _, heard = await c.wait_for(lambda e: e.get("type") == "transcript" and e["final"], 15)
+        assert wer(SAID, heard["text"]) == 0, heard
+        t_answer, answer = await c.wait_for(
+            lambda e: e.get("type") == "response" and e["final"] and "said" in e["text"], 15
+        )
+        assert wer(f"you said {SAID}", answer["text"]) == 0, answer
+        _, metrics = await c.wait_for(lambda e: e.get("type") == "metrics" and e["turn"] == 1)
+        assert metrics["voice_to_voice_ms"] > 300  # includes the hangover
+        await c.wait_for(lambda e: e.get("status") == "listening", 15, after=t_answer)
+        reply = b"".join(a for t, a in c.audio if t >= t_answer - 1)
+        pcm = decode(reply, encoding)
+        if rate != 16000:
+            r = Resampler(rate, 16000)
+            pcm = r.process(pcm) + r.flush()
+        spoken = await transcribe(pcm, 16000)
+        assert wer(f"you said {SAID}", spoken.text) <= 0.2, spoken.text
+    finally:
+        await c.close()
+
+
+@on_module_loop
+async def test_hangover_silence_does_not_void_the_speculative_decode(tmp_path) -> None:
+    """The decode started when the caller went quiet is the one used: the hangover frames that
+    follow are silence and must not make a batch STT decode the utterance a second time."""
+    async with serve(tmp_path, base_config()) as srv:
+        stt = srv.runtime.providers["stt"]
+        decoded: list[int] = []
+        transcribe = stt.transcribe
+
+        async def counting(pcm: bytes, sample_rate: int):
+            decoded.append(len(pcm))
+            return await transcribe(pcm, sample_rate)
+
+        stt.transcribe = counting
+        ws = await websockets.connect(f"{srv.url}/ws/voice")
+        c = Client(ws)
+        try:
+            await c.wait_for(lambda e: e.get("type") == "response" and e["final"])
+            await c.stream(silence(200) + tone(400) + silence(100) + tone(300) + silence(500))
+            await c.wait_for(lambda e: e.get("type") == "transcript" and e["final"])
+            # one speculation per pause (100 ms: resumed, so voided), none after the hangover
+            assert len(decoded) == 2 and decoded[0] < decoded[1], decoded
+        finally:
+            await c.close()
