@@ -256,8 +256,9 @@ class PocketsphinxStream(STTStream):
             self._resampler.reset()
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ProviderError):
-                await task
+            await asyncio.wait([task])  # its decoder is back in the pool when this returns
+            if not task.cancelled():
+                task.exception()  # a decode error no longer matters: the utterance is dropped
 
     async def aclose(self) -> None:
         await self.cancel()

@@ -20,7 +20,7 @@ import pytest
 
 from voicebot.audio import Resampler, silence
 from voicebot.plugins import make_plugin_manager
-from voicebot.providers import AudioFormat, ModelMissingError, Transcript
+from voicebot.providers import AudioFormat, ModelMissingError, ProviderError, Transcript
 from voicebot.workers import WorkerPool
 from voicebot_plugins._espeak_c import engine
 from voicebot_plugins.stt_pocketsphinx import PocketsphinxSTT
@@ -92,7 +92,10 @@ class LoopLag:
 
 @pytest.fixture
 async def stt() -> AsyncIterator[PocketsphinxSTT]:
-    p = PocketsphinxSTT(PocketsphinxSTT.Options(decoders=4), WorkerPool(max_workers=2))
+    # One worker thread: on a busy 2-core machine, two decoding threads plus other processes
+    # starve the event loop thread of CPU (measured 15-38 ms ticker lag at load 4, against
+    # 4-15 ms with one worker), which would make the loop-lag assertion measure the machine.
+    p = PocketsphinxSTT(PocketsphinxSTT.Options(decoders=4), WorkerPool(max_workers=1))
     await p.start()
     yield p
     await p.aclose()
@@ -210,6 +213,32 @@ async def test_espeak_rate_option_changes_duration_and_bad_voice_is_explained() 
         EspeakTTS.Options(pitch=101)
 
 
+async def test_espeak_stops_at_the_next_sentence_when_the_reader_stops() -> None:
+    tts = EspeakTTS()
+    await tts.start()
+    before = tts.workers.completed
+    gen = tts.synthesize("One. Two. Three. Four. Five.", AudioFormat())
+    assert (await anext(gen)).data
+    await gen.aclose()  # barge-in
+    assert tts.workers.completed == before + 1
+
+
+async def test_espeak_concurrent_syntheses_do_not_mix() -> None:
+    tts = EspeakTTS(workers=WorkerPool(max_workers=2))
+    await tts.start()
+
+    async def seconds(text: str) -> float:
+        chunks = [c async for c in tts.synthesize(text, AudioFormat())]
+        return sum(len(c.data) for c in chunks) / 44100
+
+    short, long = "Yes.", "I want to speak to a person about my bill, please."
+    solo = [await seconds(short), await seconds(long)]
+    together = await asyncio.gather(seconds(short), seconds(long), seconds(short))
+    assert together[0] == pytest.approx(solo[0], rel=0.02)
+    assert together[1] == pytest.approx(solo[1], rel=0.02)
+    assert together[2] == pytest.approx(solo[0], rel=0.02)
+
+
 def test_split_sentences_cuts_long_text() -> None:
     assert split_sentences("One. Two!  Three? ") == ["One.", "Two!", "Three?"]
     long = " ".join(["word"] * 300)
@@ -324,5 +353,14 @@ async def test_other_pipeline_rates_are_resampled(stt: PocketsphinxSTT) -> None:
 async def test_bad_model_path_is_a_clear_error() -> None:
     with pytest.raises(ModelMissingError, match=r"lm not found: /nope\.lm\.bin"):
         await PocketsphinxSTT(PocketsphinxSTT.Options(lm="/nope.lm.bin")).start()
+    with pytest.raises(ProviderError, match="rejected option no_such_option=1"):
+        await PocketsphinxSTT(PocketsphinxSTT.Options(config={"no_such_option": 1})).start()
     with pytest.raises(ValueError, match="decoders"):
         PocketsphinxSTT.Options(decoders=0)
+
+
+async def test_odd_length_audio_is_refused_clearly(stt: PocketsphinxSTT) -> None:
+    s = stt.stream(RATE)
+    with pytest.raises(ProviderError, match="even number of bytes"):
+        await s.send(b"\x00" * 641)
+    await s.aclose()

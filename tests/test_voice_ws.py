@@ -48,11 +48,9 @@ async def test_speech_turn_at_client_rate(tmp_path, rate):
         await _no_calls_left(server)
 
 
-async def _no_calls_left(server) -> None:
-    for _ in range(200):
-        if not server.runtime.calls:
-            break
-        await asyncio.sleep(0.01)
+async def _no_calls_left(server, timeout: float = 2.0) -> None:
+    """Calls end asynchronously after a close: wait for the runtime to say none is left."""
+    await asyncio.wait_for(server.runtime.no_calls.wait(), timeout)
     assert not server.runtime.calls
     tasks = [t for t in asyncio.all_tasks() if t.get_name().startswith("call-")]
     assert tasks == [], tasks

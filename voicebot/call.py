@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import audio
 from .dialogue import (
     Dialogue,
-    DialogueContext,
     Hangup,
     IntentEvent,
     Listen,
@@ -36,7 +35,7 @@ from .dialogue import (
     UserInput,
 )
 from .providers import AudioFormat, ProviderError, SpeechStarted, STTEvent, Transcript, UtteranceEnd
-from .sentences import SentenceSplitter
+from .sentences import SentenceSplitter, spaced
 from .turns import Action, State, TurnSettings, TurnTaker
 
 if TYPE_CHECKING:
@@ -182,16 +181,11 @@ class Call:
         self._pending_text = ""
         self._turn = TurnTimes(0)
         self._now_ms = 0.0
-        self.dialogue: Dialogue = runtime.new_dialogue(
-            DialogueContext(
-                call_id=self.id,
-                variables=self.variables,
-                intent=runtime.providers.get("intent"),
-                llm=runtime.providers.get("llm"),
-                actions=runtime.registry.actions,
-                slot_types=runtime.registry.slot_types,
-                report_usage=lambda u: runtime.hook.usage(call=self, usage=u),
-            )
+        self.dialogue: Dialogue = self._new_dialogue()
+
+    def _new_dialogue(self) -> Dialogue:
+        return self.runtime.new_dialogue(
+            self.id, self.variables, lambda usage: self.runtime.hook.usage(call=self, usage=usage)
         )
 
     # ------------------------------------------------------------------------ life of a call
@@ -493,16 +487,7 @@ class Call:
         self._touch()
         self._interrupt_reply()
         self.history.clear()
-        self.dialogue = self.runtime.new_dialogue(
-            DialogueContext(
-                call_id=self.id,
-                variables=self.variables,
-                intent=self.runtime.providers.get("intent"),
-                llm=self.runtime.providers.get("llm"),
-                actions=self.runtime.registry.actions,
-                slot_types=self.runtime.registry.slot_types,
-            )
-        )
+        self.dialogue = self._new_dialogue()
         self._start_reply(self._drive(self.dialogue.start(), greeting=True))
 
     def touch(self) -> None:
@@ -535,7 +520,7 @@ class Call:
                     if isinstance(out, Say):
                         if self._turn.first_text is None:
                             self._turn.first_text = self._loop.time()
-                        piece_text = _spaced(reply[-1] if reply else "", out.text)
+                        piece_text = spaced(reply[-1] if reply else "", out.text)
                         reply.append(piece_text)
                         barge_in, cache_key = out.barge_in, out.cache_key
                         await self.io.send_event(
@@ -822,10 +807,3 @@ class Call:
             "node": snap.get("node"),
             "started_at": self.started_at,
         }
-
-
-def _spaced(previous: str, piece: str) -> str:
-    """Dialogues stream pieces: LLM deltas carry their own spaces, whole sentences do not."""
-    if previous and previous[-1] in ".!?,;:" and piece[:1].isalnum():
-        return " " + piece
-    return piece

@@ -55,6 +55,7 @@ class DialogueConfig:
     mode: Literal["flows", "llm", "echo"] = "flows"
     greeting: str = "Hello! How can I help you?"
     system_prompt: str = "You are a helpful voice assistant. Answer in one or two short sentences."
+    noinput_timeout_ms: int = field(default=8000, metadata={"min": 0})
 
 
 @dataclass
@@ -84,6 +85,7 @@ class LimitsConfig:
     max_text_chars: int = field(default=2000, metadata={"min": 1})
     idle_timeout_s: float = field(default=60.0, metadata={"min": 1})
     max_call_s: float = field(default=3600.0, metadata={"min": 1})
+    heartbeat_s: float = field(default=20.0, metadata={"min": 0.5})
 
 
 @dataclass

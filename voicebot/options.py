@@ -113,8 +113,11 @@ def build(
             )
     try:
         return cls(**kwargs)
+    except ValueError as exc:  # a `__post_init__` check of the dataclass itself
+        problems.append(Problem(file, line_of(path), path, str(exc)))
     except TypeError:
-        return None
+        pass  # a missing required field, already reported above
+    return None
 
 
 def _convert(tp: Any, value: Any, path: str, file: str, line_of: LineOf, problems: list) -> Any:

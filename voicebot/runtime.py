@@ -64,6 +64,8 @@ class Runtime:
         self.workers = WorkerPool()
         self.providers: dict[str, Any] = {}
         self.calls: dict[str, Call] = {}
+        self.no_calls = asyncio.Event()  # set whenever the last call has ended
+        self.no_calls.set()
         self.started_at = time.time()
         self.lag = LoopLagMonitor()
         self.accepting = True
@@ -107,9 +109,10 @@ class Runtime:
     async def drain(self, grace_s: float) -> None:
         """Stop accepting calls, let active ones finish for `grace_s`, then end them."""
         self.accepting = False
-        deadline = time.monotonic() + grace_s
-        while self.calls and time.monotonic() < deadline:  # noqa: ASYNC110 - polls a dict
-            await asyncio.sleep(0.1)
+        try:
+            await asyncio.wait_for(self.no_calls.wait(), grace_s)
+        except TimeoutError:
+            pass
         for call in list(self.calls.values()):
             await call.io.send_event(
                 {"type": "status", "status": "ended", "state": "ended", "reason": "server shutdown"}
@@ -141,6 +144,7 @@ class Runtime:
             session_id=session_id,
         )
         self.calls[call.id] = call
+        self.no_calls.clear()
         self.calls_total += 1
         return call
 
@@ -149,8 +153,26 @@ class Runtime:
             await call.run()
         finally:
             self.calls.pop(call.id, None)
+            if not self.calls:
+                self.no_calls.set()
 
-    def new_dialogue(self, ctx: DialogueContext) -> Dialogue:
+    def new_dialogue(
+        self,
+        call_id: str,
+        variables: dict[str, Any],
+        report_usage: Any = None,
+    ) -> Dialogue:
+        """A fresh dialogue for one conversation, with the process's shared providers."""
+        ctx = DialogueContext(
+            call_id=call_id,
+            variables=variables,
+            intent=self.providers.get("intent"),
+            llm=self.providers.get("llm"),
+            actions=self.registry.actions,
+            slot_types=self.registry.slot_types,
+        )
+        if report_usage is not None:
+            ctx.report_usage = report_usage
         return self._dialogue_factory(ctx)
 
     def _make_dialogue_factory(self) -> Any:

@@ -47,3 +47,17 @@ class SentenceSplitter:
     def _cut(self, at: int) -> str | None:
         piece, self._buf = self._buf[:at].strip(), self._buf[at:].lstrip()
         return piece or None
+
+
+def spaced(previous: str, piece: str) -> str:
+    """Dialogues stream pieces: LLM deltas carry their own spaces, whole sentences do not."""
+    if previous and previous[-1] in ".!?,;:" and piece[:1].isalnum():
+        return " " + piece
+    return piece
+
+
+def join_pieces(pieces: list[str]) -> str:
+    out: list[str] = []
+    for piece in pieces:
+        out.append(spaced(out[-1] if out else "", piece))
+    return "".join(out).strip()

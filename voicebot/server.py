@@ -16,6 +16,7 @@ from aiohttp import web
 from .dialogue import Say, UserInput
 from .providers import ProviderError
 from .runtime import Runtime
+from .sentences import join_pieces
 from .sessions import SessionStore
 from .transports.browser import voice_ws
 
@@ -129,7 +130,7 @@ async def ws_stats(request: web.Request) -> web.Response:
 
 async def chat(request: web.Request) -> web.Response:
     """The dialogue on text alone: the same flows, no audio."""
-    from .dialogue import DialogueContext, Hangup
+    from .dialogue import Hangup
 
     runtime: Runtime = request.app["runtime"]
     body = await _json_body(request)
@@ -144,16 +145,7 @@ async def chat(request: web.Request) -> web.Response:
     greeting: list[str] = []
     if dialogue is None:
         session_id = request.app["sessions"].create(namespace="chat").id
-        dialogue = runtime.new_dialogue(
-            DialogueContext(
-                call_id=session_id,
-                variables={},
-                intent=runtime.providers.get("intent"),
-                llm=runtime.providers.get("llm"),
-                actions=runtime.registry.actions,
-                slot_types=runtime.registry.slot_types,
-            )
-        )
+        dialogue = runtime.new_dialogue(session_id, {"channel": "chat"})
         if len(chats) >= MAX_CHAT_SESSIONS:
             chats.pop(next(iter(chats)))
         chats[session_id] = dialogue
@@ -173,8 +165,8 @@ async def chat(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "session_id": session_id,
-            "greeting": " ".join(greeting) or None,
-            "text": " ".join(reply).strip(),
+            "greeting": join_pieces(greeting) or None,
+            "text": join_pieces(reply),
             "ended": ended,
         }
     )

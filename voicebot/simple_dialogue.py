@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .config import DialogueConfig
-from .dialogue import BotOutput, Dialogue, DialogueContext, Hangup, Say, UserInput
+from .dialogue import BotOutput, Dialogue, DialogueContext, Hangup, Listen, Say, UserInput
 from .providers import Message, ProviderError, Usage
 
 GOODBYES = ("goodbye", "bye", "hang up")
@@ -22,9 +22,15 @@ class SimpleDialogue(Dialogue):
 
     async def start(self) -> AsyncIterator[BotOutput]:
         self.messages.append(Message("assistant", self.cfg.greeting))
+        yield Listen(noinput_timeout_ms=self.cfg.noinput_timeout_ms or None)
         yield Say(self.cfg.greeting, cache_key="greeting")
 
     async def handle(self, event: UserInput) -> AsyncIterator[BotOutput]:
+        yield Listen(noinput_timeout_ms=self.cfg.noinput_timeout_ms or None)
+        async for out in self._reply(event):
+            yield out
+
+    async def _reply(self, event: UserInput) -> AsyncIterator[BotOutput]:
         text = event.text or (f"I pressed {event.digits}" if event.kind == "dtmf" else "")
         if event.kind == "noinput":
             yield Say("Are you still there?", cache_key="noinput")

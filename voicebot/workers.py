@@ -10,7 +10,9 @@ the first sign of overload.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -30,11 +32,23 @@ class Overloaded(ProviderError):
         )
 
 
+WORKER_NICENESS = 5
+
+
+def _lower_priority() -> None:
+    """Inference threads yield the CPU to the event loop thread: on a 2-core machine two busy
+    decoders would otherwise starve the loop and every call's audio with it."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICENESS)
+
+
 class WorkerPool:
     def __init__(self, max_workers: int | None = None, max_queue: int | None = None) -> None:
         self.max_workers = max_workers or max(1, os.cpu_count() or 1)
         self.max_queue = max_queue if max_queue is not None else 32 * self.max_workers
-        self._executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix="voicebot-infer")
+        self._executor = ThreadPoolExecutor(
+            self.max_workers, thread_name_prefix="voicebot-infer", initializer=_lower_priority
+        )
         self._slots = asyncio.Semaphore(self.max_workers)
         self._waiting = 0
         self._waits_ms: deque[float] = deque(maxlen=1000)
@@ -49,13 +63,21 @@ class WorkerPool:
             await self._slots.acquire()
         finally:
             self._waiting -= 1
+        self._waits_ms.append((time.perf_counter() - queued_at) * 1000)
+        loop = asyncio.get_running_loop()
         try:
-            self._waits_ms.append((time.perf_counter() - queued_at) * 1000)
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, fn, *args)
-        finally:
+            job = self._executor.submit(fn, *args)
+        except BaseException:
             self._slots.release()
-            self.completed += 1
+            raise
+        # the slot is freed when the thread is done, not when a cancelled caller stops waiting:
+        # a barge-in must not let more jobs run at once than there are workers
+        job.add_done_callback(lambda _: loop.call_soon_threadsafe(self._job_done))
+        return await asyncio.wrap_future(job, loop=loop)
+
+    def _job_done(self) -> None:
+        self._slots.release()
+        self.completed += 1
 
     def stats(self) -> dict[str, Any]:
         waits = sorted(self._waits_ms)

@@ -96,7 +96,10 @@ async def refuse(
 async def voice_ws(request: web.Request) -> web.StreamResponse:
     runtime: Runtime = request.app["runtime"]
     limits = runtime.config.security.limits
-    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=limits.max_frame_bytes)
+    # no permessage-deflate: audio does not compress and each compressor costs ~256 KB per call
+    ws = web.WebSocketResponse(
+        heartbeat=limits.heartbeat_s, max_msg_size=limits.max_frame_bytes, compress=False
+    )
     await ws.prepare(request)
     try:
         rate, encoding = parse_query_format(dict(request.query))
@@ -141,7 +144,15 @@ async def voice_ws(request: web.Request) -> web.StreamResponse:
         request.app["connections"].pop(call.id, None)
         if not ws.closed:
             await ws.close()
+        release_heartbeat(ws)
     return ws
+
+
+def release_heartbeat(ws: web.WebSocketResponse) -> None:
+    """aiohttp re-arms the heartbeat timer when the peer's close frame arrives after ours, which
+    keeps every closed socket (and its call) in memory for `heartbeat_s`; cancel it when done."""
+    with contextlib.suppress(AttributeError):
+        ws._cancel_heartbeat()
 
 
 async def _receive(ws: web.WebSocketResponse, call: Call, io: BrowserIO, max_text: int) -> None:

@@ -1,0 +1,95 @@
+"""The `voicebot` command: version, plugins, check, and run with a graceful SIGTERM drain."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import websockets
+import yaml
+
+from .support import Client, base_config
+
+VOICEBOT = [sys.executable, "-m", "voicebot.cli"]
+
+
+def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([*VOICEBOT, *args], capture_output=True, text=True, cwd=cwd, timeout=60)
+
+
+def test_version_and_plugins():
+    assert run_cli("--version").stdout.startswith("voicebot ")
+    out = run_cli("plugins").stdout
+    assert "stub: llm:stub, stt:stub, tts:stub" in out
+    assert "vad_webrtc: vad:webrtc" in out
+
+
+def test_check_reports_errors_and_exit_code(tmp_path):
+    bad = tmp_path / "config.yaml"
+    bad.write_text("providers:\n  vad: {use: webrtk}\n")
+    result = run_cli("check", str(bad))
+    assert result.returncode == 1
+    assert f"{bad}:2: providers.vad.use: unknown provider 'webrtk' (did you mean 'webrtc'?)" in (
+        result.stderr
+    )
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        yaml.safe_dump(
+            {**base_config(), "plugins": []}
+            | {
+                "providers": {
+                    "vad": {"use": "webrtc"},
+                    "stt": {"use": "stub"},
+                    "tts": {"use": "stub"},
+                }
+            }
+        )
+    )
+    result = run_cli("check", str(good), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_sigterm_drains_active_calls(tmp_path):
+    cfg = base_config(server={"drain_grace_s": 1.0})
+    cfg["plugins"] = []
+    cfg["providers"]["vad"] = {"use": "energy"}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        *VOICEBOT,
+        "run",
+        str(path),
+        "--port",
+        str(port),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert b"listening on" in line, line
+        c = Client(await websockets.connect(f"ws://127.0.0.1:{port}/ws/voice"))
+        await c.wait_for(lambda e: e.get("status") == "connected")
+        proc.send_signal(signal.SIGTERM)
+        # the active call is told and closed once the grace period is over
+        _, ended = await c.wait_for(lambda e: e.get("status") == "ended", timeout=15)
+        assert ended["reason"] == "server shutdown"
+        await asyncio.wait_for(c.closed.wait(), 5)
+        assert c.ws.close_code == 1001
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
