@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 
@@ -36,7 +37,9 @@ async def test_oversized_frame_closes_1009_and_others_are_unaffected(tmp_path):
         good = await connect(server)
         bad = await connect(server)
         await bad.wait_for(lambda e: e.get("status") == "connected")
-        await bad.ws.send(bytes(10 * 1024 * 1024))
+        # the server may close (1009) before the client has finished sending 10 MB
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await bad.ws.send(bytes(10 * 1024 * 1024))
         await asyncio.wait_for(bad.closed.wait(), 10)
         assert bad.ws.close_code == 1009
         await good.ws.send(json.dumps({"type": "text", "text": "are you ok"}))
@@ -63,7 +66,7 @@ async def test_bad_query_and_unknown_session(tmp_path):
         for query, code in [
             ("?sample_rate=1000", 1003),
             ("?encoding=flac", 1003),
-            ("?encoding=webm", 1003),
+            ("?encoding=opus", 1003),
             ("?session_id=nope", 4004),
         ]:
             ws = await websockets.connect(f"{server.url}/ws/voice{query}")

@@ -18,6 +18,7 @@ import numpy as np
 import soxr
 
 ENCODINGS = ("pcm_s16le", "mulaw", "alaw")
+INBOUND_ENCODINGS = (*ENCODINGS, "webm")  # Opus in WebM from browsers: decoded, never sent
 MIN_RATE, MAX_RATE = 8000, 48000
 
 
@@ -25,10 +26,10 @@ class AudioFormatError(ValueError):
     pass
 
 
-def check_format(sample_rate: int, encoding: str) -> None:
-    if encoding not in ENCODINGS:
+def check_format(sample_rate: int, encoding: str, allowed: tuple[str, ...] = ENCODINGS) -> None:
+    if encoding not in allowed:
         raise AudioFormatError(
-            f"unsupported encoding '{encoding}' (supported: {', '.join(ENCODINGS)})"
+            f"unsupported encoding '{encoding}' (supported: {', '.join(allowed)})"
         )
     if not MIN_RATE <= sample_rate <= MAX_RATE:
         raise AudioFormatError(
@@ -203,14 +204,22 @@ class InboundAudio:
     def __init__(
         self, sample_rate: int, encoding: str, pipeline_rate: int = 16000, frame_ms: int = 20
     ) -> None:
-        check_format(sample_rate, encoding)
+        check_format(sample_rate, encoding, INBOUND_ENCODINGS)
         self.sample_rate = sample_rate
         self.encoding = encoding
+        self._webm = None
+        if encoding == "webm":
+            from .webm import WebmOpusDecoder
+
+            self._webm = WebmOpusDecoder()
+            sample_rate = self._webm.sample_rate
         self._resampler = Resampler(sample_rate, pipeline_rate)
         self._framer = Framer(pipeline_rate * frame_ms // 1000 * 2)
         self._odd = b""  # a PCM16 byte split across two messages
 
     def push(self, data: bytes) -> list[bytes]:
+        if self._webm is not None:
+            return self._framer.push(self._resampler.process(self._webm.decode(data)))
         if self.encoding == "pcm_s16le":
             if self._odd:
                 data = self._odd + data

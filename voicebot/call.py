@@ -142,7 +142,9 @@ class Call:
         self._inbound = audio.InboundAudio(
             audio_format.sample_rate, audio_format.encoding, self._rate, cfg.frame_ms
         )
-        self._outbound = audio.OutboundAudio(audio_format.sample_rate, audio_format.encoding)
+        self._outbound = audio.OutboundAudio(
+            audio_format.sample_rate, _reply_encoding(audio_format)
+        )
         self._vad = runtime.providers["vad"].stream(self._rate)
         self._vad_threshold = runtime.providers["vad"].threshold
         self._stt = runtime.providers["stt"].stream(self._rate)
@@ -278,7 +280,13 @@ class Call:
         self._touch()
         if self._paused:
             return
-        for frame in self._inbound.push(data):
+        try:
+            frames = self._inbound.push(data)
+        except audio.AudioFormatError as exc:  # a corrupt compressed stream cannot resync
+            self._spawn(self._error("invalid_audio", str(exc)), "error")
+            self._close_soon(1007, "invalid audio data")
+            return
+        for frame in frames:
             self._on_frame(frame)
 
     def _on_frame(self, frame: bytes) -> None:
@@ -462,7 +470,7 @@ class Call:
         self._inbound = audio.InboundAudio(
             fmt.sample_rate, fmt.encoding, self._rate, self._frame_ms
         )
-        self._outbound = audio.OutboundAudio(fmt.sample_rate, fmt.encoding)
+        self._outbound = audio.OutboundAudio(fmt.sample_rate, _reply_encoding(fmt))
         self.format = fmt
 
     def interrupt(self) -> None:
@@ -572,7 +580,7 @@ class Call:
 
     async def _speak(self, sentences: asyncio.Queue[tuple[str, bool, str | None] | None]) -> None:
         tts = self.runtime.providers["tts"]
-        preferred = AudioFormat(self.format.sample_rate, self.format.encoding)
+        preferred = AudioFormat(self.format.sample_rate, _reply_encoding(self.format))
         while (item := await sentences.get()) is not None:
             text, barge_in, cache_key = item
             seg = Segment(text, barge_in, mark=f"seg-{next(self._mark_ids)}")
@@ -807,3 +815,8 @@ class Call:
             "node": snap.get("node"),
             "started_at": self.started_at,
         }
+
+
+def _reply_encoding(fmt: AudioFormat) -> str:
+    """Replies go out in the caller's encoding, except WebM/Opus callers, who get PCM16."""
+    return "pcm_s16le" if fmt.encoding == "webm" else fmt.encoding

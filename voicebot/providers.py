@@ -234,7 +234,7 @@ class BufferedSTTStream(STTStream):
 @dataclass(frozen=True)
 class AudioFormat:
     sample_rate: int = 16000
-    encoding: Literal["pcm_s16le", "mulaw", "alaw"] = "pcm_s16le"
+    encoding: Literal["pcm_s16le", "mulaw", "alaw", "webm"] = "pcm_s16le"
 
 
 @dataclass(frozen=True)

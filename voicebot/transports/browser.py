@@ -25,6 +25,7 @@ CLOSE_NORMAL = 1000
 CLOSE_UNSUPPORTED = 1003
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
 CLOSE_TRY_LATER = 1013
 CLOSE_AUTH = 4001
 CLOSE_NO_SESSION = 4004
@@ -90,17 +91,30 @@ async def refuse(
         with contextlib.suppress(ConnectionError):
             await ws.send_str(json.dumps({"type": "error", "code": error, "message": reason}))
     await ws.close(code=code, message=reason.encode()[:120])
-    return ws
 
 
 async def voice_ws(request: web.Request) -> web.StreamResponse:
-    runtime: Runtime = request.app["runtime"]
-    limits = runtime.config.security.limits
+    """One connection = one call. A bug of ours closes this socket with 1011, never the server."""
+    limits = request.app["runtime"].config.security.limits
     # no permessage-deflate: audio does not compress and each compressor costs ~256 KB per call
     ws = web.WebSocketResponse(
         heartbeat=limits.heartbeat_s, max_msg_size=limits.max_frame_bytes, compress=False
     )
     await ws.prepare(request)
+    try:
+        await _serve_call(request, ws)
+    except Exception:
+        log.exception("internal error on /ws/voice")
+        with contextlib.suppress(ConnectionError):
+            await ws.close(code=CLOSE_INTERNAL, message=b"internal error")
+    finally:
+        release_heartbeat(ws)
+    return ws
+
+
+async def _serve_call(request: web.Request, ws: web.WebSocketResponse) -> None:
+    runtime: Runtime = request.app["runtime"]
+    limits = runtime.config.security.limits
     try:
         rate, encoding = parse_query_format(dict(request.query))
     except ProtocolError as exc:
@@ -123,6 +137,8 @@ async def voice_ws(request: web.Request) -> web.StreamResponse:
         )
     except CapacityError as exc:
         return await refuse(ws, CLOSE_TRY_LATER, str(exc))
+    except AudioFormatError as exc:  # e.g. webm without the optional Opus decoder
+        return await refuse(ws, CLOSE_UNSUPPORTED, str(exc), "unsupported_encoding")
     io.call = call
     request.app["connections"][call.id] = ws
     await io.send_event(
@@ -144,8 +160,6 @@ async def voice_ws(request: web.Request) -> web.StreamResponse:
         request.app["connections"].pop(call.id, None)
         if not ws.closed:
             await ws.close()
-        release_heartbeat(ws)
-    return ws
 
 
 def release_heartbeat(ws: web.WebSocketResponse) -> None:

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..audio import ENCODINGS, MAX_RATE, MIN_RATE
+from ..audio import INBOUND_ENCODINGS, MAX_RATE, MIN_RATE
 
 
 class ProtocolError(ValueError):
@@ -109,8 +109,10 @@ def _config(msg: dict[str, Any]) -> Command:
         not isinstance(rate, int) or isinstance(rate, bool) or not MIN_RATE <= rate <= MAX_RATE
     ):
         raise ProtocolError("invalid_config", f"sample_rate must be {MIN_RATE}-{MAX_RATE}")
-    if encoding is not None and encoding not in ENCODINGS:
-        raise ProtocolError("invalid_config", f"encoding must be one of {', '.join(ENCODINGS)}")
+    if encoding is not None and encoding not in INBOUND_ENCODINGS:
+        raise ProtocolError(
+            "invalid_config", f"encoding must be one of {', '.join(INBOUND_ENCODINGS)}"
+        )
     return Command("config", sample_rate=rate, encoding=encoding)
 
 
@@ -124,11 +126,8 @@ def parse_query_format(query: dict[str, str]) -> tuple[int, str]:
     if not MIN_RATE <= rate <= MAX_RATE:
         raise ProtocolError("invalid_config", f"sample_rate must be {MIN_RATE}-{MAX_RATE}")
     encoding = query.get("encoding", "pcm_s16le")
-    if encoding == "webm":
+    if encoding not in INBOUND_ENCODINGS:
         raise ProtocolError(
-            "unsupported_encoding",
-            "encoding 'webm' (Opus) is not supported yet; send pcm_s16le or mulaw",
+            "invalid_config", f"encoding must be one of {', '.join(INBOUND_ENCODINGS)}"
         )
-    if encoding not in ENCODINGS:
-        raise ProtocolError("invalid_config", f"encoding must be one of {', '.join(ENCODINGS)}")
     return rate, encoding

@@ -1,0 +1,210 @@
+"""The loaded, compiled form of flow files: what the runner executes and the validator inspects.
+
+Everything a turn needs is precomputed here (templates compiled, references resolved, intent
+candidates per `listen` node built), so running a step is dictionary lookups and template calls.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..providers import IntentSpec
+from .templates import Expression, Template
+
+
+class FlowError(Exception):
+    """Flow files that cannot be used; `problems` lists each as `file:line:col: message`."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        super().__init__(f"{count} in flows:\n" + "\n".join(problems))
+
+
+@dataclass
+class Ref:
+    """A node reference as written (`confirm`, `booking.start`, `booking`), resolved on load."""
+
+    raw: str
+    where: str
+    flow: str = ""
+    node: str = ""
+
+
+@dataclass
+class Escalation:
+    say: Template | None
+    reprompt: bool
+    goto: Ref | None
+
+
+@dataclass
+class SlotDecl:
+    name: str
+    type: str
+    where: str
+    prompt: Template | None = None
+    help: Template | None = None
+    invalid: Template | None = None
+    min: float | None = None
+    max: float | None = None
+    pattern: re.Pattern[str] | None = None
+    length: int | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    terminator: str | None = None
+    values: dict[str, list[str]] = field(default_factory=dict)
+    check: Expression | None = None
+
+
+@dataclass
+class Branch:
+    where: str
+    goto: Ref
+    intents: tuple[str, ...] = ()
+    dtmf: tuple[str, ...] = ()
+    slot: str | None = None
+    when: Expression | None = None
+
+    @property
+    def always(self) -> bool:
+        return not (self.intents or self.dtmf or self.slot or self.when)
+
+
+@dataclass
+class Function:
+    name: str
+    description: str
+    parameters: dict[str, dict[str, Any]]
+    goto: Ref | None = None
+    action: str | None = None
+
+
+@dataclass
+class Defaults:
+    barge_in: bool = True
+    timeout_ms: int = 6000
+    noinput: list[Escalation] = field(default_factory=list)
+    nomatch: list[Escalation] = field(default_factory=list)
+    on_error: Ref | None = None
+
+
+@dataclass
+class Node:
+    name: str
+    flow: str
+    kind: str
+    where: str
+    say: Template | None = None
+    barge_in: bool | None = None
+    next: Ref | None = None
+    # input points (ask, listen, llm)
+    noinput: list[Escalation] | None = None
+    nomatch: list[Escalation] | None = None
+    timeout_ms: int | None = None
+    help: Template | None = None
+    # ask
+    slots: tuple[str, ...] = ()
+    confirm: Template | None = None
+    reask: bool = False
+    # listen
+    branches: list[Branch] = field(default_factory=list)
+    dtmf_max_digits: int | None = None
+    dtmf_terminator: str | None = None
+    dtmf_timeout_ms: int | None = None
+    candidates: tuple[IntentSpec, ...] = ()
+    # llm
+    system: Template | None = None
+    functions: dict[str, Function] = field(default_factory=dict)
+    max_rounds: int = 4
+    # action / http
+    action: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+    result: str | None = None
+    on_error: Ref | None = None
+    http: dict[str, Any] = field(default_factory=dict)
+    mapping: dict[str, str] = field(default_factory=dict)
+    # set
+    assign: dict[str, Any] = field(default_factory=dict)
+    # if / switch
+    condition: Expression | None = None
+    then: Ref | None = None
+    otherwise: Ref | None = None
+    cases: dict[str, Ref] = field(default_factory=dict)
+    default: Ref | None = None
+    # goto / call
+    target: Ref | None = None
+    # transfer / hangup
+    transfer: Template | None = None
+    mode: str = "cold"
+    reason: str = "completed"
+
+    @property
+    def key(self) -> str:
+        return f"{self.flow}.{self.name}"
+
+    def refs(self) -> list[Ref]:
+        """Every node this one may lead to, for reference checks and reachability."""
+        out = [
+            r
+            for r in (
+                self.next,
+                self.on_error,
+                self.then,
+                self.otherwise,
+                self.default,
+                self.target,
+            )
+            if r is not None
+        ]
+        out += [b.goto for b in self.branches]
+        out += list(self.cases.values())
+        out += [f.goto for f in self.functions.values() if f.goto is not None]
+        for esc in (self.noinput or []) + (self.nomatch or []):
+            if esc.goto is not None:
+                out.append(esc.goto)
+        return out
+
+
+@dataclass
+class Flow:
+    name: str
+    file: str
+    where: str
+    start: str
+    nodes: dict[str, Node] = field(default_factory=dict)
+    slots: dict[str, SlotDecl] = field(default_factory=dict)
+    intents: dict[str, IntentSpec] = field(default_factory=dict)
+    defaults: Defaults = field(default_factory=Defaults)
+    anywhere: list[Branch] = field(default_factory=list)
+    anywhere_candidates: tuple[IntentSpec, ...] = ()
+    uses: list[tuple[Any, str]] = field(default_factory=list)  # templates, for the validator
+
+
+@dataclass
+class FlowSet:
+    flows: dict[str, Flow] = field(default_factory=dict)
+
+    def node(self, flow: str, name: str) -> Node:
+        return self.flows[flow].nodes[name]
+
+    def slot(self, flow: str, name: str) -> SlotDecl | None:
+        """The slot as declared by `flow`, else by any other flow (slots are call-wide)."""
+        decl = self.flows[flow].slots.get(name)
+        if decl is not None:
+            return decl
+        for other in self.flows.values():
+            if name in other.slots:
+                return other.slots[name]
+        return None
+
+    def intent(self, flow: str, name: str) -> IntentSpec | None:
+        spec = self.flows[flow].intents.get(name)
+        if spec is not None:
+            return spec
+        for other in self.flows.values():
+            if name in other.intents:
+                return other.intents[name]
+        return None

@@ -1,0 +1,185 @@
+"""Built-in slot types: each turns what the caller said or keyed into a value, or None (no match).
+
+A parser receives the transcript, the DTMF digits (one of the two is empty), the slot declaration
+(for enum values, digit rules) and "now" in the bot's timezone (for dates). Values are plain
+JSON types so snapshots, templates and webhooks can carry them unchanged: dates are ISO strings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from rapidfuzz import fuzz
+
+from .spoken import find_digits, find_number, tokens
+from .when import parse_date, parse_datetime, parse_time
+
+if TYPE_CHECKING:
+    from .model import SlotDecl
+
+Parser = Callable[[str, str, "SlotDecl", datetime], Any]
+
+_YES = {
+    "yes", "yeah", "yep", "yup", "ya", "yea", "sure", "correct", "right", "ok", "okay",
+    "absolutely", "definitely", "affirmative", "certainly", "exactly", "indeed", "perfect",
+}  # fmt: skip
+_NO = {
+    "no", "nope", "nah", "not", "wrong", "incorrect", "negative", "don't", "dont", "isn't",
+    "wasn't", "never",
+}  # fmt: skip
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+
+
+def parse_text(text: str, digits: str, decl: SlotDecl, now: datetime) -> Any:
+    value = (text or digits).strip()
+    return value or None
+
+
+def parse_number(text: str, digits: str, decl: SlotDecl, now: datetime) -> Any:
+    if digits:
+        return int(digits) if digits.isdigit() else None
+    return find_number(text)
+
+
+def parse_integer(text: str, digits: str, decl: SlotDecl, now: datetime) -> Any:
+    value = parse_number(text, digits, decl, now)
+    if value is None or (isinstance(value, float) and not value.is_integer()):
+        return None
+    return int(value)
+
+
+def parse_yesno(text: str, digits: str, decl: SlotDecl, now: datetime) -> Any:
+    if digits:
+        return {"1": True, "2": False}.get(digits)
+    toks = tokens(text)
+    yes = [n for n, t in enumerate(toks) if t in _YES]
+    no = [n for n, t in enumerate(toks) if t in _NO]
+    if yes and not no:
+        return True
+    if no and not yes:
+        return False
+    if yes and no and any(n + 1 in yes for n in no):  # "not right", "don't agree"
+        return False
+    return None
+
+
+def parse_date_slot(text: str, digits: str, decl: SlotDecl, now: datetime) -> Any:
+    d = parse_date(text, now)
+    return d.isoformat() if d else None
+
+
+def parse_time_slot(text: str, digits: str, decl: SlotDecl, now: datetime) -> Any:
+    if digits and len(digits) == 4:  # keyed as HHMM
+        text = f"{digits[:2]}:{digits[2:]}"
+    t = parse_time(text)
+    return t.strftime("%H:%M") if t else None
+
+
+def parse_datetime_slot(text: str, digits: str, decl: SlotDecl, now: datetime) -> Any:
+    dt = parse_datetime(text, now)
+    return dt.isoformat() if dt else None
+
+
+def parse_phone(text: str, digits: str, decl: SlotDecl, now: datetime) -> Any:
+    raw = digits or find_digits(text)
+    plus = not digits and (text.strip().startswith("+") or "plus" in tokens(text))
+    if not 7 <= len(raw) <= 15:
+        return None
+    return ("+" if plus else "") + raw
+
+
+def parse_email(text: str, digits: str, decl: SlotDecl, now: datetime) -> Any:
+    low = f" {text.lower().strip()} "
+    for spoken, char in (
+        (" at ", "@"),
+        (" dot ", "."),
+        (" underscore ", "_"),
+        (" dash ", "-"),
+        (" hyphen ", "-"),
+        (" plus ", "+"),
+    ):
+        low = low.replace(spoken, f" {char} ")
+    words = low.split()
+    for word in words:  # "my email is john@example.com" → the part with @
+        if "@" in word and word != "@":
+            candidate = word.strip(".,;")
+            return candidate if _EMAIL.match(candidate) else None
+    if "@" in words:
+        at = words.index("@")
+        start = at - 1
+        while start > 0 and words[start - 1] in (".", "_", "-", "+"):
+            start -= 2
+        candidate = "".join(words[max(start, 0) :]).strip(".,;")
+        return candidate if _EMAIL.match(candidate) else None
+    return None
+
+
+def parse_digits(text: str, digits: str, decl: SlotDecl, now: datetime) -> Any:
+    value = digits or find_digits(text)
+    if decl.terminator:
+        value = value.split(decl.terminator, 1)[0]
+    value = re.sub(r"[^0-9*#]", "", value) if digits else value
+    return value or None
+
+
+def parse_enum(text: str, digits: str, decl: SlotDecl, now: datetime) -> Any:
+    if digits:  # a menu: key 1 selects the first value
+        keys = list(decl.values)
+        n = int(digits) if digits.isdigit() else 0
+        return keys[n - 1] if 1 <= n <= len(keys) else None
+    padded = " " + " ".join(tokens(text)) + " "
+    best: tuple[int, str] | None = None
+    for value, synonyms in decl.values.items():
+        for phrase in (value, *synonyms):
+            norm = " ".join(tokens(phrase))
+            if norm and f" {norm} " in padded and (best is None or len(norm) > best[0]):
+                best = (len(norm), value)
+    if best is not None:
+        return best[1]
+    words = tokens(text)
+    scored = [
+        (fuzz.ratio(word, " ".join(tokens(phrase))), value)
+        for value, synonyms in decl.values.items()
+        for phrase in (value, *synonyms)
+        for word in words
+        if len(word) > 3
+    ]
+    top = max(scored, default=(0.0, None))
+    return top[1] if top[0] >= 85 else None
+
+
+BUILTIN: dict[str, Parser] = {
+    "text": parse_text,
+    "number": parse_number,
+    "integer": parse_integer,
+    "yesno": parse_yesno,
+    "date": parse_date_slot,
+    "time": parse_time_slot,
+    "datetime": parse_datetime_slot,
+    "phone": parse_phone,
+    "email": parse_email,
+    "digits": parse_digits,
+    "enum": parse_enum,
+}
+
+
+def violation(decl: SlotDecl, value: Any) -> str | None:
+    """Why a parsed value breaks the declaration's rules (min, max, lengths, pattern), or None."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if decl.min is not None and value < decl.min:
+            return f"below the minimum {decl.min:g}"
+        if decl.max is not None and value > decl.max:
+            return f"above the maximum {decl.max:g}"
+    if isinstance(value, str):
+        if decl.length is not None and len(value) != decl.length:
+            return f"not {decl.length} long"
+        if decl.min_length is not None and len(value) < decl.min_length:
+            return f"shorter than {decl.min_length}"
+        if decl.max_length is not None and len(value) > decl.max_length:
+            return f"longer than {decl.max_length}"
+        if decl.pattern is not None and not decl.pattern.fullmatch(value):
+            return "not matching the pattern"
+    return None
