@@ -105,3 +105,21 @@ async def test_hangover_silence_does_not_void_the_speculative_decode(tmp_path) -
             assert len(decoded) == 2 and decoded[0] < decoded[1], decoded
         finally:
             await c.close()
+
+
+@on_module_loop
+async def test_fixed_prompts_are_synthesized_once_per_process(server: Server) -> None:
+    tts = server.runtime.providers["tts"]
+    greetings = []
+    for _ in range(2):
+        ws = await websockets.connect(f"{server.url}/ws/voice")
+        c = Client(ws)
+        try:
+            t0, _ = await c.wait_for(lambda e: e.get("status") == "speaking")
+            await c.wait_for(lambda e: e.get("status") == "listening", after=t0)
+            greetings.append(b"".join(a for _, a in c.audio))
+        finally:
+            await c.close()
+    cache = tts.health()["cache"]
+    assert cache["hits"] >= 1 and cache["entries"] >= 1
+    assert greetings[0] == greetings[1] and len(greetings[0]) > 8000  # "Hi." in Piper's voice

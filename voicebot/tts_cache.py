@@ -26,10 +26,12 @@ class CachedTTS(TTS):
     Audio is stored only when the engine finished the whole utterance (not after a barge-in).
     """
 
-    def __init__(self, tts: TTS, max_bytes: int = 32 * 1024 * 1024) -> None:
-        super().__init__(tts.options, tts.workers)
+    def __init__(self, tts: Any, max_bytes: int = 32 * 1024 * 1024) -> None:
+        # Not Provider.__init__: the engine (or fallback chain) is already configured and started.
         self.inner = tts
-        self.name = tts.name  # type: ignore[misc]  # the wrapper stands in for the engine
+        self.options = getattr(tts, "options", None)
+        self.workers = getattr(tts, "workers", None)  # type: ignore[assignment]
+        self.name = getattr(tts, "name", "tts")  # type: ignore[misc]  # stands in for the engine
         self.max_bytes = max_bytes
         self._entries: OrderedDict[_Key, tuple[list[AudioChunk], int]] = OrderedDict()
         self.bytes = 0
