@@ -30,7 +30,7 @@ _CLAUSE = re.compile(r"(?<=[,;:—–])\s+")
 _PHONEMIZE_LOCK = threading.Lock()
 
 
-def split_for_speech(text: str, clause_chars: int, min_chars: int = 12) -> list[str]:
+def split_for_speech(text: str, clause_chars: int, min_chars: int = 8) -> list[str]:
     """Sentences, with sentences longer than `clause_chars` cut at clause punctuation.
 
     Clauses shorter than `min_chars` are joined to their neighbour: a two-word fragment costs a

@@ -129,12 +129,16 @@ async def test_speculative_decode_is_reused(whisper: WhisperSTT, workers, spoken
 
 
 def test_long_sentences_are_cut_at_clauses() -> None:
-    text = "Hello. Thanks for calling Acme Dental, this is the assistant; I can book, move or go."
+    text = "Hello. Thanks for calling Acme Dental, this is the assistant; well, I can book or move."
     assert split_for_speech(text, clause_chars=60) == [
         "Hello.",
         "Thanks for calling Acme Dental,",
         "this is the assistant;",
-        "I can book, move or go.",  # "I can book," alone is too short a clause
+        "well, I can book or move.",  # "well," alone is too short a clause
+    ]
+    assert split_for_speech("You said: go forward ten meters, okay.", 30) == [
+        "You said:",
+        "go forward ten meters, okay.",
     ]
     assert split_for_speech("Short one, really.", clause_chars=60) == ["Short one, really."]
 
