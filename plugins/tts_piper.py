@@ -84,7 +84,7 @@ class PiperTTS(TTS):
         #: Fixed gain instead of per-sentence peak normalisation, so clauses match in loudness.
         volume: float = 1.6
         #: Sentences longer than this are synthesized clause by clause.
-        clause_chars: int = 60
+        clause_chars: int = 30
         #: onnxruntime threads per synthesis (the worker pool runs several in parallel).
         threads: int = 1
 
