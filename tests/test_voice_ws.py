@@ -105,3 +105,14 @@ async def test_barge_in_stops_playback_and_next_turn_is_answered(tmp_path):
         )
         await c.wait_audio(3200, after=at + 0.05)  # the next turn is answered with audio
         await c.close()
+
+
+def test_reply_pieces_join_like_speech():
+    from voicebot.sentences import join_pieces
+
+    # whole prompts get a space, even without final punctuation; LLM deltas are kept as given
+    assert join_pieces(["Welcome to Luigi's", "How can I help?"]) == (
+        "Welcome to Luigi's How can I help?"
+    )
+    assert join_pieces([("Any", True), ("thing", True), (" else?", True)]) == "Anything else?"
+    assert join_pieces(["Hi.", ("You", True), (" said", True)]) == "Hi. You said"

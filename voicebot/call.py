@@ -421,6 +421,7 @@ class Call:
         self._interrupt_reply()
         self._turn_speech_end(self._loop.time())
         self._turn.turn_end = self._turn.stt_final = self._loop.time()
+        self.runtime.hook.transcript(call=self, transcript=Transcript(text, True, 1.0))
         self._remember("user", text)
         self._user_turn(UserInput("text", text=text))
 
@@ -521,14 +522,17 @@ class Call:
         speaker = self._spawn(self._speak(sentences), "tts")
         splitter = SentenceSplitter()
         reply: list[str] = []
-        barge_in, cache_key = True, None
+        barge_in, cache_key, last_delta = True, None, False
         try:
             try:
                 async for out in outputs:
                     if isinstance(out, Say):
                         if self._turn.first_text is None:
                             self._turn.first_text = self._loop.time()
-                        piece_text = spaced(reply[-1] if reply else "", out.text)
+                        piece_text = spaced(
+                            reply[-1] if reply else "", out.text, out.delta, last_delta
+                        )
+                        last_delta = out.delta
                         reply.append(piece_text)
                         barge_in, cache_key = out.barge_in, out.cache_key
                         await self.io.send_event(

@@ -87,19 +87,47 @@ class LimitsConfig:
     max_text_chars: int = field(default=2000, metadata={"min": 1})
     idle_timeout_s: float = field(default=60.0, metadata={"min": 1})
     max_call_s: float = field(default=3600.0, metadata={"min": 1})
+    max_calls_per_subject: int = field(default=5, metadata={"min": 1})
+    max_messages_per_s: float = field(default=200.0, metadata={"min": 1})
+    message_burst: int = field(default=400, metadata={"min": 1})
+    audio_realtime_factor: float = field(default=1.5, metadata={"min": 1})
+    audio_burst_s: float = field(default=5.0, metadata={"min": 0.1})
     heartbeat_s: float = field(default=20.0, metadata={"min": 0.5})
 
 
 @dataclass
+class JWTConfig:
+    secret: str = ""
+    public_key_file: str = ""
+    jwks_file: str = ""
+    algorithms: list[str] = field(default_factory=lambda: ["HS256"])
+    audience: str = ""
+    issuer: str = ""
+    leeway_s: float = field(default=30.0, metadata={"min": 0, "max": 600})
+
+
+@dataclass
+class AuthConfig:
+    """Who may connect; see docs/security.md. Secrets come from `${ENV}` interpolation."""
+
+    mode: Literal["none", "jwt", "api_key"] = "none"
+    jwt: JWTConfig = field(default_factory=JWTConfig)
+    api_keys: list[str] = field(default_factory=list)
+    first_message_timeout_s: float = field(default=5.0, metadata={"min": 0.1, "max": 60})
+
+
+@dataclass
 class SecurityConfig:
-    auth: dict[str, Any] = field(default_factory=dict)
+    auth: AuthConfig = field(default_factory=AuthConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    cors_origins: list[str] = field(default_factory=list)
 
 
 @dataclass
 class StorageConfig:
     url: str = ""
     encrypt_key: str = ""
+    retention_days: float = field(default=30.0, metadata={"min": 0})
 
 
 @dataclass

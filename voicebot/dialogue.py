@@ -38,8 +38,10 @@ class UserInput:
 
 @dataclass(frozen=True)
 class Say:
-    """A piece of the bot's reply. Consecutive pieces form one reply; they need not be sentences.
+    """A piece of the bot's reply. Consecutive pieces form one reply.
 
+    A whole prompt is joined to the previous one with a space; a streamed LLM fragment
+    (`delta=True`) is appended exactly as given, since it carries its own spacing.
     `barge_in=False` makes this piece uninterruptible (legal disclaimers). `cache_key` marks fixed
     prompts whose synthesized audio may be cached per process.
     """
@@ -47,6 +49,7 @@ class Say:
     text: str
     barge_in: bool = True
     cache_key: str | None = None
+    delta: bool = False
 
 
 @dataclass(frozen=True)

@@ -189,6 +189,7 @@ class Runtime:
                 self.config.resolve(self.config.flows.dir),
                 start=self.config.flows.start,
                 timezone=self.config.flows.timezone,
+                registry=self.registry,
             )
             return lib.new_dialogue
         from .simple_dialogue import SimpleDialogue

@@ -7,6 +7,7 @@ end, and a long sentence is released early at a clause boundary so the first pie
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 _SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*(?=\s)|[\n]+")
 _CLAUSE_END = re.compile(r"[,;:—–](?=\s)")
@@ -49,15 +50,22 @@ class SentenceSplitter:
         return piece or None
 
 
-def spaced(previous: str, piece: str) -> str:
-    """Dialogues stream pieces: LLM deltas carry their own spaces, whole sentences do not."""
-    if previous and previous[-1] in ".!?,;:" and piece[:1].isalnum():
-        return " " + piece
-    return piece
+def spaced(previous: str, piece: str, delta: bool, previous_delta: bool = False) -> str:
+    """The text to append for `piece`: a delta that continues a delta as given (it carries its
+    own spacing); anything else after a space."""
+    if delta and previous_delta:
+        return piece
+    if not previous or previous[-1:].isspace() or piece[:1].isspace():
+        return piece
+    return " " + piece
 
 
-def join_pieces(pieces: list[str]) -> str:
-    out: list[str] = []
+def join_pieces(pieces: Iterable[str | tuple[str, bool]]) -> str:
+    """Join reply pieces the way the call speaks them: a `str` is a whole prompt, a
+    `(text, delta)` pair says which it is."""
+    out, last_delta = "", False
     for piece in pieces:
-        out.append(spaced(out[-1] if out else "", piece))
-    return "".join(out).strip()
+        text, delta = (piece, False) if isinstance(piece, str) else piece
+        out += spaced(out, text, delta, last_delta)
+        last_delta = delta
+    return out.strip()

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import security
 from .dialogue import Say, UserInput
 from .providers import ProviderError
 from .runtime import Runtime
@@ -42,6 +43,7 @@ def create_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/metrics", metrics)
     for add_routes in _transport_routes():
         add_routes(app, runtime)
+    security.install(app, runtime)
 
     async def on_startup(app: web.Application) -> None:
         await runtime.start()
@@ -94,7 +96,10 @@ async def create_session(request: web.Request) -> web.Response:
     if not isinstance(metadata, dict):
         return _json_error(400, "invalid_body", "`metadata` must be an object")
     session = request.app["sessions"].create(
-        namespace=str(body.get("namespace", "")), flow=body.get("flow"), metadata=metadata
+        namespace=str(body.get("namespace", "")),
+        flow=body.get("flow"),
+        metadata=metadata,
+        subject=request.get("subject"),
     )
     scheme = "wss" if request.secure else "ws"
     return web.json_response(
@@ -142,20 +147,20 @@ async def chat(request: web.Request) -> web.Response:
     chats: dict[str, Any] = request.app["chats"]
     session_id = body.get("session_id")
     dialogue = chats.get(session_id) if isinstance(session_id, str) else None
-    greeting: list[str] = []
+    greeting: list[tuple[str, bool]] = []
     if dialogue is None:
         session_id = request.app["sessions"].create(namespace="chat").id
         dialogue = runtime.new_dialogue(session_id, {"channel": "chat"})
         if len(chats) >= MAX_CHAT_SESSIONS:
             chats.pop(next(iter(chats)))
         chats[session_id] = dialogue
-        greeting = [o.text async for o in dialogue.start() if isinstance(o, Say)]
-    reply: list[str] = []
+        greeting = [(o.text, o.delta) async for o in dialogue.start() if isinstance(o, Say)]
+    reply: list[tuple[str, bool]] = []
     ended = False
     try:
         async for out in dialogue.handle(UserInput("text", text=text.strip())):
             if isinstance(out, Say):
-                reply.append(out.text)
+                reply.append((out.text, out.delta))
             elif isinstance(out, Hangup):
                 ended = True
     except ProviderError as exc:

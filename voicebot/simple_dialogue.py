@@ -48,7 +48,7 @@ class SimpleDialogue(Dialogue):
             async for out in self.ctx.llm.stream(self.messages):
                 if isinstance(out, str):
                     reply.append(out)
-                    yield Say(out)
+                    yield Say(out, delta=True)
                 elif isinstance(out, Usage):
                     self.ctx.report_usage(out)
         finally:

@@ -151,7 +151,7 @@ async def _chat(config_path: str | None, flow: str | None, stdin: TextIO, stdout
 
 
 async def _show(stream: Any, out: TextIO) -> bool:
-    said: list[str] = []
+    said: list[tuple[str, bool]] = []
     ended = False
 
     def flush() -> None:
@@ -161,7 +161,7 @@ async def _show(stream: Any, out: TextIO) -> bool:
 
     async for item in stream:
         if isinstance(item, Say):
-            said.append(item.text)
+            said.append((item.text, item.delta))
             continue
         flush()
         if isinstance(item, Note) and item.kind == "node":

@@ -604,7 +604,7 @@ class FlowDialogue(Dialogue):
                     if isinstance(piece, str):
                         if piece:
                             reply.append(piece)
-                            yield Say(piece, barge_in=self._barge_in(node))
+                            yield Say(piece, barge_in=self._barge_in(node), delta=True)
                     elif isinstance(piece, ToolCall):
                         calls.append(piece)
                     elif isinstance(piece, Usage):

@@ -30,7 +30,7 @@ CHECKS = ("bot", "intent", "node", "slots", "vars", "transfer", "hangup")
 class Turn:
     """What the bot did in response to one input."""
 
-    says: list[str] = field(default_factory=list)
+    says: list[tuple[str, bool]] = field(default_factory=list)
     intents: list[str] = field(default_factory=list)
     transfer: str | None = None
     hangup: str | None = None
@@ -53,7 +53,7 @@ async def _collect(stream: Any) -> Turn:
     turn = Turn()
     async for out in stream:
         if isinstance(out, Say):
-            turn.says.append(out.text)
+            turn.says.append((out.text, out.delta))
         elif isinstance(out, IntentEvent) and out.intent:
             turn.intents.append(out.intent)
         elif isinstance(out, Transfer):

@@ -11,7 +11,11 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from ..audio import AudioFormatError
+from ..audit import audit
+from ..auth import AuthBusy, Authenticator, AuthError, authenticate_ws, chosen_subprotocols
 from ..call import Call
+from ..guard import ConnectionGuard
+from ..limits import ConnectionLimiter, calls_of
 from ..providers import AudioFormat
 from ..runtime import CapacityError, Runtime
 from .browser_protocol import Command, ProtocolError, parse_message, parse_query_format
@@ -98,7 +102,10 @@ async def voice_ws(request: web.Request) -> web.StreamResponse:
     limits = request.app["runtime"].config.security.limits
     # no permessage-deflate: audio does not compress and each compressor costs ~256 KB per call
     ws = web.WebSocketResponse(
-        heartbeat=limits.heartbeat_s, max_msg_size=limits.max_frame_bytes, compress=False
+        heartbeat=limits.heartbeat_s,
+        max_msg_size=limits.max_frame_bytes,
+        compress=False,
+        protocols=chosen_subprotocols(request),  # a token offered as a subprotocol
     )
     await ws.prepare(request)
     try:
@@ -115,6 +122,14 @@ async def voice_ws(request: web.Request) -> web.StreamResponse:
 async def _serve_call(request: web.Request, ws: web.WebSocketResponse) -> None:
     runtime: Runtime = request.app["runtime"]
     limits = runtime.config.security.limits
+    authn: Authenticator = request.app["auth"]
+    try:
+        principal = await authenticate_ws(request, ws, authn, limits.max_calls)
+    except AuthError as exc:
+        audit("auth_failed", transport="websocket", remote=request.remote, reason=str(exc))
+        code = CLOSE_TRY_LATER if isinstance(exc, AuthBusy) else CLOSE_AUTH
+        return await refuse(ws, code, str(exc), "auth_failed")
+    subject = principal.subject if principal else None
     try:
         rate, encoding = parse_query_format(dict(request.query))
     except ProtocolError as exc:
@@ -125,8 +140,14 @@ async def _serve_call(request: web.Request, ws: web.WebSocketResponse) -> None:
         session = request.app["sessions"].get(session_id)
         if session is None:
             return await refuse(ws, CLOSE_NO_SESSION, "session not found")
+        if session.subject is not None and session.subject != subject:
+            return await refuse(ws, CLOSE_AUTH, "session belongs to another subject", "auth_failed")
+    if subject is not None and calls_of(runtime.calls, subject) >= limits.max_calls_per_subject:
+        return await refuse(ws, CLOSE_TRY_LATER, "too many concurrent calls for this subject")
     io = BrowserIO(ws, request)
     variables = {"namespace": request.query.get("namespace", session.namespace if session else "")}
+    if subject is not None:
+        variables["subject"] = subject
     try:
         call = runtime.new_call(
             transport="websocket",
@@ -153,7 +174,8 @@ async def _serve_call(request: web.Request, ws: web.WebSocketResponse) -> None:
     )
     life = asyncio.ensure_future(runtime.run_call(call))
     try:
-        await _receive(ws, call, io, limits.max_text_chars)
+        guard = ConnectionGuard(authn, principal, ConnectionLimiter(limits, call.format))
+        await _receive(ws, call, io, limits.max_text_chars, guard)
     finally:
         call.hangup(call.end_reason or "client disconnected")
         await life
@@ -169,10 +191,20 @@ def release_heartbeat(ws: web.WebSocketResponse) -> None:
         ws._cancel_heartbeat()
 
 
-async def _receive(ws: web.WebSocketResponse, call: Call, io: BrowserIO, max_text: int) -> None:
+async def _receive(
+    ws: web.WebSocketResponse, call: Call, io: BrowserIO, max_text: int, guard: ConnectionGuard
+) -> None:
     async for msg in ws:
         if call.ended:
             return
+        if msg.type in (WSMsgType.BINARY, WSMsgType.TEXT):
+            refusal = guard.limiter.admit(len(msg.data), call.format)
+            if refusal is not None:
+                log.info("call %s: rate limit: %s", call.id, refusal)
+                call.end_reason = "rate limited"
+                await io.send_event({"type": "error", "code": "rate_limited", "message": refusal})
+                await io.close(CLOSE_POLICY, "rate limit exceeded")
+                return
         if msg.type == WSMsgType.BINARY:
             call.feed_audio(msg.data)
         elif msg.type == WSMsgType.TEXT:
@@ -182,7 +214,7 @@ async def _receive(ws: web.WebSocketResponse, call: Call, io: BrowserIO, max_tex
                 call.touch()
                 await io.send_event({"type": "error", "code": exc.code, "message": str(exc)})
                 continue
-            if await _dispatch(command, call, io):
+            if await _dispatch(command, call, io, guard):
                 return
         elif msg.type == WSMsgType.ERROR:
             exc = ws.exception()
@@ -192,7 +224,7 @@ async def _receive(ws: web.WebSocketResponse, call: Call, io: BrowserIO, max_tex
         log.info("call %s: frame over the size limit", call.id)
 
 
-async def _dispatch(cmd: Command, call: Call, io: BrowserIO) -> bool:
+async def _dispatch(cmd: Command, call: Call, io: BrowserIO, guard: ConnectionGuard) -> bool:
     """Act on one control message; True when the call is over."""
     if cmd.kind == "ping":
         call.touch()
@@ -236,7 +268,8 @@ async def _dispatch(cmd: Command, call: Call, io: BrowserIO) -> bool:
             }
         )
     elif cmd.kind == "auth":
-        call.touch()  # tokens are checked at connect; a fresh one mid-call is a keep-alive
+        call.touch()
+        await guard.reauth(cmd.token, io)
     elif cmd.kind == "end_call":
         call.end_reason = "client ended the call"
         await io.send_event({"type": "status", "status": "ended", "state": "ended"})

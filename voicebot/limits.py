@@ -1,0 +1,71 @@
+"""Per-connection rate limits: token buckets for messages/s and bytes/s.
+
+The byte budget follows the call's own audio format, so "at most `audio_realtime_factor` × real
+time" holds whatever rate or encoding the client chose; the burst allows one maximum-size message
+(a whole utterance sent at once) but not a sustained flood.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .config import LimitsConfig
+from .providers import AudioFormat
+
+_BYTES_PER_SAMPLE = {"pcm_s16le": 2, "mulaw": 1}
+
+
+class TokenBucket:
+    def __init__(self, rate: float, capacity: float) -> None:
+        self.rate = rate
+        self.capacity = capacity
+        self.tokens = capacity
+        self._at = time.monotonic()
+
+    def take(self, n: float) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self.tokens < n:
+            return False
+        self.tokens -= n
+        return True
+
+
+class ConnectionLimiter:
+    """Decides, message by message, whether a connection is within its budget."""
+
+    def __init__(self, limits: LimitsConfig, fmt: AudioFormat) -> None:
+        self.limits = limits
+        self.messages = TokenBucket(limits.max_messages_per_s, limits.message_burst)
+        self.bytes = TokenBucket(0.0, 0.0)
+        self._format: AudioFormat | None = None
+        self._follow(fmt)
+
+    def _follow(self, fmt: AudioFormat) -> None:
+        if fmt == self._format:
+            return
+        first, self._format = self._format is None, fmt
+        per_s = fmt.sample_rate * _BYTES_PER_SAMPLE.get(fmt.encoding, 2)
+        self.bytes.rate = per_s * self.limits.audio_realtime_factor
+        self.bytes.capacity = max(per_s * self.limits.audio_burst_s, self.limits.max_frame_bytes)
+        self.bytes.tokens = (
+            self.bytes.capacity if first else min(self.bytes.tokens, self.bytes.capacity)
+        )
+
+    def admit(self, size: int, fmt: AudioFormat) -> str | None:
+        """None if the message may pass, else why not (sent to the client before closing)."""
+        self._follow(fmt)
+        if not self.messages.take(1):
+            return f"more than {self.limits.max_messages_per_s:g} messages per second"
+        if not self.bytes.take(size):
+            return (
+                f"data arrives faster than {self.limits.audio_realtime_factor:g}× real time; "
+                "stream audio as it is captured"
+            )
+        return None
+
+
+def calls_of(calls: dict[str, Any], subject: str) -> int:
+    return sum(1 for c in calls.values() if c.variables.get("subject") == subject)
