@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 import websockets
+import yaml
 
 from voicebot.audio import Resampler, decode, encode
+from voicebot.providers import AudioFormat
 from voicebot.wer import wer
 
 from .support import Client, Server, base_config, serve, silence, tone
@@ -123,3 +125,41 @@ async def test_fixed_prompts_are_synthesized_once_per_process(server: Server) ->
     cache = tts.health()["cache"]
     assert cache["hits"] >= 1 and cache["entries"] >= 1
     assert greetings[0] == greetings[1] and len(greetings[0]) > 8000  # "Hi." in Piper's voice
+
+
+@on_module_loop
+async def test_default_config_answers_a_phone_caller_from_the_flows(tmp_path) -> None:
+    """The repository's own config.yaml and flows, over a μ-law 8 kHz line: a caller cuts into
+    the menu to ask for a table and hears the booking flow start, in Piper's voice."""
+    root = Path(__file__).parent.parent
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    config["flows"]["dir"] = str(root / "flows")
+    config.pop("server", None)
+    async with serve(tmp_path, config) as srv:
+        tts, stt = srv.runtime.providers["tts"], srv.runtime.providers["stt"]
+        assert (tts.name, stt.name, srv.runtime.providers["intent"].name) == (
+            "piper",
+            "whisper",
+            "embedding",
+        )
+        chunks = [c async for c in tts.synthesize("I'd like to book a table.", AudioFormat())]
+        question = b"".join(c.data for c in chunks)
+        r = Resampler(chunks[0].sample_rate, 8000)
+        question = encode(silence(300, 8000) + r.process(question) + r.flush(), "mulaw")
+        ws = await websockets.connect(f"{srv.url}/ws/voice?sample_rate=8000&encoding=mulaw")
+        c = Client(ws, 8000)
+        try:
+            t0, _ = await c.wait_for(lambda e: e.get("status") == "speaking", 15)
+            await c.wait_audio(8000, after=t0)  # a second of the menu, then the caller cuts in
+            await c.stream(question + encode(silence(1000, 8000), "mulaw"))
+            await c.wait_for(lambda e: e.get("status") == "interrupted", 1, after=t0)
+            t_int, intent = await c.wait_for(lambda e: e.get("type") == "intent", 15)
+            assert intent["intent"] == "booking", intent
+            t1, _ = await c.wait_for(lambda e: e.get("status") == "speaking", 15, after=t_int)
+            await c.wait_audio(8000 * 3, after=t1, timeout=15)  # 3 s of the answer
+            r = Resampler(8000, 16000)
+            answer = decode(b"".join(a for t, a in c.audio if t >= t1), "mulaw")
+            heard = await stt.transcribe(r.process(answer) + r.flush(), 16000)
+            assert "book a table" in heard.text.lower(), heard.text
+        finally:
+            await c.close()
