@@ -8,6 +8,7 @@ utterance and `speculate()` starts decoding during the VAD hangover, which hides
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -81,6 +82,8 @@ class WhisperSTT(BatchSTT):
                 f"CTranslate2 Whisper model directory, or {INSTALL_HINT}",
                 provider=self.name,
             )
+        # faster-whisper logs every decode at INFO: one line per caller turn is noise in a server.
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)
         threads = self.options.cpu_threads or os.cpu_count() or 1
         return WhisperModel(
             str(path),
