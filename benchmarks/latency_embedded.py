@@ -161,7 +161,7 @@ def start_server(args) -> tuple[subprocess.Popen, int]:
         "pipeline": {"vad_hangover_ms": args.hangover_ms},
         "providers": {
             "vad": {"use": args.vad},
-            "stt": {"use": "whisper"},
+            "stt": {"use": "whisper", "cpu_threads": args.whisper_threads},
             "tts": {"use": "piper"},
         },
         "dialogue": {"mode": "echo", "greeting": "Hi."},
@@ -212,6 +212,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hangover-ms", type=int, default=300)
     parser.add_argument("--vad", default="silero")
+    parser.add_argument("--whisper-threads", type=int, default=0, help="0 = all cores")
     parser.add_argument("--turns-single", type=int, default=20)
     parser.add_argument("--turns-concurrent", type=int, default=6, help="per call, with 4 calls")
     args = parser.parse_args()
