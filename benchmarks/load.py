@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import socket
@@ -28,6 +29,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import websockets
@@ -69,6 +71,21 @@ def proc_stats(pid: int) -> tuple[float, float]:
         if line.startswith("VmRSS:")
     )
     return cpu, rss_kb / 1024
+
+
+def fetch(port: int, path: str) -> Any:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+        body = r.read().decode()
+    return json.loads(body) if body.startswith("{") else body
+
+
+def prom_quantiles(text: str, metric: str) -> dict[str, float]:
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(metric + "{"):
+            q = line.split('quantile="', 1)[1].split('"', 1)[0]
+            out[q] = float(line.rsplit(" ", 1)[1])
+    return out
 
 
 def health(port: int) -> dict:
@@ -117,7 +134,103 @@ class WsCaller:
         await self.ws.close()
 
 
-PROTOCOLS = {"ws": WsCaller}
+class TwilioCaller:
+    """One phone call on `/twilio/media`: `connected` and `start`, then base64 μ-law 8 kHz `media`
+    messages. The bot's audio is "played" on a real-time clock and each mark is echoed once the
+    audio before it has played, as Twilio does. A phone line carries no JSON diagnostics, so the
+    events the load loop needs are derived: reply audio → `audio`, all audio played and every mark
+    echoed → `response` final + `listening`."""
+
+    _payloads: dict[bytes, str] = {}  # PCM16 16 kHz frame → its base64 μ-law 8 kHz payload
+
+    def __init__(self, port: int) -> None:
+        self.url = f"ws://127.0.0.1:{port}/twilio/media"
+        self.sid = "MZ" + os.urandom(16).hex()
+        self.ts = 0
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.playout_end = 0.0
+        self.marks: dict[str, asyncio.TimerHandle] = {}
+        self.sends: set[asyncio.Task] = set()
+        self.heard_reply = False  # only a reply's first frame is reported: the loop needs no more
+
+    async def connect(self) -> None:
+        self.ws = await websockets.connect(self.url, max_queue=None, compression=None)
+        await self.ws.send(
+            json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+        )
+        start = {
+            "streamSid": self.sid,
+            "accountSid": "AC0",
+            "callSid": "CA" + self.sid[2:],
+            "tracks": ["inbound"],
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+            "customParameters": {"From": "+15550001111", "To": "+15550002222"},
+        }
+        await self.ws.send(json.dumps({"event": "start", "start": start, "streamSid": self.sid}))
+        self.prefix = f'{{"event":"media","streamSid":"{self.sid}","media":{{"track":"inbound",'
+
+    async def send(self, frame: bytes) -> None:
+        payload = self._payloads.get(frame)
+        if payload is None:
+            from voicebot.audio import Resampler, encode
+
+            rs = Resampler(RATE, 8000)
+            mulaw = encode(rs.process(frame) + rs.flush(), "mulaw")[:160]
+            payload = self._payloads[frame] = base64.b64encode(mulaw).decode()
+        await self.ws.send(f'{self.prefix}"timestamp":"{self.ts}","payload":"{payload}"}}}}')
+        self.ts += FRAME_MS
+
+    async def events(self):
+        reader = asyncio.ensure_future(self._read())
+        try:
+            while (item := await self.queue.get()) is not None:
+                yield item
+        finally:
+            reader.cancel()
+
+    async def _read(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            async for raw in self.ws:
+                now = loop.time()
+                if raw.startswith('{"event":"media"'):
+                    self.playout_end = max(self.playout_end, now) + FRAME_MS / 1000
+                    if not self.heard_reply:
+                        self.heard_reply = True
+                        self.queue.put_nowait(("audio", None))
+                    continue
+                msg = json.loads(raw)
+                if msg["event"] == "mark":
+                    name = msg["mark"]["name"]
+                    due = max(self.playout_end, now)
+                    self.marks[name] = loop.call_at(due, self._echo, name)
+                elif msg["event"] == "clear":
+                    self.playout_end = now
+                    for name, handle in list(self.marks.items()):
+                        handle.cancel()
+                        self._echo(name)
+        finally:
+            self.queue.put_nowait(None)
+
+    def _echo(self, name: str) -> None:
+        self.marks.pop(name, None)
+        mark = {"event": "mark", "streamSid": self.sid, "mark": {"name": name}}
+        task = asyncio.ensure_future(self.ws.send(json.dumps(mark)))
+        self.sends.add(task)
+        task.add_done_callback(self.sends.discard)
+        if not self.marks and self.playout_end <= asyncio.get_running_loop().time() + 0.001:
+            self.heard_reply = False
+            self.queue.put_nowait(("response", {"final": True}))
+            self.queue.put_nowait(("status", {"status": "listening"}))
+
+    async def close(self) -> None:
+        for handle in self.marks.values():
+            handle.cancel()
+        await self.ws.send(json.dumps({"event": "stop", "streamSid": self.sid, "stop": {}}))
+        await self.ws.close()
+
+
+PROTOCOLS = {"ws": WsCaller, "twilio": TwilioCaller}
 
 
 async def caller(i: int, port: int, protocol: str, until: float, args, stats: Stats) -> None:
@@ -180,7 +293,7 @@ async def caller(i: int, port: int, protocol: str, until: float, args, stats: St
 def server_config(tmp: Path, args) -> Path:
     cfg = {
         "server": {"host": "127.0.0.1"},
-        "pipeline": {"vad_hangover_ms": args.hangover_ms},
+        "pipeline": {"vad_hangover_ms": args.hangover_ms, "sample_rate": args.pipeline_rate},
         "providers": {
             "vad": {"use": args.vad},
             "stt": {"use": "stub", "text": "what time is it"},
@@ -237,21 +350,29 @@ async def run(args) -> None:
             await asyncio.sleep(args.ramp / args.calls)
         await asyncio.sleep(2)
         stats.v2v_server.clear(), stats.v2v_client.clear(), stats.send_lag.clear()
+        if args.protocol == "twilio":
+            fetch(port, "/telephony/stats?reset=1")  # the server's lag figures: this window only
         cpu0, _ = proc_stats(server.pid)
         t0 = time.monotonic()
         await asyncio.sleep(max(1.0, ramp_until - time.monotonic() - 1))
         cpu1, rss_busy = proc_stats(server.pid)
         elapsed = time.monotonic() - t0
         h = health(port)
+        phone = fetch(port, "/telephony/stats") if args.protocol == "twilio" else None
+        prom = fetch(port, "/metrics")
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         server.terminate()
         server.wait(timeout=30)
     overhead = [v - args.hangover_ms for v in stats.v2v_server]
     cpu_pct = (cpu1 - cpu0) / elapsed * 100
-    print(f"protocol={args.protocol} calls={args.calls} vad={args.vad} window={elapsed:.1f}s")
     print(
-        f"turns answered (server metrics): {len(stats.v2v_server)}; client errors: "
+        f"protocol={args.protocol} calls={args.calls} vad={args.vad} "
+        f"pipeline_rate={args.pipeline_rate} window={elapsed:.1f}s"
+    )
+    answered = len(stats.v2v_client if phone is not None else stats.v2v_server)
+    print(
+        f"turns answered: {answered}, unanswered: {stats.unanswered}; client errors: "
         f"{len(stats.errors)} {sorted(set(stats.errors))[:5]}"
     )
     print(f"server CPU: {cpu_pct:.1f}% of one core total, {cpu_pct / args.calls:.3f}% per call")
@@ -261,11 +382,28 @@ async def run(args) -> None:
     )
     lag = h["event_loop_lag_ms"]
     print(f"server event-loop lag: p50 {lag['p50']} ms, p99 {lag['p99']} ms")
-    print(
-        f"runtime overhead per turn (v2v - {args.hangover_ms} ms hangover): "
-        f"p50 {pct(overhead, 0.5):.1f} ms, p95 {pct(overhead, 0.95):.1f} ms, "
-        f"p99 {pct(overhead, 0.99):.1f} ms"
-    )
+    if phone is None:
+        print(
+            f"runtime overhead per turn (v2v - {args.hangover_ms} ms hangover): "
+            f"p50 {pct(overhead, 0.5):.1f} ms, p95 {pct(overhead, 0.95):.1f} ms, "
+            f"p99 {pct(overhead, 0.99):.1f} ms"
+        )
+    else:
+        # telephony carries no `metrics` messages: the server's own turn record (the last 1000
+        # turns, exported on /metrics) gives voice-to-voice, and /telephony/stats the lateness of
+        # every inbound frame of the window against its timestamp (network + client + server)
+        v2v = prom_quantiles(prom, "voicebot_voice_to_voice_ms")
+        lag_in = phone["inbound_lag_ms"]
+        print(
+            f"runtime overhead per turn (server v2v - {args.hangover_ms} ms hangover, last 1000 "
+            f"turns): p50 {v2v.get('0.5', float('nan')) - args.hangover_ms:.1f} ms, "
+            f"p95 {v2v.get('0.95', float('nan')) - args.hangover_ms:.1f} ms"
+        )
+        print(
+            f"inbound frame lag (server, vs media timestamps): p50 {lag_in['p50']} ms, "
+            f"p99 {lag_in['p99']} ms, max {lag_in['max']} ms (n={lag_in['n']}); "
+            f"active streams {phone['active_streams']}"
+        )
     print(
         f"client-side voice-to-voice: p50 {pct(stats.v2v_client, 0.5):.1f} ms, "
         f"p95 {pct(stats.v2v_client, 0.95):.1f} ms"
@@ -284,6 +422,12 @@ def main() -> None:
     p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="ws")
     p.add_argument("--vad", default="webrtc")
     p.add_argument("--hangover-ms", type=int, default=300)
+    p.add_argument(
+        "--pipeline-rate",
+        type=int,
+        default=16000,
+        help="pipeline.sample_rate; 8000 spares phone calls the 8 kHz → 16 kHz resampling",
+    )
     p.add_argument("--speech-ms", type=int, default=600)
     p.add_argument("--wait-ms", type=int, default=5000, help="longest wait for a reply")
     asyncio.run(run(p.parse_args()))

@@ -143,3 +143,11 @@ async def test_noinput_reaches_the_dialogue(tmp_path):
         speaking_done = max(at for at, e in c.events if e.get("status") == "listening" and at < t)
         assert t - speaking_done >= 0.3
         await c.close()
+
+
+async def test_browser_page_is_served(tmp_path):
+    async with serve(tmp_path, base_config()) as server, aiohttp.ClientSession() as http:
+        r = await http.get(f"{server.http}/")
+        page = await r.text()
+        assert r.status == 200 and r.content_type == "text/html"
+        assert "/ws/voice?sample_rate=" in page and "interrupted" in page

@@ -120,6 +120,8 @@ class Call:
         variables: dict[str, Any] | None = None,
         session_id: str | None = None,
         call_id: str | None = None,
+        flow: str | None = None,
+        resume: dict[str, Any] | None = None,
     ) -> None:
         cfg = runtime.config.pipeline
         self.runtime = runtime
@@ -133,6 +135,8 @@ class Call:
         self.turns_count = 0
         self.history: list[dict[str, Any]] = []
         self.end_reason = ""
+        self.clean_end = False  # ended on purpose (end_call, goodbye, transfer), not dropped
+        self.resumed = resume is not None
         self._loop = asyncio.get_running_loop()
         self._rate = cfg.sample_rate
         self._frame_ms = cfg.frame_ms
@@ -183,12 +187,31 @@ class Call:
         self._pending_text = ""
         self._turn = TurnTimes(0)
         self._now_ms = 0.0
-        self.dialogue: Dialogue = self._new_dialogue()
+        if resume:
+            self.history = list(resume.get("history", []))
+            self.turns_count = int(resume.get("turns_count", 0))
+            self.variables = {**resume.get("variables", {}), **self.variables}
+        self.dialogue: Dialogue = self._new_dialogue(flow, resume and resume.get("dialogue"))
 
-    def _new_dialogue(self) -> Dialogue:
+    def _new_dialogue(
+        self, flow: str | None = None, snapshot: dict[str, Any] | None = None
+    ) -> Dialogue:
         return self.runtime.new_dialogue(
-            self.id, self.variables, lambda usage: self.runtime.hook.usage(call=self, usage=usage)
+            self.id,
+            self.variables,
+            lambda usage: self.runtime.hook.usage(call=self, usage=usage),
+            flow=flow,
+            snapshot=snapshot,
         )
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything needed to continue this conversation on a new connection."""
+        return {
+            "dialogue": self.dialogue.snapshot(),
+            "history": self.history[-50:],
+            "variables": self.variables,
+            "turns_count": self.turns_count,
+        }
 
     # ------------------------------------------------------------------------ life of a call
 
@@ -697,6 +720,7 @@ class Call:
 
         async def bye() -> None:
             self.end_reason = f"bot: {reason}"
+            self.clean_end = True
             await self._status("ended")
             await self.io.close(1000, reason)
             self.hangup(self.end_reason)

@@ -115,8 +115,29 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr)
     if problems:
         return 1
+    for warning in _transfer_warnings(cfg):
+        print(warning, file=sys.stderr)
     print(f"{args.config}: OK")
     return 0
+
+
+def _transfer_warnings(cfg) -> list[str]:
+    """Flow steps that transfer calls while no telephony provider could carry a transfer out.
+
+    A warning, not an error: a browser-only deployment never transfers, and its flows may still
+    hold the step."""
+    if cfg.dialogue.mode != "flows":
+        return []
+    from .flows.library import load_flows
+    from .transports.telephony import transfer_problems
+
+    registry = make_plugin_manager(cfg.plugins).registry
+    flowset = load_flows(cfg.resolve(cfg.flows.dir), registry)
+    steps = [n.where for f in flowset.flows.values() for n in f.nodes.values() if n.transfer]
+    problems = transfer_problems(cfg, registry) if steps else []
+    return [
+        f"{where}: warning: this step transfers calls, but {p}" for where in steps for p in problems
+    ]
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:

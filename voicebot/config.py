@@ -68,19 +68,6 @@ class FlowsConfig:
 
 
 @dataclass
-class TwilioConfig:
-    auth_token: str = ""
-    account_sid: str = ""
-    api_base_url: str = "https://api.twilio.com"
-    validate_signature: bool = True
-
-
-@dataclass
-class TelephonyConfig:
-    twilio: TwilioConfig = field(default_factory=TwilioConfig)
-
-
-@dataclass
 class LimitsConfig:
     max_calls: int = field(default=500, metadata={"min": 1})
     max_frame_bytes: int = field(default=256 * 1024, metadata={"min": 1024})
@@ -117,9 +104,19 @@ class AuthConfig:
 
 
 @dataclass
+class SessionsConfig:
+    """Sessions from `POST /api/v1/sessions`: how long they live, and reconnects."""
+
+    ttl_s: float = field(default=900.0, metadata={"min": 1})
+    single_use: bool = False
+    resume_grace_s: float = field(default=120.0, metadata={"min": 0})
+
+
+@dataclass
 class SecurityConfig:
     auth: AuthConfig = field(default_factory=AuthConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    sessions: SessionsConfig = field(default_factory=SessionsConfig)
     cors_origins: list[str] = field(default_factory=list)
 
 
@@ -147,7 +144,9 @@ class Config:
     providers: dict[str, Any] = field(default_factory=dict)
     dialogue: DialogueConfig = field(default_factory=DialogueConfig)
     flows: FlowsConfig = field(default_factory=FlowsConfig)
-    telephony: TelephonyConfig = field(default_factory=TelephonyConfig)
+    # provider name (`twilio`, or one a plugin registers) → its options, validated against the
+    # provider's serializer `Options` once the plugins are loaded (see `validate_providers`)
+    telephony: dict[str, Any] = field(default_factory=dict)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     plugins: list[str] = field(default_factory=list)
@@ -381,5 +380,34 @@ def validate_providers(cfg: Config, registry: Any) -> None:
                 problems=problems,
             )
             check_ranges(spec.options, spec.path, cfg.source, cfg.line_of, problems)
+    _validate_telephony(cfg, registry, problems)
     if problems:
         raise ConfigError(problems)
+
+
+def _validate_telephony(cfg: Config, registry: Any, problems: list[Problem]) -> None:
+    """Each `telephony.<name>` section against that provider's serializer `Options`."""
+    if not isinstance(cfg.telephony, dict):
+        return
+    installed = sorted(registry.transports)
+    for name, raw in list(cfg.telephony.items()):
+        path = f"telephony.{name}"
+        cls = registry.transports.get(name)
+        if cls is None:
+            problems.append(
+                Problem(
+                    cfg.source,
+                    cfg.line_of(path),
+                    path,
+                    f"unknown telephony provider '{name}'{suggest(str(name), installed)} "
+                    f"(installed: {', '.join(installed) or 'none'})",
+                )
+            )
+            continue
+        if isinstance(raw, cls.Options):
+            continue  # validated already
+        options = build(
+            cls.Options, raw, path=path, file=cfg.source, line_of=cfg.line_of, problems=problems
+        )
+        check_ranges(options, path, cfg.source, cfg.line_of, problems)
+        cfg.telephony[name] = options

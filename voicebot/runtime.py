@@ -135,6 +135,8 @@ class Runtime:
         audio_format: AudioFormat,
         variables: dict[str, Any] | None = None,
         session_id: str | None = None,
+        flow: str | None = None,
+        resume: dict[str, Any] | None = None,
     ) -> Call:
         if not self.accepting:
             raise CapacityError("server is shutting down")
@@ -147,6 +149,8 @@ class Runtime:
             audio_format=audio_format,
             variables=variables,
             session_id=session_id,
+            flow=flow,
+            resume=resume,
         )
         self.calls[call.id] = call
         self.no_calls.clear()
@@ -166,8 +170,12 @@ class Runtime:
         call_id: str,
         variables: dict[str, Any],
         report_usage: Any = None,
+        *,
+        flow: str | None = None,
+        snapshot: dict[str, Any] | None = None,
     ) -> Dialogue:
-        """A fresh dialogue for one conversation, with the process's shared providers."""
+        """A dialogue for one conversation with the process's shared providers: fresh, starting
+        in `flow`, or resumed from a `Dialogue.snapshot()`."""
         ctx = DialogueContext(
             call_id=call_id,
             variables=variables,
@@ -178,7 +186,7 @@ class Runtime:
         )
         if report_usage is not None:
             ctx.report_usage = report_usage
-        return self._dialogue_factory(ctx)
+        return self._dialogue_factory(ctx, flow, snapshot)
 
     def _make_dialogue_factory(self) -> Any:
         mode = self.config.dialogue.mode
@@ -191,10 +199,19 @@ class Runtime:
                 timezone=self.config.flows.timezone,
                 registry=self.registry,
             )
-            return lib.new_dialogue
+
+            def flows(ctx: DialogueContext, flow: str | None, snapshot: dict | None) -> Dialogue:
+                if snapshot:
+                    return lib.restore_dialogue(ctx, snapshot)
+                return lib.new_dialogue(ctx, flow=flow)
+
+            return flows
         from .simple_dialogue import SimpleDialogue
 
-        return lambda ctx: SimpleDialogue(ctx, self.config.dialogue, mode)
+        def simple(ctx: DialogueContext, flow: str | None, snapshot: dict | None) -> Dialogue:
+            return SimpleDialogue(ctx, self.config.dialogue, mode, snapshot)
+
+        return simple
 
     def record_turn(self, turn: dict[str, Any]) -> None:
         self.turns.append(turn)

@@ -9,6 +9,7 @@ import base64
 import binascii
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -30,9 +31,15 @@ MAX_CHAT_SESSIONS = 10_000
 def create_app(runtime: Runtime) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app["runtime"] = runtime
-    app["sessions"] = SessionStore()
+    sessions = runtime.config.security.sessions
+    app["sessions"] = SessionStore(
+        ttl_s=sessions.ttl_s,
+        single_use=sessions.single_use,
+        resume_grace_s=sessions.resume_grace_s,
+    )
     app["connections"] = {}
     app["chats"] = {}
+    app.router.add_get("/", index)
     app.router.add_get("/ws/voice", voice_ws)
     app.router.add_post("/api/v1/sessions", create_session)
     app.router.add_get("/health", health)
@@ -58,6 +65,14 @@ def create_app(runtime: Runtime) -> web.Application:
     app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     return app
+
+
+STATIC = Path(__file__).parent / "static"
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    """A page to talk to the bot from a browser: microphone in, speech out, a transcript."""
+    return web.FileResponse(STATIC / "index.html")
 
 
 def _transport_routes() -> list[Any]:

@@ -14,15 +14,26 @@ GOODBYES = ("goodbye", "bye", "hang up")
 
 
 class SimpleDialogue(Dialogue):
-    def __init__(self, ctx: DialogueContext, cfg: DialogueConfig, mode: str) -> None:
+    def __init__(
+        self,
+        ctx: DialogueContext,
+        cfg: DialogueConfig,
+        mode: str,
+        snapshot: dict[str, Any] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.cfg = cfg
         self.mode = mode
         self.messages: list[Message] = [Message("system", cfg.system_prompt)]
+        self.resumed = bool(snapshot)
+        for m in (snapshot or {}).get("messages", [])[1:]:
+            self.messages.append(Message(m["role"], m["content"]))
 
     async def start(self) -> AsyncIterator[BotOutput]:
-        self.messages.append(Message("assistant", self.cfg.greeting))
         yield Listen(noinput_timeout_ms=self.cfg.noinput_timeout_ms or None)
+        if self.resumed:
+            return  # a reconnect: the caller goes on where they were
+        self.messages.append(Message("assistant", self.cfg.greeting))
         yield Say(self.cfg.greeting, cache_key="greeting")
 
     async def handle(self, event: UserInput) -> AsyncIterator[BotOutput]:
@@ -61,4 +72,8 @@ class SimpleDialogue(Dialogue):
             self.messages[-1] = Message("assistant", heard)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"flow": None, "node": None, "messages": len(self.messages)}
+        return {
+            "flow": None,
+            "node": None,
+            "messages": [{"role": m.role, "content": m.content} for m in self.messages],
+        }

@@ -18,6 +18,7 @@ from ..guard import ConnectionGuard
 from ..limits import ConnectionLimiter, calls_of
 from ..providers import AudioFormat
 from ..runtime import CapacityError, Runtime
+from ..sessions import Session
 from .browser_protocol import Command, ProtocolError, parse_message, parse_query_format
 
 log = logging.getLogger("voicebot.browser")
@@ -144,6 +145,9 @@ async def _serve_call(request: web.Request, ws: web.WebSocketResponse) -> None:
             return await refuse(ws, CLOSE_AUTH, "session belongs to another subject", "auth_failed")
     if subject is not None and calls_of(runtime.calls, subject) >= limits.max_calls_per_subject:
         return await refuse(ws, CLOSE_TRY_LATER, "too many concurrent calls for this subject")
+    resume = None
+    if session is not None:
+        resume = _take_over(session, request.app["sessions"].resume_grace_s)
     io = BrowserIO(ws, request)
     variables = {"namespace": request.query.get("namespace", session.namespace if session else "")}
     if subject is not None:
@@ -155,12 +159,16 @@ async def _serve_call(request: web.Request, ws: web.WebSocketResponse) -> None:
             audio_format=AudioFormat(rate, encoding),
             variables=variables,
             session_id=session_id,
+            flow=session.flow if session else None,
+            resume=resume,
         )
     except CapacityError as exc:
         return await refuse(ws, CLOSE_TRY_LATER, str(exc))
     except AudioFormatError as exc:  # e.g. webm without the optional Opus decoder
         return await refuse(ws, CLOSE_UNSUPPORTED, str(exc), "unsupported_encoding")
     io.call = call
+    if session is not None:
+        session.active_call = call
     request.app["connections"][call.id] = ws
     await io.send_event(
         {
@@ -169,19 +177,44 @@ async def _serve_call(request: web.Request, ws: web.WebSocketResponse) -> None:
             "state": "connected",
             "session_id": session_id,
             "call_id": call.id,
+            "resumed": call.resumed,
             "audio_config": {"sample_rate": rate, "encoding": encoding, "frame_size_ms": 20},
         }
     )
     life = asyncio.ensure_future(runtime.run_call(call))
+    guard = ConnectionGuard(authn, principal, ConnectionLimiter(limits, call.format))
+    receiver = asyncio.ensure_future(_receive(ws, call, io, limits.max_text_chars, guard))
     try:
-        guard = ConnectionGuard(authn, principal, ConnectionLimiter(limits, call.format))
-        await _receive(ws, call, io, limits.max_text_chars, guard)
+        # whichever ends first ends the other: the client leaving, or the call ending on our
+        # side (hang-up, a reconnect taking the session over) while the client says nothing
+        await asyncio.wait({life, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        if receiver.done():
+            receiver.result()  # a bug in message handling surfaces as close 1011
     finally:
         call.hangup(call.end_reason or "client disconnected")
+        if not receiver.done():
+            await io.close(CLOSE_NORMAL, call.end_reason)
+            receiver.cancel()
+            await asyncio.gather(receiver, return_exceptions=True)
         await life
+        if session is not None and session.active_call is call:
+            request.app["sessions"].call_ended(session, call.snapshot(), call.clean_end)
         request.app["connections"].pop(call.id, None)
         if not ws.closed:
             await ws.close()
+
+
+def _take_over(session: Session, grace_s: float) -> dict[str, Any] | None:
+    """A reconnect with a session id: end the session's old connection if it is still open
+    (the client moved on; the server just had not noticed yet) and return the state to resume."""
+    old = session.active_call
+    if old is not None and not old.ended:
+        snapshot = old.snapshot()
+        old.end_reason = "resumed on a new connection"
+        old.hangup(old.end_reason)
+        session.active_call = None
+        return snapshot
+    return session.resumable(grace_s)
 
 
 def release_heartbeat(ws: web.WebSocketResponse) -> None:
@@ -272,6 +305,7 @@ async def _dispatch(cmd: Command, call: Call, io: BrowserIO, guard: ConnectionGu
         await guard.reauth(cmd.token, io)
     elif cmd.kind == "end_call":
         call.end_reason = "client ended the call"
+        call.clean_end = True
         await io.send_event({"type": "status", "status": "ended", "state": "ended"})
         await io.close(CLOSE_NORMAL, "call ended")
         return True

@@ -1,0 +1,49 @@
+"""Phone calls leave nothing behind: after warm-up, more calls do not grow Python memory."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import tracemalloc
+
+from voicebot.transports.telephony import TELEPHONY
+
+from .support import base_config, serve
+from .twilio_phone import Phone, mulaw_silence
+
+
+async def one_call(server) -> None:
+    phone = await Phone.dial(f"{server.url}/twilio/media")
+    await phone.connected()
+    await phone.start({"From": "+15550001111"})
+    for _ in range(10):  # some caller audio through the inbound path (not paced: no need here)
+        await phone.ws.send(phone.media_message(mulaw_silence(20)))
+    await phone.wait(phone.idle)  # the greeting was played and its mark echoed
+    await phone.stop()
+    assert await phone.wait_closed() == 1000
+    await phone._reader
+
+
+async def test_memory_does_not_grow_with_phone_calls(tmp_path):
+    async with serve(tmp_path, base_config()) as server:
+        telephony = server.runner.app[TELEPHONY]
+        for _ in range(15):  # warm-up: imports, caches
+            await one_call(server)
+        # a bounded ring by design, not a leak
+        server.runtime.turns = type(server.runtime.turns)(maxlen=0)
+        await asyncio.wait_for(telephony.idle.wait(), 5)
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.take_snapshot()
+        n = 40
+        for _ in range(n):
+            await one_call(server)
+        await asyncio.wait_for(telephony.idle.wait(), 5)
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+        tracemalloc.stop()
+        stats = after.compare_to(before, "filename")
+        growth = sum(s.size_diff for s in stats)
+        top = "\n".join(str(s) for s in stats[:8])
+        assert growth / n < 2048, f"{growth / n:.0f} bytes per call\n{top}"
+        assert not server.runtime.calls and not telephony.streams

@@ -1,0 +1,133 @@
+"""A live phone call transferred through the (fake) Twilio REST API, and the `check` message
+when credentials are missing."""
+
+from __future__ import annotations
+
+import logging
+import xml.etree.ElementTree as ET
+
+import pytest
+from aiohttp import web
+
+from voicebot.config import load_config
+from voicebot.plugins import make_plugin_manager
+from voicebot.transports.telephony import transfer_problems
+
+from .support import base_config, serve
+from .test_cli import run_cli
+from .twilio_e2e_support import assert_nothing_left, record
+from .twilio_phone import Phone, twilio_sign
+
+SID, TOKEN = "AC0001", "test-auth-token"
+
+
+@pytest.fixture
+async def fake_twilio():
+    calls: list[tuple[str, str]] = []
+
+    async def update(request: web.Request) -> web.Response:
+        form = await request.post()
+        calls.append((request.path, form["Twiml"]))
+        if request.match_info["call"] == "CAgone.json":
+            return web.json_response({"code": 20404, "message": "not found"}, status=404)
+        return web.json_response({"sid": "CA0001", "status": "in-progress"})
+
+    app = web.Application()
+    app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{call}", update)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}", calls
+    await runner.cleanup()
+
+
+def config(api: str, **twilio):
+    cfg = base_config()
+    cfg["telephony"] = {
+        "twilio": {"auth_token": TOKEN, "account_sid": SID, "api_base_url": api, **twilio}
+    }
+    return cfg
+
+
+async def live_call(server, call_sid: str = "CA0001") -> Phone:
+    url = f"{server.url}/twilio/media"
+    phone = await Phone.dial(
+        url, {"X-Twilio-Signature": twilio_sign(TOKEN, url)}, call_sid=call_sid
+    )
+    await phone.connected()
+    await phone.start()
+    await phone.wait(lambda: phone.media)
+    return phone
+
+
+async def test_transfer_redirects_the_live_call(tmp_path, fake_twilio):
+    api, requests = fake_twilio
+    async with serve(tmp_path, config(api, transfer_caller_id="+15550000000")) as server:
+        rec = record(server)
+        phone = await live_call(server)
+        assert await rec.calls[0].io.transfer("+15551234567") is True
+        ((path, doc),) = requests
+        assert path == f"/2010-04-01/Accounts/{SID}/Calls/CA0001.json"
+        dial = ET.fromstring(doc).find("Dial")
+        assert (dial.text, dial.get("callerId")) == ("+15551234567", "+15550000000")
+        await phone.stop()  # Twilio leaves the stream once the new TwiML runs
+        await phone.wait_closed()
+        await assert_nothing_left(server)
+
+
+async def test_failed_transfer_is_logged_and_the_call_goes_on(tmp_path, fake_twilio, caplog):
+    api, _ = fake_twilio
+    async with serve(tmp_path, config(api)) as server:
+        rec = record(server)
+        phone = await live_call(server, call_sid="CAgone")
+        with caplog.at_level(logging.ERROR):
+            assert await rec.calls[0].io.transfer("+15551234567") is False
+        assert any("transfer to +15551234567 failed" in r.getMessage() for r in caplog.records)
+        assert not phone.closed.is_set()
+        await phone.stop()
+        await phone.wait_closed()
+
+
+async def test_transfer_without_credentials_says_what_to_set(tmp_path, caplog):
+    cfg = base_config()
+    async with serve(tmp_path, cfg) as server:
+        rec = record(server)
+        phone = await Phone.dial(f"{server.url}/twilio/media")
+        await phone.connected()
+        await phone.start()
+        await phone.wait(lambda: phone.media)
+        with caplog.at_level(logging.ERROR):
+            assert await rec.calls[0].io.transfer("+15551234567") is False
+        assert any("telephony.twilio.account_sid" in r.getMessage() for r in caplog.records)
+        await phone.stop()
+        await phone.wait_closed()
+
+
+def test_check_explains_missing_transfer_credentials(tmp_path):
+    pm = make_plugin_manager()
+    empty = load_config(None, env={})
+    (problem,) = transfer_problems(empty, pm.registry)
+    assert "telephony.twilio.account_sid" in problem
+    path = tmp_path / "config.yaml"
+    path.write_text("telephony:\n  twilio:\n    account_sid: ${SID}\n    auth_token: ${TOKEN}\n")
+    ready = load_config(path, env={"SID": SID, "TOKEN": TOKEN})
+    assert transfer_problems(ready, pm.registry) == []
+
+
+def test_voicebot_check_warns_about_transfers_it_cannot_make(tmp_path):
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "main.yaml").write_text(
+        "flow: main\nstart: agent\nnodes:\n  agent:\n    transfer: '+15550100'\n"
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text("dialogue: {mode: flows}\nflows: {dir: flows, start: main}\n")
+    result = run_cli("check", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "main.yaml:5:5: warning: this step transfers calls" in result.stderr
+    assert "telephony.twilio.account_sid" in result.stderr
+    config.write_text(
+        config.read_text() + "telephony: {twilio: {account_sid: AC1, auth_token: t}}\n"
+    )
+    result = run_cli("check", str(config), cwd=tmp_path)
+    assert result.returncode == 0 and "warning" not in result.stderr

@@ -1,0 +1,1 @@
+"""Telephony media streams: the provider-agnostic serializer interface and the Twilio provider."""

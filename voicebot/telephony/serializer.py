@@ -1,0 +1,177 @@
+"""The provider-agnostic shape of a telephony media stream, without any I/O.
+
+Twilio, Telnyx, Plivo, Vonage and Exotel all stream a phone call over a WebSocket as JSON text
+frames: a start message naming the call and its audio format, base64 audio frames, key presses,
+playback marks and a stop. They differ only in field names. A provider plugin therefore supplies
+one `MediaStreamSerializer`: `parse()` turns one inbound message into one of the typed events
+below, and `render_*()` turns what the call wants to send into one outbound message. The
+WebSocket handler (`voicebot.transports.telephony`) and the call pipeline never see a provider's
+field names, and the serializer is tested without sockets.
+
+One serializer instance serves one stream: it learns the stream id from `Start` (`bind()`) and
+stamps it on everything it renders.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from ..providers import AudioFormat, NoOptions
+
+# ----------------------------------------------------------------------------------- errors
+
+
+class TelephonyError(Exception):
+    """Base of every telephony error: a caller-side or provider-side fault, never our crash."""
+
+
+class MalformedMessage(TelephonyError):
+    """Not JSON, a missing or mistyped field, or audio that is not valid base64."""
+
+
+class UnknownEvent(TelephonyError):
+    """Well-formed, but an event this serializer does not know; a newer provider may send these."""
+
+    def __init__(self, event: str) -> None:
+        super().__init__(f"unknown event '{event}'")
+        self.event = event
+
+
+class UnsupportedFormat(TelephonyError):
+    """The stream declares an audio format voicebot cannot decode."""
+
+
+class NotStarted(TelephonyError):
+    """Something that needs the stream id was rendered before `bind()`."""
+
+
+# ----------------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class MediaFormat:
+    """The inbound audio format a stream declares, in voicebot's encoding names."""
+
+    encoding: str = "mulaw"
+    sample_rate: int = 8000
+    channels: int = 1
+
+    def audio_format(self) -> AudioFormat:
+        return AudioFormat(self.sample_rate, self.encoding)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Connected:
+    protocol: str = ""
+    version: str = ""
+
+
+@dataclass(frozen=True)
+class Start:
+    stream_sid: str
+    call_sid: str
+    account_sid: str = ""
+    custom_parameters: Mapping[str, str] = field(default_factory=dict)
+    media_format: MediaFormat = field(default_factory=MediaFormat)
+    tracks: tuple[str, ...] = ("inbound",)
+
+
+@dataclass(frozen=True)
+class Media:
+    payload: bytes
+    track: str = "inbound"
+    timestamp: int | None = None  # ms since the stream started, as the provider counts it
+
+
+@dataclass(frozen=True)
+class Dtmf:
+    digit: str
+
+
+@dataclass(frozen=True)
+class Mark:
+    name: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    call_sid: str = ""
+
+
+InboundEvent = Connected | Start | Media | Dtmf | Mark | Stop
+
+
+# ------------------------------------------------------------------------------- interfaces
+
+
+class CallControl(Protocol):
+    """Provider REST operations on a live call (one instance per process, shared by calls)."""
+
+    async def transfer(self, start: Start, target: str) -> None:
+        """Redirect the call to `target`; raises `TelephonyError` saying why it failed."""
+
+    async def aclose(self) -> None: ...
+
+
+class MediaStreamSerializer(ABC):
+    """One provider's media-stream wire format; one instance per stream.
+
+    `name` is the provider name used in routes (`/telephony/{name}/media`) and config
+    (`telephony.{name}`). `Options` is the dataclass schema of that config section.
+    """
+
+    name: ClassVar[str]
+    Options: ClassVar[type] = NoOptions
+
+    def __init__(self) -> None:
+        self.stream_sid: str | None = None
+
+    def bind(self, start: Start) -> None:
+        """Remember the stream this serializer renders for."""
+        self.stream_sid = start.stream_sid
+
+    @abstractmethod
+    def parse(self, message: str | bytes) -> InboundEvent:
+        """One inbound message → one event; raises `MalformedMessage`/`UnknownEvent`/
+        `UnsupportedFormat`."""
+
+    @abstractmethod
+    def render_media(self, audio: bytes) -> str:
+        """One outbound audio frame, already in the stream's format."""
+
+    @abstractmethod
+    def render_mark(self, name: str) -> str: ...
+
+    @abstractmethod
+    def render_clear(self) -> str: ...
+
+    @classmethod
+    def call_control(cls, options: Any) -> CallControl | None:
+        """The provider's REST client for transfers, or None when credentials are missing."""
+        return None
+
+    @classmethod
+    def transfer_problem(cls, options: Any) -> str | None:
+        """Why `call_control()` cannot transfer calls with these options (None: it can)."""
+        return f"the {cls.name} telephony provider does not support call transfer"
+
+    @classmethod
+    def authenticate(
+        cls,
+        options: Any,
+        url: str,
+        headers: Mapping[str, str],
+        params: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+    ) -> bool | None:
+        """Whether a request (webhook or WebSocket upgrade to `url`) really comes from the
+        provider; None when no verification is configured."""
+        return None
+
+    def _require_stream(self) -> str:
+        if self.stream_sid is None:
+            raise NotStarted("the stream has not started yet (no start message received)")
+        return self.stream_sid

@@ -1,0 +1,230 @@
+"""Twilio Media Streams: config schema and the wire format of the media WebSocket.
+
+Inbound `media` frames are the hot path of a phone call (50 per second per call), so parsing does
+one `json.loads` and one strict base64 decode and nothing else, and outbound frames are rendered
+from a prefix computed once per stream instead of a `json.dumps` per frame.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .serializer import (
+    CallControl,
+    Connected,
+    Dtmf,
+    InboundEvent,
+    MalformedMessage,
+    Mark,
+    Media,
+    MediaFormat,
+    MediaStreamSerializer,
+    Start,
+    Stop,
+    UnknownEvent,
+    UnsupportedFormat,
+)
+from .twilio_signature import validate_signature
+
+DTMF_DIGITS = frozenset("0123456789*#ABCDabcd")
+
+# Twilio declares MIME-ish names; the A-law and L16 spellings are what other providers send in
+# the same shape, accepted so a Twilio-compatible gateway in front of voicebot just works.
+_ENCODINGS = {
+    "audio/x-mulaw": "mulaw",
+    "audio/pcmu": "mulaw",
+    "audio/x-alaw": "alaw",
+    "audio/pcma": "alaw",
+}
+
+
+@dataclass
+class TwilioOptions:
+    """`telephony.twilio` in config.yaml."""
+
+    auth_token: str = ""
+    account_sid: str = ""
+    api_base_url: str = "https://api.twilio.com"
+    validate_signature: bool = True
+    transfer_caller_id: str = ""
+
+
+class TwilioSerializer(MediaStreamSerializer):
+    name = "twilio"
+    Options = TwilioOptions
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._media_prefix = ""
+
+    def bind(self, start: Start) -> None:
+        super().bind(start)
+        self._sid_json = json.dumps(start.stream_sid)
+        self._media_prefix = '{"event":"media","streamSid":' + self._sid_json
+        self._media_prefix += ',"media":{"payload":"'
+
+    # ------------------------------------------------------------------------------ inbound
+
+    def parse(self, message: str | bytes) -> InboundEvent:
+        try:
+            msg = json.loads(message)
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise MalformedMessage(f"not JSON: {str(exc)[:80]}") from None
+        if not isinstance(msg, dict):
+            raise MalformedMessage("a message must be a JSON object")
+        event = msg.get("event")
+        if event == "media":
+            return _media(_section(msg, "media"))
+        if event == "mark":
+            return Mark(_str(_section(msg, "mark"), "name"))
+        if event == "dtmf":
+            digit = _str(_section(msg, "dtmf"), "digit")
+            if len(digit) != 1 or digit not in DTMF_DIGITS:
+                raise MalformedMessage(f"dtmf.digit must be one of 0-9 * # A-D, got {digit!r}")
+            return Dtmf(digit.upper())
+        if event == "start":
+            return _start(msg)
+        if event == "stop":
+            stop = msg.get("stop")
+            call_sid = stop.get("callSid", "") if isinstance(stop, dict) else ""
+            return Stop(call_sid if isinstance(call_sid, str) else "")
+        if event == "connected":
+            return Connected(str(msg.get("protocol", "")), str(msg.get("version", "")))
+        if not isinstance(event, str):
+            raise MalformedMessage("a message needs a string 'event' field")
+        raise UnknownEvent(event)
+
+    # ----------------------------------------------------------------------------- outbound
+
+    def render_media(self, audio: bytes) -> str:
+        self._require_stream()
+        return self._media_prefix + base64.b64encode(audio).decode("ascii") + '"}}'
+
+    def render_mark(self, name: str) -> str:
+        self._require_stream()
+        mark = json.dumps(name)
+        return f'{{"event":"mark","streamSid":{self._sid_json},"mark":{{"name":{mark}}}}}'
+
+    def render_clear(self) -> str:
+        self._require_stream()
+        return f'{{"event":"clear","streamSid":{self._sid_json}}}'
+
+    @classmethod
+    def transfer_problem(cls, options: TwilioOptions) -> str | None:
+        if options.account_sid and options.auth_token:
+            return None
+        return (
+            "transferring phone calls needs Twilio REST credentials: set "
+            "telephony.twilio.account_sid and telephony.twilio.auth_token "
+            "(e.g. account_sid: ${TWILIO_ACCOUNT_SID:-})"
+        )
+
+    @classmethod
+    def call_control(cls, options: TwilioOptions) -> CallControl | None:
+        from .twilio_rest import TwilioRestClient
+
+        if cls.transfer_problem(options) is not None:
+            return None
+        return TwilioRestClient(
+            options.account_sid,
+            options.auth_token,
+            base_url=options.api_base_url,
+            caller_id=options.transfer_caller_id,
+        )
+
+    @classmethod
+    def authenticate(
+        cls,
+        options: TwilioOptions,
+        url: str,
+        headers: Mapping[str, str],
+        params: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+    ) -> bool | None:
+        if not (options.auth_token and options.validate_signature):
+            return None
+        signature = headers.get("X-Twilio-Signature")
+        return validate_signature(options.auth_token, signature, url, list(params), body)
+
+
+# ------------------------------------------------------------------------------ field access
+
+
+def _section(msg: dict[str, Any], key: str) -> dict[str, Any]:
+    value = msg.get(key)
+    if not isinstance(value, dict):
+        raise MalformedMessage(f"'{msg.get('event')}' message needs an object '{key}'")
+    return value
+
+
+def _str(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str):
+        raise MalformedMessage(f"field '{key}' must be a string")
+    return value
+
+
+def _media(media: dict[str, Any]) -> Media:
+    try:
+        payload = base64.b64decode(_str(media, "payload"), validate=True)
+    except (binascii.Error, ValueError):
+        raise MalformedMessage("media.payload is not valid base64") from None
+    track = media.get("track", "inbound")
+    ts = media.get("timestamp")
+    try:
+        timestamp = int(ts) if ts is not None else None
+    except (TypeError, ValueError):
+        timestamp = None
+    return Media(payload, track if isinstance(track, str) else "inbound", timestamp)
+
+
+def _start(msg: dict[str, Any]) -> Start:
+    start = _section(msg, "start")
+    stream_sid = start.get("streamSid", msg.get("streamSid"))
+    if not isinstance(stream_sid, str) or not stream_sid:
+        raise MalformedMessage("start message needs a 'streamSid'")
+    params = start.get("customParameters")
+    params = {} if params is None else params
+    if not isinstance(params, dict):
+        raise MalformedMessage("start.customParameters must be an object")
+    tracks = start.get("tracks")
+    tracks = ["inbound"] if tracks is None else tracks
+    if not isinstance(tracks, list):
+        raise MalformedMessage("start.tracks must be a list")
+    return Start(
+        stream_sid=stream_sid,
+        call_sid=str(start.get("callSid") or ""),
+        account_sid=str(start.get("accountSid") or ""),
+        custom_parameters={str(k): str(v) for k, v in params.items()},
+        media_format=_media_format(start.get("mediaFormat")),
+        tracks=tuple(str(t) for t in tracks),
+    )
+
+
+def _media_format(fmt: Any) -> MediaFormat:
+    """Honour what the stream declares; an absent format is Twilio's only one, μ-law 8 kHz."""
+    if fmt is None:
+        return MediaFormat()
+    if not isinstance(fmt, dict):
+        raise MalformedMessage("start.mediaFormat must be an object")
+    name = str(fmt.get("encoding", "audio/x-mulaw")).lower()
+    encoding = _ENCODINGS.get(name)
+    if encoding is None:
+        raise UnsupportedFormat(
+            f"unsupported media encoding '{name}' (supported: {', '.join(sorted(_ENCODINGS))})"
+        )
+    try:
+        rate = int(fmt.get("sampleRate", 8000))
+        channels = int(fmt.get("channels", 1))
+    except (TypeError, ValueError):
+        raise MalformedMessage("mediaFormat.sampleRate and channels must be integers") from None
+    if channels != 1:
+        raise UnsupportedFormat(f"only mono streams are supported, got {channels} channels")
+    if not 8000 <= rate <= 48000:
+        raise UnsupportedFormat(f"sample rate {rate} is out of range (8000-48000 Hz)")
+    return MediaFormat(encoding, rate, channels)
