@@ -4,6 +4,7 @@ recognised by Whisper, answered in Piper's voice; the answer is checked by ear (
 
 from __future__ import annotations
 
+import time
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,14 +16,17 @@ import yaml
 
 from voicebot.audio import Resampler, decode, encode
 from voicebot.providers import AudioFormat
-from voicebot.wer import wer
+from voicebot.wer import normalize_words, wer
 
 from .support import Client, Server, base_config, serve, silence, tone
+from .twilio_e2e_support import assert_nothing_left, record, synthesize
+from .twilio_phone import Phone, mulaw_silence
 
 on_module_loop = pytest.mark.asyncio(loop_scope="module")
 
 SPEECH = Path(__file__).parent.parent / "benchmarks" / "data" / "speech" / "goforward.wav"
 SAID = "go forward ten meters"
+BOOKING_STARTS = ["great", "let's", "book", "a", "table"]  # flows/booking.yaml, node intro
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -37,6 +41,17 @@ async def server(tmp_path_factory) -> AsyncIterator[Server]:
         "dialogue": {"mode": "echo", "greeting": "Hi."},
     }
     async with serve(tmp_path_factory.mktemp("e2e"), config) as srv:
+        yield srv
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def default_server(tmp_path_factory) -> AsyncIterator[Server]:
+    """The repository's own config.yaml and flows, as the README's first command runs them."""
+    root = Path(__file__).parent.parent
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    config["flows"]["dir"] = str(root / "flows")
+    config.pop("server", None)
+    async with serve(tmp_path_factory.mktemp("default"), config) as srv:
         yield srv
 
 
@@ -128,38 +143,63 @@ async def test_fixed_prompts_are_synthesized_once_per_process(server: Server) ->
 
 
 @on_module_loop
-async def test_default_config_answers_a_phone_caller_from_the_flows(tmp_path) -> None:
+async def test_default_config_answers_a_phone_caller_from_the_flows(default_server) -> None:
     """The repository's own config.yaml and flows, over a μ-law 8 kHz line: a caller cuts into
     the menu to ask for a table and hears the booking flow start, in Piper's voice."""
-    root = Path(__file__).parent.parent
-    config = yaml.safe_load((root / "config.yaml").read_text())
-    config["flows"]["dir"] = str(root / "flows")
-    config.pop("server", None)
-    async with serve(tmp_path, config) as srv:
-        tts, stt = srv.runtime.providers["tts"], srv.runtime.providers["stt"]
-        assert (tts.name, stt.name, srv.runtime.providers["intent"].name) == (
-            "piper",
-            "whisper",
-            "embedding",
-        )
-        chunks = [c async for c in tts.synthesize("I'd like to book a table.", AudioFormat())]
-        question = b"".join(c.data for c in chunks)
-        r = Resampler(chunks[0].sample_rate, 8000)
-        question = encode(silence(300, 8000) + r.process(question) + r.flush(), "mulaw")
-        ws = await websockets.connect(f"{srv.url}/ws/voice?sample_rate=8000&encoding=mulaw")
-        c = Client(ws, 8000)
-        try:
-            t0, _ = await c.wait_for(lambda e: e.get("status") == "speaking", 15)
-            await c.wait_audio(8000, after=t0)  # a second of the menu, then the caller cuts in
-            await c.stream(question + encode(silence(1000, 8000), "mulaw"))
-            await c.wait_for(lambda e: e.get("status") == "interrupted", 1, after=t0)
-            t_int, intent = await c.wait_for(lambda e: e.get("type") == "intent", 15)
-            assert intent["intent"] == "booking", intent
-            t1, _ = await c.wait_for(lambda e: e.get("status") == "speaking", 15, after=t_int)
-            await c.wait_audio(8000 * 3, after=t1, timeout=15)  # 3 s of the answer
-            r = Resampler(8000, 16000)
-            answer = decode(b"".join(a for t, a in c.audio if t >= t1), "mulaw")
-            heard = await stt.transcribe(r.process(answer) + r.flush(), 16000)
-            assert "book a table" in heard.text.lower(), heard.text
-        finally:
-            await c.close()
+    srv = default_server
+    tts, stt = srv.runtime.providers["tts"], srv.runtime.providers["stt"]
+    assert (tts.name, stt.name, srv.runtime.providers["intent"].name) == (
+        "piper",
+        "whisper",
+        "embedding",
+    )
+    chunks = [c async for c in tts.synthesize("I'd like to book a table.", AudioFormat())]
+    question = b"".join(c.data for c in chunks)
+    r = Resampler(chunks[0].sample_rate, 8000)
+    question = encode(silence(300, 8000) + r.process(question) + r.flush(), "mulaw")
+    ws = await websockets.connect(f"{srv.url}/ws/voice?sample_rate=8000&encoding=mulaw")
+    c = Client(ws, 8000)
+    try:
+        t0, _ = await c.wait_for(lambda e: e.get("status") == "speaking", 15)
+        await c.wait_audio(8000, after=t0)  # a second of the menu, then the caller cuts in
+        await c.stream(question + encode(silence(1000, 8000), "mulaw"))
+        await c.wait_for(lambda e: e.get("status") == "interrupted", 1, after=t0)
+        t_int, intent = await c.wait_for(lambda e: e.get("type") == "intent", 15)
+        assert intent["intent"] == "booking", intent
+        t1, _ = await c.wait_for(lambda e: e.get("status") == "speaking", 15, after=t_int)
+        await c.wait_audio(8000 * 2, after=t1, timeout=15)  # 2 s of the answer
+        r = Resampler(8000, 16000)
+        answer = decode(b"".join(a for t, a in c.audio if t >= t1), "mulaw")
+        heard = await stt.transcribe(r.process(answer) + r.flush(), 16000)
+        assert normalize_words(heard.text)[:5] == BOOKING_STARTS, heard
+    finally:
+        await c.close()
+
+
+@on_module_loop
+async def test_default_config_over_a_twilio_media_stream(default_server) -> None:
+    """The same, through `/twilio/media`: a caller asks for a table and hears, in μ-law with
+    marks, the booking flow's first question."""
+    srv = default_server
+    rec = record(srv)
+    question = await synthesize(srv.runtime, "I'd like to book a table.")
+    phone = await Phone.dial(f"{srv.url}/twilio/media")
+    try:
+        await phone.connected()
+        await phone.start({"From": "+15550001111"})
+        await phone.wait(lambda: phone.media, 15)
+        t_talk = time.monotonic()
+        await phone.talk(mulaw_silence(300) + question + mulaw_silence(1000))
+        await rec.wait(lambda: rec.transcripts, 15)
+        assert wer("I'd like to book a table", rec.transcripts[-1]) == 0, rec.transcripts
+        await rec.wait(lambda: any("let's book a table" in t for t, _, _ in rec.spoken), 15)
+        await phone.wait(lambda: len(phone.audio(t_talk + 2)) >= 8000 * 2, 20)
+        r = Resampler(8000, 16000)
+        answer = decode(phone.audio(t_talk + 2), "mulaw")
+        heard = await srv.runtime.providers["stt"].transcribe(r.process(answer) + r.flush(), 16000)
+        assert normalize_words(heard.text)[:5] == BOOKING_STARTS, heard
+        await phone.stop()
+        assert await phone.wait_closed() == 1000
+    finally:
+        await phone.close()
+    await assert_nothing_left(srv)
