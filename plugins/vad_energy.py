@@ -47,6 +47,9 @@ class EnergyVAD(VAD):
             if self.softness_db <= 0:
                 raise ValueError(f"softness_db must be positive, got {self.softness_db}")
 
+    def supports_rate(self, rate: int) -> bool:
+        return True  # loudness needs no particular rate
+
     def stream(self, sample_rate: int) -> VADStream:
         return EnergyVADStream(self.options, sample_rate)
 

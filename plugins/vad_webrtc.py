@@ -26,6 +26,7 @@ def register_vad(register: Callable[..., None]) -> None:
 
 class WebRTCVAD(VAD):
     name = "webrtc"
+    native_rates = NATIVE_RATES
 
     @dataclass
     class Options:
@@ -56,9 +57,14 @@ class WebRTCVADStream(VADStream):
         self._rate = sample_rate if sample_rate in NATIVE_RATES else FALLBACK_RATE
         self._resampler = Resampler(sample_rate, self._rate) if self._rate != sample_rate else None
         self._framer = Framer(self._rate // 100 * 2)  # 10 ms pieces
+        self._whole_frames = {self._rate // 1000 * ms * 2 for ms in (10, 20, 30)}
         self._last = 0.0
 
     def process(self, pcm: bytes) -> float:
+        if self._resampler is None and len(pcm) in self._whole_frames:
+            # 10/20/30 ms frames go to the detector as they are: one call, no copying
+            self._last = float(self._vad.is_speech(pcm, self._rate))
+            return self._last
         if self._resampler is None:
             if len(pcm) % self._framer.frame_bytes:
                 raise ProviderError(

@@ -22,6 +22,9 @@ class LoudnessVAD(VAD):
     class Options:
         threshold: float = 500.0
 
+    def supports_rate(self, rate: int) -> bool:
+        return True
+
     def stream(self, sample_rate: int) -> VADStream:
         return _Stream(self.options.threshold)
 

@@ -173,6 +173,8 @@ class Framer:
         self._buf = bytearray()
 
     def push(self, data: bytes) -> list[bytes]:
+        if not self._buf and len(data) == self.frame_bytes:
+            return [data]  # the common case: callers already send whole frames
         self._buf += data
         n = len(self._buf) // self.frame_bytes
         if n == 0:

@@ -143,14 +143,12 @@ class Call:
         self._frame_bytes = self._rate * cfg.frame_ms // 1000 * 2
         self._cfg = cfg
         self.format = audio_format
-        self._inbound = audio.InboundAudio(
-            audio_format.sample_rate, audio_format.encoding, self._rate, cfg.frame_ms
-        )
+        self._vad_provider = runtime.providers["vad"]
+        self._listen_at(audio_format)
         self._outbound = audio.OutboundAudio(
             audio_format.sample_rate, _reply_encoding(audio_format)
         )
-        self._vad = runtime.providers["vad"].stream(self._rate)
-        self._vad_threshold = runtime.providers["vad"].threshold
+        self._vad_threshold = self._vad_provider.threshold
         self._stt = runtime.providers["stt"].stream(self._rate)
         self._stt.on_event = self._on_stt_event
         self._stt_endpointing = runtime.providers["stt"].endpointing
@@ -180,6 +178,7 @@ class Call:
         self._listen = Listen()
         self._noinput: asyncio.TimerHandle | None = None
         self._idle: asyncio.TimerHandle | None = None
+        self._last_activity = 0.0
         self._max_len: asyncio.TimerHandle | None = None
         self._speaking_until: asyncio.TimerHandle | None = None
         self._dtmf = _Dtmf()
@@ -271,12 +270,20 @@ class Call:
             self._ended.set()
 
     def _touch(self) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-        timeout = self.runtime.config.security.limits.idle_timeout_s
-        self._idle = self._loop.call_later(timeout, self._idle_out)
+        """Note caller activity. Called per frame, so it only stores a time; the idle timer
+        re-arms itself lazily when it fires early."""
+        self._last_activity = self._loop.time()
+        if self._idle is None:
+            timeout = self.runtime.config.security.limits.idle_timeout_s
+            self._idle = self._loop.call_at(self._last_activity + timeout, self._idle_check)
 
-    def _idle_out(self) -> None:
+    def _idle_check(self) -> None:
+        timeout = self.runtime.config.security.limits.idle_timeout_s
+        due = self._last_activity + timeout
+        if self._loop.time() < due:
+            self._idle = self._loop.call_at(due, self._idle_check)
+            return
+        self._idle = None
         self._close_soon(4008, "idle timeout: no audio or messages received")
 
     def _too_long(self) -> None:
@@ -312,11 +319,32 @@ class Call:
         for frame in frames:
             self._on_frame(frame)
 
+    def _listen_at(self, fmt: AudioFormat) -> None:
+        """Decode the caller's audio to frames at the rate the VAD will judge them at: the
+        caller's own rate when it is below the pipeline rate and the VAD works there natively."""
+        rate = fmt.sample_rate
+        native = fmt.encoding != "webm" and rate < self._rate
+        vad_rate = rate if native and self._vad_provider.supports_rate(rate) else self._rate
+        self._inbound = audio.InboundAudio(rate, fmt.encoding, vad_rate, self._frame_ms)
+        if getattr(self, "_vad_rate", None) != vad_rate:
+            self._vad_rate = vad_rate
+            self._vad = self._vad_provider.stream(vad_rate)
+            self._stt_resampler = (
+                audio.Resampler(vad_rate, self._rate) if vad_rate != self._rate else None
+            )
+            if hasattr(self, "_preroll"):
+                self._preroll.clear()
+
+    def _stt_audio(self, frame: bytes) -> None:
+        if self._stt_resampler is not None:
+            frame = self._stt_resampler.process(frame)
+        self._to_stt("audio", frame)
+
     def _on_frame(self, frame: bytes) -> None:
         self._now_ms += self._frame_ms
         speech = self._vad.process(frame) >= self._vad_threshold
         if self._stt_endpointing:
-            self._to_stt("audio", frame)
+            self._stt_audio(frame)
         elif self._turns.in_utterance:
             if self._hangover is not None and not speech:
                 # A speculative decode is running: hangover silence must not invalidate it.
@@ -324,9 +352,9 @@ class Call:
                 self._hangover.append(frame)
             else:
                 for held in self._hangover or ():
-                    self._to_stt("audio", held)
+                    self._stt_audio(held)
                 self._hangover = None
-                self._to_stt("audio", frame)
+                self._stt_audio(frame)
         for action in self._turns.on_frame(self._now_ms, speech):
             self._act(action)
         if not self._turns.in_utterance:
@@ -336,8 +364,10 @@ class Call:
         if action is Action.START_UTTERANCE:
             self._cancel_noinput()
             if not self._stt_endpointing:
+                if self._stt_resampler is not None:
+                    self._stt_resampler.reset()  # a new utterance: no history from the last one
                 for frame in self._preroll:
-                    self._to_stt("audio", frame)
+                    self._stt_audio(frame)
             self._preroll.clear()
         elif action is Action.USER_STARTED:
             self._cancel_noinput()
@@ -491,9 +521,7 @@ class Call:
 
     def set_format(self, fmt: AudioFormat) -> None:
         """The client changed its audio format mid-call (the `config` message)."""
-        self._inbound = audio.InboundAudio(
-            fmt.sample_rate, fmt.encoding, self._rate, self._frame_ms
-        )
+        self._listen_at(fmt)
         self._outbound = audio.OutboundAudio(fmt.sample_rate, _reply_encoding(fmt))
         self.format = fmt
 

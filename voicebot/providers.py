@@ -90,6 +90,13 @@ class VADStream(ABC):
 
 class VAD(Provider):
     threshold: ClassVar[float] = 0.5
+    #: rates the detector works at without resampling. A phone call (8 kHz) is then judged at its
+    #: own rate and only the frames STT hears are resampled, which saves most of the per-frame
+    #: work on a line that is mostly silent or the bot talking.
+    native_rates: ClassVar[tuple[int, ...]] = ()
+
+    def supports_rate(self, rate: int) -> bool:
+        return rate in self.native_rates
 
     @abstractmethod
     def stream(self, sample_rate: int) -> VADStream:
