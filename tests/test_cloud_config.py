@@ -35,7 +35,8 @@ async def test_yaml_chains_become_started_fallback_providers(tmp_path):
     runtime = Runtime(load_config(path, env=ENV))
     await runtime.start()
     try:
-        stt, tts, llm = (runtime.providers[r] for r in ("stt", "tts", "llm"))
+        stt, cached, llm = (runtime.providers[r] for r in ("stt", "tts", "llm"))
+        tts = cached.inner  # the per-process prompt cache wraps whatever TTS is configured
         assert isinstance(stt, FallbackSTT) and isinstance(tts, FallbackTTS)
         assert isinstance(stt.providers[0], DeepgramSTT) and stt.endpointing is True
         assert stt.providers[0].options.api_key == "dg-key"

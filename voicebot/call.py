@@ -167,6 +167,7 @@ class Call:
             )
         )
         self._preroll: deque[bytes] = deque(maxlen=max(1, cfg.preroll_ms // cfg.frame_ms))
+        self._hangover: list[bytes] | None = None  # silence held back from STT while speculating
         self._stt_queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(STT_QUEUE_FRAMES)
         self._playback: asyncio.Queue[tuple[bytes, Segment] | Segment] = asyncio.Queue(
             PLAYBACK_QUEUE_FRAMES
@@ -369,8 +370,18 @@ class Call:
     def _on_frame(self, frame: bytes) -> None:
         self._now_ms += self._frame_ms
         speech = self._vad.process(frame) >= self._vad_threshold
-        if self._stt_endpointing or self._turns.in_utterance:
+        if self._stt_endpointing:
             self._stt_audio(frame)
+        elif self._turns.in_utterance:
+            if self._hangover is not None and not speech:
+                # A speculative decode is running: hangover silence must not invalidate it.
+                # Held back, and sent after all if the caller speaks again.
+                self._hangover.append(frame)
+            else:
+                for held in self._hangover or ():
+                    self._stt_audio(held)
+                self._hangover = None
+                self._stt_audio(frame)
         for action in self._turns.on_frame(self._now_ms, speech):
             self._act(action)
         if not self._turns.in_utterance:
@@ -394,9 +405,12 @@ class Call:
         elif action is Action.SPECULATE:
             self._turn_speech_end(self._loop.time() - self._cfg.frame_ms / 1000)
             self._to_stt("speculate", None)
+            self._hangover = []
         elif action is Action.END_UTTERANCE:
+            self._hangover = None
             self._end_of_speech()
         elif action is Action.CANCEL_UTTERANCE:
+            self._hangover = None
             self._to_stt("cancel", None)
 
     def _turn_speech_end(self, at: float) -> None:

@@ -15,6 +15,7 @@ from .config import Config, validate_providers
 from .dialogue import Dialogue, DialogueContext
 from .plugins import PluginManager, make_plugin_manager
 from .providers import AudioFormat, Provider
+from .tts_cache import CachedTTS
 from .workers import WorkerPool
 
 log = logging.getLogger("voicebot")
@@ -94,6 +95,10 @@ class Runtime:
                 await provider.start()
                 started.append(provider)
             self.providers[role] = started[0] if len(started) == 1 else _chain(role, started)
+        if self.config.pipeline.tts_cache_mb > 0:
+            self.providers["tts"] = CachedTTS(
+                self.providers["tts"], self.config.pipeline.tts_cache_mb * 1024 * 1024
+            )
         self._dialogue_factory = self._make_dialogue_factory()
         self.lag.start()
 

