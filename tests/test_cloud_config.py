@@ -24,6 +24,7 @@ providers:
     - {use: deepgram, api_key: "${DEEPGRAM_API_KEY:-}", model: aura-2-andromeda-en}
   llm: {use: openai, model: llama3.2, base_url: "http://127.0.0.1:11434/v1", temperature: 0.3}
 dialogue: {mode: llm}
+pipeline: {fallback: {first_result_ms: 1500, cooldown_s: 10}}
 """
 
 ENV = {"DEEPGRAM_API_KEY": "dg-key", "ELEVENLABS_API_KEY": "xi-key"}
@@ -38,6 +39,7 @@ async def test_yaml_chains_become_started_fallback_providers(tmp_path):
         stt, cached, llm = (runtime.providers[r] for r in ("stt", "tts", "llm"))
         tts = cached.inner  # the per-process prompt cache wraps whatever TTS is configured
         assert isinstance(stt, FallbackSTT) and isinstance(tts, FallbackTTS)
+        assert tts.budget == 1.5 and tts._cooldown == 10  # pipeline.fallback reaches the chain
         assert isinstance(stt.providers[0], DeepgramSTT) and stt.endpointing is True
         assert stt.providers[0].options.api_key == "dg-key"
         assert stt.providers[0].options.keyterms == ["Zürich"]

@@ -86,9 +86,11 @@ async def test_llm_streams_runs_actions_and_transitions_by_function(tmp_path: Pa
     messages, tools = llm.requests[1]
     assert messages[0].role == "system"
     assert messages[0].content == "You take bookings for Luigi's. Today is 2026-11-21."
-    assert [m.role for m in messages[1:]] == ["user", "assistant", "tool"]
-    assert messages[3].content == '{"open": "12:00", "close": "22:00"}'
-    assert messages[3].tool_call_id == "c1"
+    # the node's opening prompt, then the caller, the LLM's tool call and its result
+    assert [m.role for m in messages[1:]] == ["assistant", "user", "assistant", "tool"]
+    assert messages[1].content == "Hi, this is Luigi's. How can I help?"
+    assert messages[4].content == '{"open": "12:00", "close": "22:00"}'
+    assert messages[4].tool_call_id == "c1"
     assert [t.name for t in tools] == ["book_table", "opening_hours"]
     assert tools[0].parameters["properties"]["party_size"]["type"] == "integer"
     assert tools[1].parameters["properties"]["day"] == {"type": "string"}
@@ -97,7 +99,7 @@ async def test_llm_streams_runs_actions_and_transitions_by_function(tmp_path: Pa
     assert bot.d.values["party_size"] == 4
     assert any(n.kind == "function" and n.data["name"] == "book_table" for n in bot.of(Note))
     assert bot.said == "Lovely! Booking for 4." and bot.of(Hangup)
-    assert len(llm.requests[2][0]) == 6  # system, user, assistant, tool, assistant, user
+    assert len(llm.requests[2][0]) == 7  # system, prompt, user, assistant, tool, assistant, user
 
 
 async def test_llm_failure_takes_on_error(tmp_path: Path) -> None:
@@ -140,8 +142,9 @@ async def test_llm_conversation_survives_snapshot_and_restore(tmp_path: Path) ->
     await bot.start()
     await bot.send("when do you open on monday?")
     snap = bot.d.snapshot()
-    assert [m["role"] for m in snap["llm"]] == ["user", "assistant", "tool", "assistant"]
-    assert snap["llm"][1]["tool_calls"] == [
+    roles = ["assistant", "user", "assistant", "tool", "assistant"]
+    assert [m["role"] for m in snap["llm"]] == roles
+    assert snap["llm"][2]["tool_calls"] == [
         {"id": "c1", "name": "opening_hours", "arguments": {"day": "monday"}}
     ]
     restored = FlowDialogue.restore(bot.flows, bot.ctx, snap)
@@ -150,6 +153,57 @@ async def test_llm_conversation_survives_snapshot_and_restore(tmp_path: Path) ->
     ]
     [x async for x in restored.handle(UserInput("speech", "thanks"))]
     sent = llm.requests[-1][0]
-    assert [m.role for m in sent] == ["system", "user", "assistant", "tool", "assistant", "user"]
-    assert sent[2].tool_calls == [ToolCall("c1", "opening_hours", {"day": "monday"})]
+    assert [m.role for m in sent] == ["system", *roles, "user"]
+    assert sent[3].tool_calls == [ToolCall("c1", "opening_hours", {"day": "monday"})]
     assert sent[-1] == Message("user", "thanks")
+
+
+CONTEXT_FLOW = """
+    slots:
+      name: {type: text, prompt: What is your name?}
+    nodes:
+      ask_name:
+        ask: name
+        next: chat
+      chat:
+        say: Thanks {{ name }}. What can I do?
+        llm:
+          system: You help callers of Luigi's.
+          context_tokens: 200
+"""
+
+
+async def test_llm_gets_the_call_so_far_and_known_slots(tmp_path: Path) -> None:
+    write(tmp_path, main=CONTEXT_FLOW)
+    llm = ScriptedLLM(["Sure."], ["Of course."])
+    bot = Bot(tmp_path, llm=llm)
+    await bot.start()
+    await bot.send("Ada")
+    await bot.send("can I bring a dog?")
+    messages, _ = llm.requests[0]
+    assert messages[0].role == "system"
+    assert messages[0].content.startswith("You help callers of Luigi's.")
+    assert '"name": "Ada"' in messages[0].content  # the slot filled two nodes earlier
+    # the earlier conversation comes before this node's own turns
+    assert [(m.role, m.content) for m in messages[1:]] == [
+        ("assistant", "What is your name?"),
+        ("user", "Ada"),
+        ("assistant", "Thanks Ada. What can I do?"),
+        ("user", "can I bring a dog?"),
+    ]
+
+
+async def test_llm_context_is_trimmed_to_its_token_budget(tmp_path: Path) -> None:
+    write(tmp_path, main=CONTEXT_FLOW)
+    long = "blah " * 60  # ~75 tokens per turn against a 200-token budget
+    llm = ScriptedLLM(*[[f"reply {i}"] for i in range(6)])
+    bot = Bot(tmp_path, llm=llm)
+    await bot.start()
+    await bot.send("Ada")
+    for i in range(6):
+        await bot.send(f"{long} question {i}")
+    messages, _ = llm.requests[-1]
+    sent = sum(len(m.content) // 4 + 4 for m in messages)
+    assert sent <= 200
+    assert messages[-1].content.endswith("question 5")  # the latest words always stay
+    assert not any("What is your name?" in m.content for m in messages[1:])  # oldest went first

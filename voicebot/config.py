@@ -36,6 +36,14 @@ class BargeInConfig:
 
 
 @dataclass
+class FallbackConfig:
+    """How provider chains (`stt: [deepgram, whisper]`) hand over."""
+
+    first_result_ms: int = field(default=3000, metadata={"min": 0})  # 0: the provider's timeout
+    cooldown_s: float = field(default=30.0, metadata={"min": 0})
+
+
+@dataclass
 class PipelineConfig:
     sample_rate: int = field(default=16000, metadata={"min": 8000, "max": 48000})
     frame_ms: Literal[10, 20, 30] = 20
@@ -47,6 +55,7 @@ class PipelineConfig:
     #: Audio of fixed prompts (say with no variables) kept per process; 0 turns the cache off.
     tts_cache_mb: int = field(default=32, metadata={"min": 0, "max": 4096})
     barge_in: BargeInConfig = field(default_factory=BargeInConfig)
+    fallback: FallbackConfig = field(default_factory=FallbackConfig)
     apology: str = "Sorry, I'm having trouble right now. Please try again in a moment."
 
 

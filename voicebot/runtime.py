@@ -94,7 +94,7 @@ class Runtime:
                 provider: Provider = cls(spec.options, workers=self.workers)
                 await provider.start()
                 started.append(provider)
-            self.providers[role] = started[0] if len(started) == 1 else _chain(role, started)
+            self.providers[role] = started[0] if len(started) == 1 else self._chain(role, started)
         if self.config.pipeline.tts_cache_mb > 0:
             self.providers["tts"] = CachedTTS(
                 self.providers["tts"], self.config.pipeline.tts_cache_mb * 1024 * 1024
@@ -165,6 +165,13 @@ class Runtime:
             if not self.calls:
                 self.no_calls.set()
 
+    def _chain(self, role: str, providers: list[Provider]) -> Any:
+        from .fallback import build_chain
+
+        fb = self.config.pipeline.fallback
+        budget = fb.first_result_ms / 1000 if fb.first_result_ms else None
+        return build_chain(role, providers, budget=budget, cooldown=fb.cooldown_s)
+
     def new_dialogue(
         self,
         call_id: str,
@@ -231,12 +238,3 @@ class Runtime:
             },
             "workers": self.workers.stats(),
         }
-
-
-def _chain(role: str, providers: list[Provider]) -> Any:
-    try:
-        from .fallback import build_chain
-    except ImportError:  # fallback chains arrive with the cloud providers
-        log.warning("providers.%s lists a chain, but fallback support is missing: using the first")
-        return providers[0]
-    return build_chain(role, providers)

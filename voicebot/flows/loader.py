@@ -319,6 +319,7 @@ def _build_llm(b: _Builder, node: Node, data: dict, path: Path_) -> None:
     llm = data["llm"]
     node.system = b.template(llm["system"], (*path, "llm", "system"))
     node.max_rounds = llm.get("max_rounds", 4)
+    node.context_tokens = llm.get("context_tokens", 3000)
     for fname, f in (llm.get("functions") or {}).items():
         fpath = (*path, "llm", "functions", fname)
         params = {

@@ -119,6 +119,7 @@ class Node:
     system: Template | None = None
     functions: dict[str, Function] = field(default_factory=dict)
     max_rounds: int = 4
+    context_tokens: int = 3000
     # action / http
     action: str | None = None
     args: dict[str, Any] = field(default_factory=dict)

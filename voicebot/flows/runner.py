@@ -488,6 +488,29 @@ class FlowDialogue(Dialogue):
         async for out in self._ask_next(node):
             yield out
 
+    # ------------------------------------------------------------------------- llm context
+
+    def _llm_system(self, node: Node) -> str:
+        """The node's prompt, plus what the call already knows: an LLM step should not ask for a
+        name the caller gave two nodes ago."""
+        prompt = self._render(node.system)  # type: ignore[arg-type]
+        known = {k: v for k, v in self.values.items() if not k.startswith("_") and v is not None}
+        if not known:
+            return prompt
+        facts = json.dumps(known, ensure_ascii=False, default=str)
+        return f"{prompt}\n\nKnown about this call (slots and variables): {facts}"
+
+    def _history_before_node(self, node: Node) -> list[Message]:
+        """The call's conversation before this llm node, as chat messages."""
+        out: list[Message] = []
+        for entry in self.history:
+            if entry.get("node") == node.key:
+                continue  # this node's own turns travel in llm_messages
+            role = "user" if entry.get("role") == "user" else "assistant"
+            if entry.get("text"):
+                out.append(Message(role, entry["text"]))
+        return out
+
     # ---------------------------------------------------------------------------- listen
 
     async def _enter_prompt_listen(self, node: Node) -> AsyncIterator[BotOutput]:
@@ -496,7 +519,8 @@ class FlowDialogue(Dialogue):
             yield say
         self.phase = "input"
         if node.kind == "llm":
-            self.llm_messages = []
+            # the node's own opening words start its conversation: the LLM knows what it asked
+            self.llm_messages = [Message("assistant", say.text)] if say is not None else []
         yield self._listen(node)
 
     async def _input_listen(self, node: Node, event: UserInput) -> AsyncIterator[BotOutput]:
@@ -595,12 +619,14 @@ class FlowDialogue(Dialogue):
         text = event.text or f"(the caller pressed {event.digits})"
         self.llm_messages.append(Message("user", text))
         tools = [_tool_spec(f) for f in node.functions.values()]
+        earlier = self._history_before_node(node)
         for _ in range(node.max_rounds):
-            system = Message("system", self._render(node.system))  # type: ignore[arg-type]
+            system = Message("system", self._llm_system(node))
+            messages = fit_to_budget(system, earlier, self.llm_messages, node.context_tokens)
             reply: list[str] = []
             calls: list[ToolCall] = []
             try:
-                async for piece in llm.stream([system, *self.llm_messages], tools):
+                async for piece in llm.stream(messages, tools):
                     if isinstance(piece, str):
                         if piece:
                             reply.append(piece)
@@ -803,3 +829,33 @@ _INPUT = {
     "listen": FlowDialogue._input_listen,
     "llm": FlowDialogue._input_llm,
 }
+
+
+def _tokens(message: Message) -> int:
+    """A cheap token estimate (~4 characters a token, plus per-message overhead): the budget
+    is a guard against unbounded growth, not a bill."""
+    return (
+        len(message.content) // 4 + 4 + sum(len(str(c.arguments)) // 4 for c in message.tool_calls)
+    )
+
+
+def fit_to_budget(
+    system: Message, earlier: list[Message], own: list[Message], budget: int
+) -> list[Message]:
+    """System prompt + earlier call history + this node's conversation, dropping the oldest
+    earlier turns first, then this node's oldest turns, never the latest user message."""
+    used = _tokens(system) + sum(_tokens(m) for m in own)
+    kept_earlier: list[Message] = []
+    for message in reversed(earlier):
+        cost = _tokens(message)
+        if used + cost > budget:
+            break
+        kept_earlier.insert(0, message)
+        used += cost
+    own = list(own)
+    while len(own) > 1 and used > budget:
+        used -= _tokens(own.pop(0))
+        # a tool result must not lose the assistant message that asked for it
+        while own and own[0].role == "tool":
+            used -= _tokens(own.pop(0))
+    return [system, *kept_earlier, *own]

@@ -173,6 +173,11 @@ KINDS: dict[str, dict[str, T]] = {
             system=TEXT,
             functions=mp(FUNCTION, label="function"),
             max_rounds=i("Tool-call rounds per turn (default 4)", minimum=1),
+            context_tokens=i(
+                "Token budget of what is sent: system prompt, call so far, this conversation;"
+                " the oldest turns are dropped first (default 3000)",
+                minimum=200,
+            ),
         ),
         "noinput": ESCALATION,
         "timeout_ms": TIMEOUT,
