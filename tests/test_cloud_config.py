@@ -39,7 +39,7 @@ async def test_yaml_chains_become_started_fallback_providers(tmp_path):
         stt, cached, llm = (runtime.providers[r] for r in ("stt", "tts", "llm"))
         tts = cached.inner  # the per-process prompt cache wraps whatever TTS is configured
         assert isinstance(stt, FallbackSTT) and isinstance(tts, FallbackTTS)
-        assert tts.budget == 1.5 and tts._cooldown == 10  # pipeline.fallback reaches the chain
+        assert tts.budget == 1.5 and tts._health._cooldown == 10  # pipeline.fallback reaches it
         assert isinstance(stt.providers[0], DeepgramSTT) and stt.endpointing is True
         assert stt.providers[0].options.api_key == "dg-key"
         assert stt.providers[0].options.keyterms == ["Zürich"]
