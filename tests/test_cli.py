@@ -93,3 +93,19 @@ async def test_sigterm_drains_active_calls(tmp_path):
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def test_check_finds_security_and_storage_mistakes(tmp_path):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(
+        "providers: {vad: {use: webrtc}, stt: {use: stub}, tts: {use: stub}}\n"
+        "dialogue: {mode: echo}\n"
+        "security:\n  auth:\n    mode: jwt\n"
+        "    jwt: {public_key_file: missing.pem, algorithms: [RS256]}\n"
+        "storage: {url: 'sqlite:///calls.db', encrypt_key: not-a-fernet-key}\n"
+    )
+    result = run_cli("check", str(cfg), cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"{cfg}:4: security.auth:" in result.stderr and "missing.pem" in result.stderr
+    assert f"{cfg}:7: storage:" in result.stderr
+    assert not (tmp_path / "calls.db").exists()  # check creates nothing

@@ -78,10 +78,11 @@ def _check(cfg) -> list:
     """Everything `voicebot check` verifies beyond the config file itself."""
     from .config import validate_providers
     from .options import Problem
+    from .security import check_config
 
     pm = make_plugin_manager(cfg.plugins)
     validate_providers(cfg, pm.registry)
-    problems: list[Problem] = []
+    problems: list[Problem] = check_config(cfg)
     if cfg.dialogue.mode == "flows":
         try:
             from .flows import check_flows

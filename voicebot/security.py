@@ -14,7 +14,7 @@ from aiohttp import web
 from .audit import AuditLog
 from .auth import Authenticator, AuthError, redact_access_log, token_from_request
 from .options import ConfigError, Problem
-from .storage import Storage, StorageError
+from .storage import Storage, StorageError, cipher, database_path
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -52,6 +52,23 @@ def install(app: web.Application, runtime: Any) -> None:
         app.on_startup.append(start_storage)
         app.on_cleanup.append(stop_storage)
     app.router.add_delete("/api/v1/sessions/{session_id}", delete_session)
+
+
+def check_config(cfg: Any) -> list[Problem]:
+    """What `install` would refuse, found by `voicebot check` without starting anything: key
+    files that do not load, a storage URL or encryption key that does not work."""
+    problems: list[Problem] = []
+    try:
+        Authenticator(cfg.security.auth, cfg.resolve)
+    except (ValueError, OSError) as exc:
+        problems += _config_error(cfg, "security.auth", exc).problems
+    if cfg.storage.url:
+        try:
+            database_path(cfg.storage, cfg.resolve)
+            cipher(cfg.storage)
+        except StorageError as exc:
+            problems += _config_error(cfg, "storage", exc).problems
+    return problems
 
 
 def _config_error(cfg: Any, key: str, exc: Exception) -> ConfigError:
