@@ -92,3 +92,18 @@ async def test_wideband_callers_are_judged_at_the_pipeline_rate(tmp_path):
         assert call._vad_rate == 16000 and call._stt_resampler is None
         call.hangup("test")
     await rt.stop()
+
+
+async def test_unknown_marks_do_not_count_as_heard(tmp_path):
+    from voicebot.call import Segment
+
+    rt = await runtime_for(tmp_path)
+    call = rt.new_call(transport="t", io=SilentIO(), audio_format=AudioFormat(8000, "mulaw"))
+    first, second = Segment("Hello.", True, "seg-1"), Segment("How can I help?", True, "seg-2")
+    call._segments.extend([first, second])
+    call.mark_played("seg-99")  # a stray or stale mark
+    assert not first.heard and not second.heard and len(call._segments) == 2
+    call.mark_played("seg-1")
+    assert first.heard and not second.heard and list(call._segments) == [second]
+    call.hangup("test")
+    await rt.stop()

@@ -748,6 +748,8 @@ class Call:
 
     def mark_played(self, name: str) -> None:
         """An echoed mark: everything sent before it has been played (or cleared)."""
+        if not any(seg.mark == name for seg in self._segments):
+            return  # not ours, or from a reply a barge-in already flushed
         while self._segments:
             seg = self._segments.popleft()
             self._segment_heard(seg)
