@@ -14,6 +14,7 @@ import websockets
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from voicebot.appkeys import AUTH
 from voicebot.auth import Authenticator, AuthError, RedactAccessLog
 from voicebot.config import AuthConfig, JWTConfig
 
@@ -289,7 +290,7 @@ async def test_sockets_waiting_for_a_token_are_capped(tmp_path):
     cfg["security"]["auth"]["first_message_timeout_s"] = 5
     async with serve(tmp_path, cfg) as server:
         waiting = Client(await websockets.connect(f"{server.url}/ws/voice"))
-        while server.runner.app["auth"].waiting < 1:  # noqa: ASYNC110 - server-side counter
+        while server.runner.app[AUTH].waiting < 1:  # noqa: ASYNC110 - server-side counter
             await asyncio.sleep(0.01)
         second = Client(await websockets.connect(f"{server.url}/ws/voice"))
         code, why = await refused(second)

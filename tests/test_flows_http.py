@@ -96,14 +96,18 @@ async def test_http_maps_json_answer_into_variables(tmp_path: Path, server) -> N
 
 
 @pytest.mark.parametrize(
-    ("path", "message"),
+    ("path", "timeout_ms", "message"),
     [
-        ("/slow", "timed out after 100 ms"),
-        ("/broken", "answered HTTP 500: boom"),
-        ("/html", "did not answer JSON: '<html>'"),
+        ("/slow", 100, "timed out after 100 ms"),
+        # generous where the timeout is not what is tested, so a busy machine cannot turn
+        # these answers into timeouts
+        ("/broken", 10000, "answered HTTP 500: boom"),
+        ("/html", 10000, "did not answer JSON: '<html>'"),
     ],
 )
-async def test_http_failures_take_the_error_path(tmp_path: Path, server, path, message) -> None:
+async def test_http_failures_take_the_error_path(
+    tmp_path: Path, server, path, timeout_ms, message
+) -> None:
     base, _ = server
     write(
         tmp_path,
@@ -112,7 +116,7 @@ async def test_http_failures_take_the_error_path(tmp_path: Path, server, path, m
           on_error: sorry
         nodes:
           lookup:
-            http: {{url: "{base}{path}", timeout_ms: 100}}
+            http: {{url: "{base}{path}", timeout_ms: {timeout_ms}}}
             next: bye
           bye:
             hangup:

@@ -16,6 +16,7 @@ import pytest
 import websockets
 from cryptography.fernet import Fernet, MultiFernet
 
+from voicebot.appkeys import STORAGE
 from voicebot.config import StorageConfig
 from voicebot.storage import Database, StorageError, cipher
 
@@ -69,7 +70,7 @@ async def test_no_audio_reaches_the_disk(tmp_path):
         received = b"".join(a for _, a in c.audio)
         await c.close()
         await _no_calls_left(server)
-        await server.runner.app["storage"].flush()
+        await server.runner.app[STORAGE].flush()
         # 640-byte (20 ms) windows of what the caller said and what the bot played
         needles = [speech[i : i + 640] for i in range(6400, 6400 + 12800, 3200)]
         needles += [received[i : i + 640] for i in range(0, min(len(received), 16000), 3200)]
@@ -97,7 +98,7 @@ async def test_transcripts_redacted_and_encrypted_then_erased(tmp_path):
         c, _ = await one_turn(server, f"?session_id={sid}")
         await c.close()
         await _no_calls_left(server)
-        storage = server.runner.app["storage"]
+        storage = server.runner.app[STORAGE]
         (call,) = await storage.calls(sid)
         assert call["outcome"] and call["ended_at"] >= call["started_at"]
         lines = await storage.transcript_of(call["id"])
@@ -177,5 +178,5 @@ async def test_typed_text_is_stored_like_speech(tmp_path):
         )
         await c.close()
         await _no_calls_left(server)
-        lines = await server.runner.app["storage"].transcript_of(ev["call_id"])
+        lines = await server.runner.app[STORAGE].transcript_of(ev["call_id"])
         assert [x["text"] for x in lines if x["role"] == "user"] == ["pin ####"]

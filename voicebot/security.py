@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .appkeys import AUTH, RUNTIME, SESSIONS, STORAGE, SUBJECT
 from .audit import AuditLog
 from .auth import Authenticator, AuthError, redact_access_log, token_from_request
 from .options import ConfigError, Problem
@@ -27,21 +28,21 @@ CORS_HEADERS = "Authorization, Content-Type, X-API-Key"
 def install(app: web.Application, runtime: Any) -> None:
     cfg = runtime.config
     try:
-        app["auth"] = Authenticator(cfg.security.auth, cfg.resolve)
+        app[AUTH] = Authenticator(cfg.security.auth, cfg.resolve)
     except (ValueError, OSError) as exc:
         raise _config_error(cfg, "security.auth", exc) from None
     redact_access_log()
     app.middlewares.append(cors_middleware(frozenset(cfg.security.cors_origins)))
     app.middlewares.append(auth_middleware)
     runtime.pm.register(AuditLog(), "voicebot.audit")
-    app["storage"] = None
+    app[STORAGE] = None
     if cfg.storage.url:
         try:
             storage = Storage(cfg.storage, cfg.resolve, runtime.hook)
         except StorageError as exc:
             raise _config_error(cfg, "storage", exc) from None
         runtime.pm.register(storage, "voicebot.storage")
-        app["storage"] = storage
+        app[STORAGE] = storage
 
         async def start_storage(app: web.Application) -> None:
             await storage.start()
@@ -78,16 +79,16 @@ def _config_error(cfg: Any, key: str, exc: Exception) -> ConfigError:
 async def delete_session(request: web.Request) -> web.Response:
     """Erase a session: its pending entry and every stored call record and transcript."""
     session_id = request.match_info["session_id"]
-    subject = request.get("subject")
-    sessions = request.app["sessions"]
+    subject = request.get(SUBJECT)
+    sessions = request.app[SESSIONS]
     session = sessions.get(session_id)
     if session is not None and subject is not None and session.subject != subject:
         return _json_error(404, "not_found", "session not found")
-    live = [c for c in request.app["runtime"].calls.values() if c.session_id == session_id]
+    live = [c for c in request.app[RUNTIME].calls.values() if c.session_id == session_id]
     if live:
         return _json_error(409, "call_in_progress", "end the session's call before erasing it")
     pending = session is not None and sessions.delete(session_id)
-    storage: Storage | None = request.app["storage"]
+    storage: Storage | None = request.app[STORAGE]
     erased = await storage.erase_session(session_id, subject) if storage is not None else 0
     if not pending and not erased:
         return _json_error(404, "not_found", "session not found")
@@ -102,10 +103,10 @@ def _json_error(status: int, code: str, message: str, **headers: str) -> web.Res
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    authn: Authenticator = request.app["auth"]
+    authn: Authenticator = request.app[AUTH]
     if authn.enabled and request.path.startswith(PROTECTED_PREFIXES):
         try:
-            request["subject"] = authn.verify(token_from_request(request)).subject
+            request[SUBJECT] = authn.verify(token_from_request(request)).subject
         except AuthError as exc:
             return _json_error(
                 401, "unauthorized", str(exc), **{"WWW-Authenticate": 'Bearer realm="voicebot"'}

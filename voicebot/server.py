@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from . import security
+from .appkeys import CHATS, CONNECTIONS, RUNTIME, SESSIONS, SUBJECT
 from .dialogue import Say, UserInput
 from .providers import ProviderError
 from .runtime import Runtime
@@ -30,15 +31,15 @@ MAX_CHAT_SESSIONS = 10_000
 
 def create_app(runtime: Runtime) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
-    app["runtime"] = runtime
+    app[RUNTIME] = runtime
     sessions = runtime.config.security.sessions
-    app["sessions"] = SessionStore(
+    app[SESSIONS] = SessionStore(
         ttl_s=sessions.ttl_s,
         single_use=sessions.single_use,
         resume_grace_s=sessions.resume_grace_s,
     )
-    app["connections"] = {}
-    app["chats"] = {}
+    app[CONNECTIONS] = {}
+    app[CHATS] = {}
     app.router.add_get("/", index)
     app.router.add_get("/ws/voice", voice_ws)
     app.router.add_post("/api/v1/sessions", create_session)
@@ -110,11 +111,11 @@ async def create_session(request: web.Request) -> web.Response:
     metadata = body.get("metadata") or {}
     if not isinstance(metadata, dict):
         return _json_error(400, "invalid_body", "`metadata` must be an object")
-    session = request.app["sessions"].create(
+    session = request.app[SESSIONS].create(
         namespace=str(body.get("namespace", "")),
         flow=body.get("flow"),
         metadata=metadata,
-        subject=request.get("subject"),
+        subject=request.get(SUBJECT),
     )
     scheme = "wss" if request.secure else "ws"
     return web.json_response(
@@ -127,11 +128,11 @@ async def create_session(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response(request.app["runtime"].health())
+    return web.json_response(request.app[RUNTIME].health())
 
 
 async def calls(request: web.Request) -> web.Response:
-    runtime: Runtime = request.app["runtime"]
+    runtime: Runtime = request.app[RUNTIME]
     return web.json_response(
         {
             "active_calls": len(runtime.calls),
@@ -142,7 +143,7 @@ async def calls(request: web.Request) -> web.Response:
 
 
 async def ws_stats(request: web.Request) -> web.Response:
-    connections = request.app["connections"]
+    connections = request.app[CONNECTIONS]
     return web.json_response(
         {"active_connections": len(connections), "connection_ids": [c[:8] for c in connections]}
     )
@@ -152,19 +153,19 @@ async def chat(request: web.Request) -> web.Response:
     """The dialogue on text alone: the same flows, no audio."""
     from .dialogue import Hangup
 
-    runtime: Runtime = request.app["runtime"]
+    runtime: Runtime = request.app[RUNTIME]
     body = await _json_body(request)
     text = body.get("text")
     if not isinstance(text, str) or not text.strip():
         return _json_error(400, "invalid_text", "`text` must be a non-empty string")
     if len(text) > runtime.config.security.limits.max_text_chars:
         return _json_error(413, "text_too_long", "text is over the configured limit")
-    chats: dict[str, Any] = request.app["chats"]
+    chats: dict[str, Any] = request.app[CHATS]
     session_id = body.get("session_id")
     dialogue = chats.get(session_id) if isinstance(session_id, str) else None
     greeting: list[tuple[str, bool]] = []
     if dialogue is None:
-        session_id = request.app["sessions"].create(namespace="chat").id
+        session_id = request.app[SESSIONS].create(namespace="chat").id
         dialogue = runtime.new_dialogue(session_id, {"channel": "chat"})
         if len(chats) >= MAX_CHAT_SESSIONS:
             chats.pop(next(iter(chats)))
@@ -196,7 +197,7 @@ async def transcribe(request: web.Request) -> web.Response:
     """Audio (raw PCM16 body, or JSON `{"audio": base64}`) at `sample_rate` → text."""
     from .audio import InboundAudio
 
-    runtime: Runtime = request.app["runtime"]
+    runtime: Runtime = request.app[RUNTIME]
     try:
         rate = int(request.query.get("sample_rate", "16000"))
         encoding = request.query.get("encoding", "pcm_s16le")
@@ -222,7 +223,7 @@ async def transcribe(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    runtime: Runtime = request.app["runtime"]
+    runtime: Runtime = request.app[RUNTIME]
     lines = [
         "# TYPE voicebot_active_calls gauge",
         f"voicebot_active_calls {len(runtime.calls)}",

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from ..appkeys import AUTH, CONNECTIONS, RUNTIME, SESSIONS
 from ..audio import AudioFormatError
 from ..audit import audit
 from ..auth import AuthBusy, Authenticator, AuthError, authenticate_ws, chosen_subprotocols
@@ -100,7 +101,7 @@ async def refuse(
 
 async def voice_ws(request: web.Request) -> web.StreamResponse:
     """One connection = one call. A bug of ours closes this socket with 1011, never the server."""
-    limits = request.app["runtime"].config.security.limits
+    limits = request.app[RUNTIME].config.security.limits
     # no permessage-deflate: audio does not compress and each compressor costs ~256 KB per call
     ws = web.WebSocketResponse(
         heartbeat=limits.heartbeat_s,
@@ -121,9 +122,9 @@ async def voice_ws(request: web.Request) -> web.StreamResponse:
 
 
 async def _serve_call(request: web.Request, ws: web.WebSocketResponse) -> None:
-    runtime: Runtime = request.app["runtime"]
+    runtime: Runtime = request.app[RUNTIME]
     limits = runtime.config.security.limits
-    authn: Authenticator = request.app["auth"]
+    authn: Authenticator = request.app[AUTH]
     try:
         principal = await authenticate_ws(request, ws, authn, limits.max_calls)
     except AuthError as exc:
@@ -138,7 +139,7 @@ async def _serve_call(request: web.Request, ws: web.WebSocketResponse) -> None:
     session_id = request.query.get("session_id")
     session = None
     if session_id:
-        session = request.app["sessions"].get(session_id)
+        session = request.app[SESSIONS].get(session_id)
         if session is None:
             return await refuse(ws, CLOSE_NO_SESSION, "session not found")
         if session.subject is not None and session.subject != subject:
@@ -147,7 +148,7 @@ async def _serve_call(request: web.Request, ws: web.WebSocketResponse) -> None:
         return await refuse(ws, CLOSE_TRY_LATER, "too many concurrent calls for this subject")
     resume = None
     if session is not None:
-        resume = _take_over(session, request.app["sessions"].resume_grace_s)
+        resume = _take_over(session, request.app[SESSIONS].resume_grace_s)
     io = BrowserIO(ws, request)
     variables = {"namespace": request.query.get("namespace", session.namespace if session else "")}
     if subject is not None:
@@ -169,7 +170,7 @@ async def _serve_call(request: web.Request, ws: web.WebSocketResponse) -> None:
     io.call = call
     if session is not None:
         session.active_call = call
-    request.app["connections"][call.id] = ws
+    request.app[CONNECTIONS][call.id] = ws
     await io.send_event(
         {
             "type": "status",
@@ -198,8 +199,8 @@ async def _serve_call(request: web.Request, ws: web.WebSocketResponse) -> None:
             await asyncio.gather(receiver, return_exceptions=True)
         await life
         if session is not None and session.active_call is call:
-            request.app["sessions"].call_ended(session, call.snapshot(), call.clean_end)
-        request.app["connections"].pop(call.id, None)
+            request.app[SESSIONS].call_ended(session, call.snapshot(), call.clean_end)
+        request.app[CONNECTIONS].pop(call.id, None)
         if not ws.closed:
             await ws.close()
 

@@ -1,0 +1,15 @@
+"""Typed keys for what the aiohttp application and its requests carry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+RUNTIME: web.AppKey[Any] = web.AppKey("runtime")
+SESSIONS: web.AppKey[Any] = web.AppKey("sessions")
+CONNECTIONS: web.AppKey[dict[str, Any]] = web.AppKey("connections")
+CHATS: web.AppKey[dict[str, Any]] = web.AppKey("chats")
+AUTH: web.AppKey[Any] = web.AppKey("auth")
+STORAGE: web.AppKey[Any] = web.AppKey("storage")
+SUBJECT: web.RequestKey[str | None] = web.RequestKey("subject")
