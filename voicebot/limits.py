@@ -23,8 +23,9 @@ class TokenBucket:
         self.tokens = capacity
         self._at = time.monotonic()
 
-    def take(self, n: float) -> bool:
-        now = time.monotonic()
+    def take(self, n: float, now: float | None = None) -> bool:
+        if now is None:
+            now = time.monotonic()
         self.tokens = min(self.capacity, self.tokens + (now - self._at) * self.rate)
         self._at = now
         if self.tokens < n:
@@ -44,7 +45,7 @@ class ConnectionLimiter:
         self._follow(fmt)
 
     def _follow(self, fmt: AudioFormat) -> None:
-        if fmt == self._format:
+        if fmt is self._format or fmt == self._format:  # runs per message: identity first
             return
         first, self._format = self._format is None, fmt
         per_s = fmt.sample_rate * _BYTES_PER_SAMPLE.get(fmt.encoding, 2)
@@ -57,9 +58,10 @@ class ConnectionLimiter:
     def admit(self, size: int, fmt: AudioFormat) -> str | None:
         """None if the message may pass, else why not (sent to the client before closing)."""
         self._follow(fmt)
-        if not self.messages.take(1):
+        now = time.monotonic()
+        if not self.messages.take(1, now):
             return f"more than {self.limits.max_messages_per_s:g} messages per second"
-        if not self.bytes.take(size):
+        if not self.bytes.take(size, now):
             return (
                 f"data arrives faster than {self.limits.audio_realtime_factor:g}× real time; "
                 "stream audio as it is captured"
