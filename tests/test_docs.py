@@ -47,3 +47,21 @@ def test_readme_starts_with_the_two_commands():
     block = readme[readme.index("```bash") + 1 : readme.index("```bash") + 3]
     assert block[0].endswith("voicebot run config.yaml") and block[0].startswith("pip install")
     assert "pytest" in block[1] and block[1].startswith("pip install")
+
+
+def test_every_provider_and_option_is_documented():
+    from voicebot.plugins import make_plugin_manager
+
+    doc = (ROOT / "docs" / "providers.md").read_text()
+    missing = []
+    for role, table in make_plugin_manager().registry.providers.items():
+        for name, cls in table.items():
+            if f"`{name}`" not in doc:
+                missing.append(f"{role} {name}")
+            if dataclasses.is_dataclass(cls.Options):
+                missing += [
+                    f"{role} {name}: {f.name}"
+                    for f in dataclasses.fields(cls.Options)
+                    if f"`{f.name}" not in doc
+                ]
+    assert not missing, f"undocumented in docs/providers.md: {missing}"
