@@ -174,14 +174,28 @@ def http_client(timeout: float) -> Any:
     )
 
 
-def client_health(name: str, client: Any, base_url: str, default_url: str) -> dict[str, Any]:
-    """What `GET /health` shows of a cloud provider: whether it is started, and where it talks to
-    (never the key)."""
-    return {
-        "name": name,
-        "status": "ok" if client is not None else "stopped",
-        "base_url": base_url or default_url,
-    }
+class SharedClient:
+    """The process-wide SDK client a cloud provider owns: one per provider instance, created in
+    `start()`, shared by every call for connection reuse."""
+
+    name: str
+    options: Any
+    default_url: str = ""
+    _client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            raise ProviderError(f"{self.name}: provider used before start()", provider=self.name)
+        return self._client
+
+    def health(self) -> dict[str, Any]:
+        """Whether it is started, and where it talks to (never the key)."""
+        return {
+            "name": self.name,
+            "status": "ok" if self._client is not None else "stopped",
+            "base_url": self.options.base_url or self.default_url,
+        }
 
 
 def bounded(default: Any, lo: float | None = None, hi: float | None = None) -> Any:

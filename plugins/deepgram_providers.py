@@ -33,9 +33,9 @@ from voicebot.usage import report_usage
 
 from ._cloud import (
     SampleAligner,
+    SharedClient,
     backoff,
     bounded,
-    client_health,
     error_headers,
     http_client,
     map_error,
@@ -62,12 +62,10 @@ class _DeepgramOptions:
     max_retries: int = bounded(2, 0, 10)
 
 
-class _DeepgramClient:
+class _DeepgramClient(SharedClient):
     """Owns the process-wide `AsyncDeepgramClient` (and its HTTP connection pool)."""
 
-    name: str
-    options: Any
-    _client: Any = None
+    default_url = "https://api.deepgram.com"
     _http: Any = None
 
     async def start(self) -> None:
@@ -91,17 +89,6 @@ class _DeepgramClient:
         if self._http is not None:
             await self._http.aclose()
         self._client = self._http = None
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            raise ProviderError(f"{self.name}: provider used before start()", provider=self.name)
-        return self._client
-
-    def health(self) -> dict[str, Any]:
-        return client_health(
-            self.name, self._client, self.options.base_url, "https://api.deepgram.com"
-        )
 
 
 # --------------------------------------------------------------------------------------------- STT

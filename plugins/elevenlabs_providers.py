@@ -17,8 +17,8 @@ from voicebot.usage import report_usage
 
 from ._cloud import (
     SampleAligner,
+    SharedClient,
     bounded,
-    client_health,
     http_client,
     require_key,
     retrying_stream,
@@ -51,11 +51,11 @@ class ElevenLabsTTSOptions:
     max_retries: int = bounded(2, 0, 10)
 
 
-class ElevenLabsTTS(TTS):
+class ElevenLabsTTS(SharedClient, TTS):
     name = "elevenlabs"
     Options = ElevenLabsTTSOptions
+    default_url = "https://api.elevenlabs.io"
 
-    _client: Any = None
     _http: Any = None
 
     async def start(self) -> None:
@@ -75,11 +75,6 @@ class ElevenLabsTTS(TTS):
         if self._http is not None:
             await self._http.aclose()
         self._client = self._http = None
-
-    def health(self) -> dict[str, Any]:
-        return client_health(
-            self.name, self._client, self.options.base_url, "https://api.elevenlabs.io"
-        )
 
     @staticmethod
     def output_for(preferred: AudioFormat) -> tuple[str, int, str]:

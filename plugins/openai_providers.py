@@ -12,7 +12,7 @@ import json
 import wave
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from voicebot.hookspecs import hookimpl
 from voicebot.providers import (
@@ -32,7 +32,7 @@ from voicebot.providers import (
 )
 from voicebot.usage import report_usage
 
-from ._cloud import SampleAligner, bounded, client_health, map_error, require_key
+from ._cloud import SampleAligner, SharedClient, bounded, map_error, require_key
 
 
 @dataclass
@@ -49,13 +49,10 @@ class _ClientOptions:
     headers: dict[str, Any] = field(default_factory=dict)
 
 
-class _OpenAIClient:
+class _OpenAIClient(SharedClient):
     """Owns the process-wide `AsyncOpenAI` client of one provider instance."""
 
-    name: ClassVar[str]
-    options: Any
-
-    _client: Any = None
+    default_url = "https://api.openai.com/v1"
 
     async def start(self) -> None:
         from openai import AsyncOpenAI
@@ -76,17 +73,6 @@ class _OpenAIClient:
         if self._client is not None:
             await self._client.close()
             self._client = None
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            raise ProviderError(f"{self.name}: provider used before start()", provider=self.name)
-        return self._client
-
-    def health(self) -> dict[str, Any]:
-        return client_health(
-            self.name, self._client, self.options.base_url, "https://api.openai.com/v1"
-        )
 
 
 # --------------------------------------------------------------------------------------------- LLM
