@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 
@@ -151,3 +152,21 @@ async def test_browser_page_is_served(tmp_path):
         page = await r.text()
         assert r.status == 200 and r.content_type == "text/html"
         assert "/ws/voice?sample_rate=" in page and "interrupted" in page
+
+
+async def test_spoken_warning_before_the_maximum_call_length(tmp_path):
+    limits = {
+        "max_call_s": 2.0,
+        "max_call_warning_s": 1.0,
+        "max_call_warning": "Time is nearly up.",
+    }
+    async with serve(tmp_path, base_config(security={"limits": limits})) as server:
+        c = Client(await websockets.connect(f"{server.url}/ws/voice"))
+        t0, _ = await c.wait_for(lambda e: e.get("status") == "connected")
+        t_warn, _ = await c.wait_for(
+            lambda e: e.get("type") == "response" and e["text"] == "Time is nearly up."
+        )
+        await c.wait_audio(3200, after=t_warn)  # it is spoken, not only sent as text
+        await asyncio.wait_for(c.closed.wait(), 5)
+        assert c.ws.close_code == 4008 and "maximum call length" in c.ws.close_reason
+        assert t_warn - t0 > 0.9  # not before max_call_s - max_call_warning_s

@@ -184,6 +184,7 @@ class Call:
         self._idle: asyncio.TimerHandle | None = None
         self._last_activity = 0.0
         self._max_len: asyncio.TimerHandle | None = None
+        self._warn_at: asyncio.TimerHandle | None = None
         self._speaking_until: asyncio.TimerHandle | None = None
         self._dtmf = _Dtmf()
         self._hangup_after_playback: str | None = None
@@ -223,6 +224,10 @@ class Call:
         limits = self.runtime.config.security.limits
         self._touch()
         self._max_len = self._loop.call_later(limits.max_call_s, self._too_long)
+        if 0 < limits.max_call_warning_s < limits.max_call_s:
+            self._warn_at = self._loop.call_later(
+                limits.max_call_s - limits.max_call_warning_s, self._warn_of_the_end
+            )
         self._spawn(self._stt_loop(), "stt")
         self._spawn(self._playback_loop(), "playback")
         self.runtime.hook.call_started(call=self)
@@ -244,7 +249,13 @@ class Call:
         return self._ended.is_set()
 
     async def _release(self) -> None:
-        for handle in (self._noinput, self._idle, self._max_len, self._speaking_until):
+        for handle in (
+            self._noinput,
+            self._idle,
+            self._max_len,
+            self._warn_at,
+            self._speaking_until,
+        ):
             if handle is not None:
                 handle.cancel()
         if self._dtmf.handle is not None:
@@ -301,6 +312,23 @@ class Call:
 
     def _too_long(self) -> None:
         self._close_soon(4008, "maximum call length reached")
+
+    def _warn_of_the_end(self) -> None:
+        """Tell the caller the call is about to end (`limits.max_call_warning_s` before), after
+        whatever the bot is saying now."""
+        text = self.runtime.config.security.limits.max_call_warning
+        current = self._reply
+
+        async def warn() -> None:
+            if current is not None and not current.done():
+                await asyncio.gather(current, return_exceptions=True)
+
+            async def say() -> Any:
+                yield Say(text, barge_in=False, cache_key="max-call-warning")
+
+            self._start_reply(self._drive(say()))
+
+        self._spawn(warn(), "warning")
 
     def _close_soon(self, code: int, reason: str) -> None:
         if self._ended.is_set():

@@ -89,6 +89,8 @@ class LimitsConfig:
     audio_realtime_factor: float = field(default=1.5, metadata={"min": 1})
     audio_burst_s: float = field(default=5.0, metadata={"min": 0.1})
     heartbeat_s: float = field(default=20.0, metadata={"min": 0.5})
+    max_call_warning_s: float = field(default=60.0, metadata={"min": 0})
+    max_call_warning: str = "We'll have to end this call in a minute."
 
 
 @dataclass
