@@ -131,3 +131,20 @@ def test_voicebot_check_warns_about_transfers_it_cannot_make(tmp_path):
     )
     result = run_cli("check", str(config), cwd=tmp_path)
     assert result.returncode == 0 and "warning" not in result.stderr
+
+
+def test_voicebot_check_errors_on_transfers_a_phone_deployment_cannot_make(tmp_path):
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "main.yaml").write_text(
+        "flow: main\nstart: agent\nnodes:\n  agent:\n    transfer: '+15550100'\n"
+    )
+    config = tmp_path / "config.yaml"
+    # set up for phone calls (a signing token) but without the account SID transfers need
+    config.write_text(
+        "dialogue: {mode: flows}\nflows: {dir: flows, start: main}\n"
+        "telephony: {twilio: {auth_token: t}}\n"
+    )
+    result = run_cli("check", str(config), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "main.yaml:5:5: this step transfers calls, but" in result.stderr
+    assert "telephony.twilio.account_sid" in result.stderr and "warning" not in result.stderr

@@ -112,21 +112,34 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     problems = _check(cfg)
+    transfers, phones = _transfer_problems(cfg), _takes_phone_calls(cfg)
+    if phones:
+        problems += [_FlowProblem(t.replace(": warning: ", ": ", 1)) for t in transfers]
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
         return 1
-    for warning in _transfer_warnings(cfg):
+    for warning in transfers:
         print(warning, file=sys.stderr)
     print(f"{args.config}: OK")
     return 0
 
 
-def _transfer_warnings(cfg) -> list[str]:
+def _takes_phone_calls(cfg) -> bool:
+    """A deployment set up for phone calls: a public URL or a telephony credential is set."""
+    if cfg.server.public_url:
+        return True
+    return any(
+        getattr(opts, "auth_token", "") or getattr(opts, "account_sid", "")
+        for opts in (cfg.telephony or {}).values()
+    )
+
+
+def _transfer_problems(cfg) -> list[str]:
     """Flow steps that transfer calls while no telephony provider could carry a transfer out.
 
-    A warning, not an error: a browser-only deployment never transfers, and its flows may still
-    hold the step."""
+    An error for a deployment that takes phone calls (`_takes_phone_calls`); a warning for a
+    browser-only one, which never transfers but may share its flows with one that does."""
     if cfg.dialogue.mode != "flows":
         return []
     from .flows.library import load_flows
