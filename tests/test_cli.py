@@ -109,3 +109,14 @@ def test_check_finds_security_and_storage_mistakes(tmp_path):
     assert f"{cfg}:4: security.auth:" in result.stderr and "missing.pem" in result.stderr
     assert f"{cfg}:7: storage:" in result.stderr
     assert not (tmp_path / "calls.db").exists()  # check creates nothing
+
+
+def test_check_explains_an_empty_config_or_a_wrong_path(tmp_path):
+    empty = tmp_path / "config.yaml"
+    empty.write_text("")
+    result = run_cli("check", str(empty), cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{empty}: flows.dir: directory '{tmp_path / 'flows'}' does not exist" in result.stderr
+    result = run_cli("check", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{tmp_path}: is a directory; pass the path of your config.yaml" in result.stderr

@@ -95,7 +95,8 @@ def _check(cfg) -> list:
                     cfg.source,
                     cfg.line_of("flows.dir"),
                     "flows.dir",
-                    f"directory '{flows_dir}' does not exist",
+                    f"directory '{flows_dir}' does not exist; create it with your flow files, "
+                    "point flows.dir at them, or set dialogue.mode: llm",
                 )
             )
         else:
@@ -143,10 +144,14 @@ def _transfer_problems(cfg) -> list[str]:
     if cfg.dialogue.mode != "flows":
         return []
     from .flows.library import load_flows
+    from .flows.model import FlowError
     from .transports.telephony import transfer_problems
 
     registry = make_plugin_manager(cfg.plugins).registry
-    flowset = load_flows(cfg.resolve(cfg.flows.dir), registry)
+    try:
+        flowset = load_flows(cfg.resolve(cfg.flows.dir), registry)
+    except FlowError:
+        return []  # the flows' own problems are reported by _check
     steps = [n.where for f in flowset.flows.values() for n in f.nodes.values() if n.transfer]
     problems = transfer_problems(cfg, registry) if steps else []
     return [

@@ -283,9 +283,10 @@ def load_config(
         data, lines, file, base = {}, {}, "<defaults>", Path.cwd()
     else:
         p = Path(path)
-        if not p.exists():
+        if not p.is_file():
+            why = "is a directory" if p.is_dir() else "file not found"
             raise ConfigError(
-                [Problem(str(p), None, "", "file not found; pass the path of your config.yaml")]
+                [Problem(str(p), None, "", f"{why}; pass the path of your config.yaml")]
             )
         data, lines = read_yaml(p)
         file, base = str(p), p.resolve().parent
