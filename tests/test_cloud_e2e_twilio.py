@@ -10,6 +10,8 @@ import time
 from tests.fakes.deepgram_fake import FakeDeepgram
 from tests.fakes.elevenlabs_fake import FakeElevenLabs, eleven_audio
 from tests.fakes.openai_fake import ChatReply, FakeOpenAI, tone
+from voicebot.hookspecs import hookimpl
+from voicebot.providers import Usage
 
 from .support import serve
 from .test_cloud_e2e_browser import cloud_config
@@ -17,6 +19,19 @@ from .twilio_e2e_support import assert_nothing_left, record
 from .twilio_phone import Phone, mulaw_silence, to_mulaw_8k
 
 PARAMS = {"From": "+15550001111", "To": "+15550002222", "CallSid": "CA0001"}
+
+
+class UsageLog:
+    """A plugin that records what the `usage` lifecycle hook reports, per call."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, Usage]] = []
+
+    @hookimpl
+    def usage(self, call, usage) -> None:
+        self.seen.append((call.id, usage))
+
+
 FIRST = "Yes, we have a table at eight."
 
 
@@ -29,6 +44,8 @@ async def test_phone_call_with_cloud_providers_streams_sentence_by_sentence(tmp_
         )
         async with serve(tmp_path, cloud_config(oa, dg, xi)) as server:
             rec = record(server)
+            usage = UsageLog()
+            server.runtime.pm.register(usage)
             phone = await Phone.dial(f"{server.url}/twilio/media")
             await phone.connected()
             await phone.start(PARAMS)
@@ -59,4 +76,10 @@ async def test_phone_call_with_cloud_providers_streams_sentence_by_sentence(tmp_
             await phone.stop()
             await phone.wait_closed()
             await assert_nothing_left(server)
+            # every provider billed this call through the `usage` hook
+            by = {u.provider: u for _, u in usage.seen}
+            assert {call_id for call_id, _ in usage.seen} == {rec.calls[0].id}
+            assert by["elevenlabs"].characters > 0  # TTS: characters synthesized
+            assert sum(u.audio_seconds for _, u in usage.seen if u.provider == "deepgram") > 0
+            assert by["openai"].output_tokens > 0  # LLM: tokens, from its final usage chunk
         assert "listen" in dg.completed  # the call's end closed Deepgram's stream cleanly
