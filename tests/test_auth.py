@@ -290,8 +290,9 @@ async def test_sockets_waiting_for_a_token_are_capped(tmp_path):
     cfg["security"]["auth"]["first_message_timeout_s"] = 5
     async with serve(tmp_path, cfg) as server:
         waiting = Client(await websockets.connect(f"{server.url}/ws/voice"))
-        while server.runner.app[AUTH].waiting < 1:  # noqa: ASYNC110 - server-side counter
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(5):  # the server counts the socket as waiting for a token
+            while server.runner.app[AUTH].waiting < 1:  # noqa: ASYNC110 - server-side counter
+                await asyncio.sleep(0.01)
         second = Client(await websockets.connect(f"{server.url}/ws/voice"))
         code, why = await refused(second)
         assert code == 1013 and "waiting to authenticate" in why
