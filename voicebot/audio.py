@@ -72,10 +72,6 @@ def silence(ms: int, sample_rate: int) -> bytes:
     return bytes(2 * sample_rate * ms // 1000)
 
 
-def duration_ms(pcm: bytes, sample_rate: int) -> float:
-    return len(pcm) * 500.0 / sample_rate
-
-
 class _StreamingFIR:
     """Rational resampling by a windowed-sinc FIR with state carried between chunks.
 
@@ -194,10 +190,6 @@ class Framer:
 
     def clear(self) -> None:
         self._buf = bytearray()
-
-    @property
-    def pending(self) -> int:
-        return len(self._buf)
 
 
 class InboundAudio:

@@ -142,7 +142,6 @@ class Call:
         self._loop = asyncio.get_running_loop()
         self._rate = cfg.sample_rate
         self._frame_ms = cfg.frame_ms
-        self._frame_bytes = self._rate * cfg.frame_ms // 1000 * 2
         self._cfg = cfg
         self.format = audio_format
         self._context = contextvars.copy_context()

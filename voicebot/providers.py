@@ -11,7 +11,6 @@ with it. Everything is async and streaming-first so a slow provider never blocks
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -339,7 +338,3 @@ ROLES: dict[str, type[Provider]] = {
     "llm": LLM,
     "intent": IntentClassifier,
 }
-
-
-def options_fields(cls: type[Provider]) -> list[dataclasses.Field]:
-    return list(dataclasses.fields(cls.Options)) if dataclasses.is_dataclass(cls.Options) else []
