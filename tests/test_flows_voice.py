@@ -111,3 +111,31 @@ async def test_running_server_picks_up_an_edit_and_refuses_a_broken_one(tmp_path
             await until(lambda said: "still serving" in caplog.text, http)
         assert "node 'hi' goes to 'nowhere' which does not exist" in caplog.text
         assert await greeting(http) == "Version 2."
+
+
+TRANSFER_FLOW = """
+nodes:
+  hello:
+    say: Connecting you now.
+    transfer: "+15550100"
+"""
+
+
+async def test_a_transfer_the_browser_cannot_make_is_announced_and_ends_the_call(tmp_path) -> None:
+    """A flow that ends in a transfer must not leave a browser caller in silence."""
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "main.yaml").write_text(textwrap.dedent(TRANSFER_FLOW))
+    cfg = base_config(dialogue={"mode": "flows"}, flows={"dir": "flows", "start": "main"})
+    cfg["providers"]["tts"] = {"use": "stub", "ms_per_char": 2}
+    cfg["pipeline"]["transfer_failed"] = "No one is free."
+    async with serve(tmp_path, cfg) as server:
+        c = Client(await websockets.connect(f"{server.url}/ws/voice"))
+        at, transfer = await c.wait_for(lambda e: e.get("type") == "transfer")
+        assert transfer["target"] == "+15550100"
+        _, said = await c.wait_for(lambda e: e.get("type") == "response" and e["final"])
+        assert said["text"] == "Connecting you now. No one is free."
+        _, ended = await c.wait_for(lambda e: e.get("status") == "ended", after=at)
+        assert ended["reason"] == "transfer to +15550100 failed"
+        await c.closed.wait()
+        assert c.ws.close_code == 1000
+        assert sum(len(a) for _, a in c.audio) > 0  # the apology was spoken, not only sent

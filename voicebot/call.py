@@ -663,8 +663,14 @@ class Call:
                         )
                     elif isinstance(out, Hangup):
                         self._hangup_after_playback = out.reason
-                    elif isinstance(out, Transfer):
-                        await self._transfer(out)
+                    elif isinstance(out, Transfer) and not await self._transfer(out):
+                        # the flow has ended: say so and hang up rather than go silent
+                        for piece in splitter.flush():
+                            await sentences.put((piece, barge_in, cache_key))
+                        failed = self._cfg.transfer_failed
+                        reply.append(spaced(reply[-1] if reply else "", failed, False, False))
+                        await sentences.put((failed, True, "transfer_failed"))
+                        self._hangup_after_playback = f"transfer to {out.target} failed"
                     elif isinstance(out, Note):
                         await self.io.send_event({"type": out.kind, **out.data})
             except ProviderError as exc:
@@ -812,16 +818,20 @@ class Call:
         async def bye() -> None:
             self.end_reason = f"bot: {reason}"
             self.clean_end = True
-            await self._status("ended")
+            await self._status("ended", reason=reason)
             await self.io.close(1000, reason)
             self.hangup(self.end_reason)
 
         self._spawn(bye(), "hangup")
 
-    async def _transfer(self, out: Transfer) -> None:
+    async def _transfer(self, out: Transfer) -> bool:
+        """Whether the transport took the call elsewhere. A browser never can: it gets the
+        `transfer` event to act on itself (open a chat with a person, dial out...)."""
         await self.io.send_event({"type": "transfer", "target": out.target, "mode": out.mode})
         if await self.io.transfer(out.target):
             self._hangup_after_playback = f"transferred to {out.target}"
+            return True
+        return False
 
     # --------------------------------------------------------------------------- barge-in
 
@@ -902,11 +912,11 @@ class Call:
 
     # ------------------------------------------------------------------------------ events
 
-    async def _status(self, status: str) -> None:
+    async def _status(self, status: str, **extra: Any) -> None:
         if self.state == status or self.state == "ended":
             return
         self.state = status
-        await self.io.send_event({"type": "status", "status": status, "state": status})
+        await self.io.send_event({"type": "status", "status": status, "state": status, **extra})
 
     async def _error(self, code: str, message: str) -> None:
         await self.io.send_event({"type": "error", "code": code, "message": message})

@@ -57,6 +57,8 @@ class PipelineConfig:
     barge_in: BargeInConfig = field(default_factory=BargeInConfig)
     fallback: FallbackConfig = field(default_factory=FallbackConfig)
     apology: str = "Sorry, I'm having trouble right now. Please try again in a moment."
+    #: Said before hanging up when a flow's `transfer` cannot be made (always, on /ws/voice).
+    transfer_failed: str = "Sorry, I can't connect you to a person right now. Please call back later."
 
 
 @dataclass
