@@ -167,6 +167,8 @@ def start_server(args) -> tuple[subprocess.Popen, int]:
         "dialogue": {"mode": "echo", "greeting": "Hi."},
         "security": {"limits": {"max_calls": 100, "idle_timeout_s": 600}},
     }
+    if args.partials:
+        cfg["providers"]["partials"] = {"use": "pocketsphinx"}
     path = Path(tempfile.mkdtemp()) / "config.yaml"
     path.write_text(json.dumps(cfg))
     port = free_port()
@@ -215,12 +217,16 @@ async def main() -> None:
     parser.add_argument("--whisper-threads", type=int, default=0, help="0 = all cores")
     parser.add_argument("--turns-single", type=int, default=20)
     parser.add_argument("--turns-concurrent", type=int, default=6, help="per call, with 4 calls")
+    parser.add_argument(
+        "--partials", action="store_true", help="pocketsphinx partials beside Whisper"
+    )
     args = parser.parse_args()
     utterances = load_utterances()
     server, port = start_server(args)
     try:
         print(
-            f"server up, RSS {rss_mb(server.pid):.0f} MB (vad={args.vad}, stt=whisper, tts=piper)"
+            f"server up, RSS {rss_mb(server.pid):.0f} MB (vad={args.vad}, stt=whisper,"
+            f" tts=piper{', partials=pocketsphinx' if args.partials else ''})"
         )
         await scenario(port, 1, args.turns_single, utterances)
         await scenario(port, 4, args.turns_concurrent, utterances)

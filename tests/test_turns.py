@@ -72,3 +72,37 @@ def test_push_to_talk_end_turn():
     feed(tt, 0, "s" * 10)
     assert tt.end_turn() == [Action.END_UTTERANCE]
     assert tt.end_turn() == []
+
+
+def test_barge_in_waits_for_words_when_asked():
+    tt = TurnTaker(TurnSettings(hangover_ms=200, barge_in_ms=100, barge_in_needs_words=True))
+    tt.set_bot_speaking(True)
+    _, acts = feed(tt, 0, "s" * 10)  # 200 ms of "speech" but no word heard yet
+    assert [a for _, a in acts] == [Action.START_UTTERANCE]
+    assert tt.heard_words() == [Action.BARGE_IN, Action.USER_STARTED]
+    assert tt.state is State.USER_SPEAKING
+    assert tt.heard_words() == []  # once is enough
+
+
+def test_words_before_barge_in_ms_still_wait_for_it():
+    tt = TurnTaker(TurnSettings(hangover_ms=200, barge_in_ms=100, barge_in_needs_words=True))
+    tt.set_bot_speaking(True)
+    t, _ = feed(tt, 0, "ss")
+    assert tt.heard_words() == []  # 40 ms is too short even with a word
+    _, acts = feed(tt, t, "sss")
+    assert [a for _, a in acts] == [Action.BARGE_IN, Action.USER_STARTED]
+
+
+def test_wordless_noise_over_the_bot_is_dropped():
+    tt = TurnTaker(TurnSettings(hangover_ms=100, barge_in_ms=100, barge_in_needs_words=True))
+    tt.set_bot_speaking(True)
+    _, acts = feed(tt, 0, "s" * 15 + "." * 6)  # a door slam the VAD took for speech
+    assert [a for _, a in acts] == [Action.START_UTTERANCE, Action.CANCEL_UTTERANCE]
+    assert tt.state is State.SPEAKING
+    assert tt.heard_words() == []  # too late: that utterance is over
+
+
+def test_words_do_not_matter_when_the_bot_is_silent():
+    tt = TurnTaker(TurnSettings(min_speech_ms=100, barge_in_needs_words=True))
+    _, acts = feed(tt, 0, "s" * 5)
+    assert [a for _, a in acts] == [Action.START_UTTERANCE, Action.USER_STARTED]

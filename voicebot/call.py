@@ -35,7 +35,15 @@ from .dialogue import (
     Transfer,
     UserInput,
 )
-from .providers import AudioFormat, ProviderError, SpeechStarted, STTEvent, Transcript, UtteranceEnd
+from .providers import (
+    AudioFormat,
+    ProviderError,
+    SpeechStarted,
+    STTEvent,
+    STTStream,
+    Transcript,
+    UtteranceEnd,
+)
 from .sentences import SentenceSplitter, spaced
 from .turns import Action, State, TurnSettings, TurnTaker
 from .usage import usage_sink
@@ -149,6 +157,13 @@ class Call:
         self._stt_provider = runtime.providers["stt"]
         self._stt = self._stt_provider.stream(self._rate)
         self._stt.on_event = self._on_stt_event
+        # a fast streaming recogniser beside a whole-utterance one: live words, nothing final
+        partials = runtime.providers.get("partials")
+        self._partials: STTStream | None = None
+        if partials is not None:
+            self._partials = partials.stream(self._rate)
+            self._partials.on_event = self._on_partial_event
+        self._partials_queue: asyncio.Queue[bytes | None] = asyncio.Queue(STT_QUEUE_FRAMES)
         self._vad_provider = runtime.providers["vad"]
         self._vad_threshold = self._vad_provider.threshold
         self._listen_at(audio_format)
@@ -163,6 +178,7 @@ class Call:
                 max_utterance_ms=cfg.max_utterance_ms,
                 barge_in=cfg.barge_in.enabled,
                 barge_in_ms=cfg.barge_in.min_speech_ms,
+                barge_in_needs_words=cfg.barge_in.needs_words,
             )
         )
         self._preroll: deque[bytes] = deque(maxlen=max(1, cfg.preroll_ms // cfg.frame_ms))
@@ -228,6 +244,8 @@ class Call:
                 limits.max_call_s - limits.max_call_warning_s, self._warn_of_the_end
             )
         self._spawn(self._stt_loop(), "stt")
+        if self._partials is not None:
+            self._spawn(self._partials_loop(), "partials")
         self._spawn(self._playback_loop(), "playback")
         self.runtime.hook.call_started(call=self)
         await self._status("listening")
@@ -265,6 +283,9 @@ class Call:
         await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self._stt.aclose()
+        if self._partials is not None:
+            with contextlib.suppress(Exception):
+                await self._partials.aclose()
         self.state = "ended"
         self.runtime.hook.call_ended(call=self, reason=self.end_reason or "ended")
 
@@ -451,6 +472,8 @@ class Call:
         self._spawn(self._status("processing"), "status")
 
     def _to_stt(self, kind: str, item: Any) -> None:
+        if self._partials is not None and kind in ("audio", "cancel", "finalize"):
+            self._to_partials(item if kind == "audio" else None)
         if kind == "cancel":
             self._stt_pending.clear()
         elif kind != "audio" and self._stt_pending:
@@ -462,6 +485,29 @@ class Call:
                 return  # STT is stalled: shed audio, never memory
             self._stt_queue.get_nowait()
             self._stt_queue.put_nowait((kind, item))
+
+    def _to_partials(self, pcm: bytes | None) -> None:
+        """Audio for the partials recogniser, or None: the utterance is over, drop it."""
+        try:
+            self._partials_queue.put_nowait(pcm)
+        except asyncio.QueueFull:
+            if pcm is not None:
+                return  # it is behind: live words are a nicety, shed audio
+            self._partials_queue.get_nowait()
+            self._partials_queue.put_nowait(None)
+
+    async def _partials_loop(self) -> None:
+        assert self._partials is not None
+        while True:
+            pcm = await self._partials_queue.get()
+            try:
+                if pcm is None:
+                    await self._partials.cancel()
+                else:
+                    await self._partials.send(pcm)
+            except ProviderError as exc:
+                # the main recogniser still answers the turn; only live words are missing
+                log.warning("call %s: partials STT failed: %s", self.id, exc)
 
     async def _stt_loop(self) -> None:
         while True:
@@ -483,9 +529,18 @@ class Call:
                 if kind == "finalize":
                     self._start_reply(self._apologise())
 
+    def _on_partial_event(self, event: STTEvent) -> None:
+        if isinstance(event, Transcript) and not event.final and event.text:
+            self._on_words(event)
+
+    def _on_words(self, partial: Transcript) -> None:
+        self._spawn(self._send_transcript(partial), "partial")
+        for action in self._turns.heard_words():
+            self._act(action)
+
     def _on_stt_event(self, event: STTEvent) -> None:
         if isinstance(event, Transcript) and not event.final and event.text:
-            self._spawn(self._send_transcript(event), "partial")
+            self._on_words(event)
         elif isinstance(event, SpeechStarted) and self._stt_endpointing:
             for action in self._turns.on_frame(self._now_ms, True):
                 self._act(action)

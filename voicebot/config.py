@@ -16,7 +16,12 @@ from typing import Any, Literal
 import yaml
 
 from .options import ConfigError, Problem, build, check_ranges, suggest
-from .providers import ROLES
+from .providers import ROLES, BatchSTT
+
+#: `providers:` keys, each with the registry role its providers come from. `partials` is a second,
+#: fast streaming STT that runs beside a whole-utterance one (Whisper) for live transcripts and
+#: word-confirmed barge-in.
+CONFIG_ROLES: dict[str, str] = {**{role: role for role in ROLES}, "partials": "stt"}
 
 # ------------------------------------------------------------------------------------- sections
 
@@ -33,6 +38,8 @@ class ServerConfig:
 class BargeInConfig:
     enabled: bool = True
     min_speech_ms: int = field(default=200, metadata={"min": 0, "max": 5000})
+    #: Interrupt only once the `partials` recogniser has heard a word (needs providers.partials).
+    needs_words: bool = False
 
 
 @dataclass
@@ -58,7 +65,9 @@ class PipelineConfig:
     fallback: FallbackConfig = field(default_factory=FallbackConfig)
     apology: str = "Sorry, I'm having trouble right now. Please try again in a moment."
     #: Said before hanging up when a flow's `transfer` cannot be made (always, on /ws/voice).
-    transfer_failed: str = "Sorry, I can't connect you to a person right now. Please call back later."
+    transfer_failed: str = (
+        "Sorry, I can't connect you to a person right now. Please call back later."
+    )
 
 
 @dataclass
@@ -334,13 +343,14 @@ def _parse_providers(
         return chains
     for role, value in providers.items():
         path = f"providers.{role}"
-        if role not in ROLES:
+        if role not in CONFIG_ROLES:
             problems.append(
                 Problem(
                     file,
                     _line_of(lines, path),
                     path,
-                    f"unknown role{suggest(role, ROLES)}; roles are: {', '.join(ROLES)}",
+                    f"unknown role{suggest(role, CONFIG_ROLES)}; roles are: "
+                    f"{', '.join(CONFIG_ROLES)}",
                 )
             )
             continue
@@ -371,6 +381,7 @@ def validate_providers(cfg: Config, registry: Any) -> None:
     """Check every `use:` against the registered providers and build each one's `Options`."""
     problems: list[Problem] = []
     for role, chain in cfg.chains.items():
+        role = CONFIG_ROLES[role]
         installed = registry.names(role)
         for spec in chain:
             if spec.use not in installed:
@@ -394,9 +405,31 @@ def validate_providers(cfg: Config, registry: Any) -> None:
                 problems=problems,
             )
             check_ranges(spec.options, spec.path, cfg.source, cfg.line_of, problems)
+    _validate_needs_words(cfg, registry, problems)
     _validate_telephony(cfg, registry, problems)
     if problems:
         raise ConfigError(problems)
+
+
+def _validate_needs_words(cfg: Config, registry: Any, problems: list[Problem]) -> None:
+    """Word-confirmed barge-in with no recogniser that streams words would never interrupt."""
+    if not cfg.pipeline.barge_in.needs_words or "partials" in cfg.chains:
+        return
+    chain = cfg.chains.get("stt", [])
+    installed = registry.names("stt")
+    classes = [registry.provider("stt", spec.use) for spec in chain if spec.use in installed]
+    if classes and all(issubclass(cls, BatchSTT) for cls in classes):
+        path = "pipeline.barge_in.needs_words"
+        problems.append(
+            Problem(
+                cfg.source,
+                cfg.line_of(path),
+                path,
+                f"`{chain[0].use}` hears whole utterances only, so no interruption would ever "
+                "be confirmed: add `partials: {use: pocketsphinx}` under providers, or set it "
+                "to false",
+            )
+        )
 
 
 def _validate_telephony(cfg: Config, registry: Any, problems: list[Problem]) -> None:

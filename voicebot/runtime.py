@@ -11,7 +11,7 @@ from typing import Any
 
 from . import __version__
 from .call import Call, CallIO
-from .config import Config, validate_providers
+from .config import CONFIG_ROLES, Config, validate_providers
 from .dialogue import Dialogue, DialogueContext
 from .plugins import PluginManager, make_plugin_manager
 from .providers import AudioFormat, Provider
@@ -89,12 +89,13 @@ class Runtime:
                 self.config.chains[role] = [ProviderSpec(use=name, options=cls.Options())]
         for role, chain in self.config.chains.items():
             started = []
+            kind = CONFIG_ROLES[role]
             for spec in chain:
-                cls = self.registry.provider(role, spec.use)
+                cls = self.registry.provider(kind, spec.use)
                 provider: Provider = cls(spec.options, workers=self.workers)
                 await provider.start()
                 started.append(provider)
-            self.providers[role] = started[0] if len(started) == 1 else self._chain(role, started)
+            self.providers[role] = started[0] if len(started) == 1 else self._chain(kind, started)
         if self.config.pipeline.tts_cache_mb > 0:
             self.providers["tts"] = CachedTTS(
                 self.providers["tts"], self.config.pipeline.tts_cache_mb * 1024 * 1024

@@ -5,8 +5,10 @@ must take. No I/O and no clock of its own, so endpointing and barge-in timing ar
 a fake clock, frame by frame.
 
 Speech is tentative until it has lasted `min_speech_ms` (a click is not a turn) or, while the bot is
-talking, `barge_in_ms` (a cough or an "mm-hm" does not interrupt). The utterance is fed to STT from
-its first frame regardless, so the words of a real interruption are not lost.
+talking, `barge_in_ms` (a cough or an "mm-hm" does not interrupt). With `barge_in_needs_words`, an
+interruption also waits until a fast recogniser has heard a word in it (`heard_words()`), so a door
+slam or a TV that fools the VAD does not cut the bot off. The utterance is fed to STT from its
+first frame regardless, so the words of a real interruption are not lost.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class TurnSettings:
     max_utterance_ms: int = 30000
     barge_in: bool = True
     barge_in_ms: int = 200
+    barge_in_needs_words: bool = False
 
 
 class TurnTaker:
@@ -53,6 +56,7 @@ class TurnTaker:
         self._silence_ms = 0
         self._started_at = 0.0
         self._speculated = False
+        self._words = False
         self.last_speech_at = 0.0  # timestamp of the last speech frame: "end of user speech"
 
     # ------------------------------------------------------------------------------- inputs
@@ -69,6 +73,16 @@ class TurnTaker:
         self._reset_utterance()
         self.state = State.PROCESSING
         return [Action.END_UTTERANCE]
+
+    def heard_words(self) -> list[Action]:
+        """A recogniser heard words in the current utterance: an interruption waiting for them
+        (`barge_in_needs_words`) may now go ahead."""
+        if not self._in_utterance:
+            return []
+        self._words = True
+        if self._confirmed or not self._interrupting():
+            return []
+        return self._try_barge_in()
 
     def set_bot_speaking(self, speaking: bool, barge_in_allowed: bool = True) -> None:
         self.bot_speaking = speaking
@@ -102,16 +116,8 @@ class TurnTaker:
             actions.append(Action.START_UTTERANCE)
         self._speech_ms += self.s.frame_ms
         if not self._confirmed:
-            interrupting = self.bot_speaking or self.state == State.PROCESSING
-            if interrupting:
-                if (
-                    self.s.barge_in
-                    and self.barge_in_allowed
-                    and self._speech_ms >= max(self.s.barge_in_ms, self.s.frame_ms)
-                ):
-                    self._confirmed = True
-                    self.state = State.USER_SPEAKING
-                    actions += [Action.BARGE_IN, Action.USER_STARTED]
+            if self._interrupting():
+                actions += self._try_barge_in()
             elif self._speech_ms >= self.s.min_speech_ms:
                 self._confirmed = True
                 self.state = State.USER_SPEAKING
@@ -138,8 +144,24 @@ class TurnTaker:
             return [Action.END_UTTERANCE]
         return [Action.CANCEL_UTTERANCE]
 
+    def _interrupting(self) -> bool:
+        return self.bot_speaking or self.state == State.PROCESSING
+
+    def _try_barge_in(self) -> list[Action]:
+        if (
+            self.s.barge_in
+            and self.barge_in_allowed
+            and self._speech_ms >= max(self.s.barge_in_ms, self.s.frame_ms)
+            and (self._words or not self.s.barge_in_needs_words)
+        ):
+            self._confirmed = True
+            self.state = State.USER_SPEAKING
+            return [Action.BARGE_IN, Action.USER_STARTED]
+        return []
+
     def _reset_utterance(self) -> None:
         self._in_utterance = False
+        self._words = False
         self._confirmed = False
         self._speech_ms = 0
         self._silence_ms = 0
