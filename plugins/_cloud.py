@@ -16,7 +16,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import field
 from typing import Any
 
-from voicebot.providers import ProviderError
+from voicebot.providers import AudioChunk, ProviderError, Usage
+from voicebot.usage import report_usage
 
 log = logging.getLogger("voicebot.cloud")
 
@@ -152,6 +153,25 @@ class SampleAligner:
         cut = len(data) - len(data) % self._width
         self._rest = data[cut:]
         return data[:cut]
+
+
+async def billed_audio(
+    provider: str, text: str, stream: Any, rate: int, encoding: str
+) -> AsyncIterator[AudioChunk]:
+    """The chunks of a `retrying_stream` of synthesized audio, cut at whole samples. The text is
+    billed when the first byte arrives: a request that fails before any audio costs nothing."""
+    aligner = SampleAligner(2 if encoding == "pcm_s16le" else 1)
+    billed = False
+    try:
+        async for data in stream:
+            if not billed:
+                billed = True
+                report_usage(Usage(provider=provider, characters=len(text)))
+            data = aligner.push(data)
+            if data:
+                yield AudioChunk(data, rate, encoding)  # type: ignore[arg-type]
+    finally:
+        await stream.aclose()
 
 
 def require_key(provider: str, key: str, env: str, needed: bool = True) -> None:

@@ -32,9 +32,9 @@ from voicebot.providers import (
 from voicebot.usage import report_usage
 
 from ._cloud import (
-    SampleAligner,
     SharedClient,
     backoff,
+    billed_audio,
     bounded,
     error_headers,
     http_client,
@@ -419,21 +419,11 @@ class DeepgramTTS(_DeepgramClient, TTS):
         if opts.speed is not None:
             params["speed"] = opts.speed
         out = "mulaw" if encoding == "mulaw" else "pcm_s16le"
-        aligner = SampleAligner(1 if encoding == "mulaw" else 2)
         stream = retrying_stream(
             self.name, lambda: self.client.speak.v1.audio.generate(**params), opts.max_retries
         )
-        billed = False
-        try:
-            async for data in stream:
-                if not billed:
-                    billed = True
-                    report_usage(Usage(provider=self.name, characters=len(text)))
-                data = aligner.push(data)
-                if data:
-                    yield AudioChunk(data, rate, out)
-        finally:
-            await stream.aclose()
+        async for chunk in billed_audio(self.name, text, stream, rate, out):
+            yield chunk
 
 
 @hookimpl

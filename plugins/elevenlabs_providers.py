@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from voicebot.hookspecs import hookimpl
-from voicebot.providers import TTS, AudioChunk, AudioFormat, ProviderError, Usage
-from voicebot.usage import report_usage
+from voicebot.providers import TTS, AudioChunk, AudioFormat, ProviderError
 
 from ._cloud import (
-    SampleAligner,
     SharedClient,
+    billed_audio,
     bounded,
     http_client,
     require_key,
@@ -120,18 +119,8 @@ class ElevenLabsTTS(SharedClient, TTS):
             ),
             opts.max_retries,
         )
-        aligner = SampleAligner(2 if encoding == "pcm_s16le" else 1)
-        billed = False
-        try:
-            async for data in stream:
-                if not billed:
-                    billed = True
-                    report_usage(Usage(provider=self.name, characters=len(text)))
-                data = aligner.push(data)
-                if data:
-                    yield AudioChunk(data, rate, encoding)  # type: ignore[arg-type]
-        finally:
-            await stream.aclose()
+        async for chunk in billed_audio(self.name, text, stream, rate, encoding):
+            yield chunk
 
 
 @hookimpl
