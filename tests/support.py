@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import time
-from collections.abc import Callable
+import tracemalloc
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +147,22 @@ def base_config(**over: Any) -> dict[str, Any]:
     for key, value in over.items():
         cfg[key] = value
     return cfg
+
+
+async def memory_growth_per_call(
+    one_call: Callable[[], Awaitable[None]], n: int, settled: Callable[[], Awaitable[None]]
+) -> tuple[float, str]:
+    """Python memory added per call over `n` calls (after `settled()` each side), and the
+    top allocation sites for the failure message."""
+    await settled()
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for _ in range(n):
+        await one_call()
+    await settled()
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    stats = after.compare_to(before, "filename")
+    return sum(s.size_diff for s in stats) / n, "\n".join(str(s) for s in stats[:8])

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import tracemalloc
 
 import websockets
 
 from voicebot.call import Call
 
-from .support import Client, base_config, serve, silence, tone
+from .support import Client, base_config, memory_growth_per_call, serve, silence, tone
 
 
 async def one_call(server) -> None:
@@ -38,20 +37,13 @@ async def test_memory_does_not_grow_with_calls(tmp_path):
         for _ in range(30):  # warm-up: imports, caches, the turns ring filling up
             await one_call(server)
         server.runtime.turns = type(server.runtime.turns)(maxlen=0)  # bounded by design; not a leak
-        await asyncio.wait_for(no_call_objects_alive(server.runtime), 5)
-        tracemalloc.start()
-        before = tracemalloc.take_snapshot()
-        n = 60
-        for _ in range(n):
-            await one_call(server)
-        await asyncio.wait_for(server.runtime.no_calls.wait(), 5)
-        await asyncio.wait_for(no_call_objects_alive(server.runtime), 5)
-        after = tracemalloc.take_snapshot()
-        tracemalloc.stop()
-        stats = after.compare_to(before, "filename")
-        growth = sum(s.size_diff for s in stats)
-        top = "\n".join(str(s) for s in stats[:8])
+
+        async def settled() -> None:
+            await asyncio.wait_for(server.runtime.no_calls.wait(), 5)
+            await asyncio.wait_for(no_call_objects_alive(server.runtime), 5)
+
+        per_call, top = await memory_growth_per_call(lambda: one_call(server), 60, settled)
         # what remains is interpreter noise (free lists, code caches), not per-call state
-        assert growth / n < 2048, f"{growth / n:.0f} bytes per call\n{top}"
+        assert per_call < 2048, f"{per_call:.0f} bytes per call\n{top}"
         assert not server.runtime.calls
         assert [t for t in asyncio.all_tasks() if t.get_name().startswith("call-")] == []

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import gc
-import tracemalloc
 
 from voicebot.transports.telephony import TELEPHONY
 
-from .support import base_config, serve
+from .support import base_config, memory_growth_per_call, serve
 from .twilio_phone import Phone, mulaw_silence
 
 
@@ -31,19 +29,8 @@ async def test_memory_does_not_grow_with_phone_calls(tmp_path):
             await one_call(server)
         # a bounded ring by design, not a leak
         server.runtime.turns = type(server.runtime.turns)(maxlen=0)
-        await asyncio.wait_for(telephony.idle.wait(), 5)
-        gc.collect()
-        tracemalloc.start()
-        before = tracemalloc.take_snapshot()
-        n = 40
-        for _ in range(n):
-            await one_call(server)
-        await asyncio.wait_for(telephony.idle.wait(), 5)
-        gc.collect()
-        after = tracemalloc.take_snapshot()
-        tracemalloc.stop()
-        stats = after.compare_to(before, "filename")
-        growth = sum(s.size_diff for s in stats)
-        top = "\n".join(str(s) for s in stats[:8])
-        assert growth / n < 2048, f"{growth / n:.0f} bytes per call\n{top}"
+        per_call, top = await memory_growth_per_call(
+            lambda: one_call(server), 40, lambda: asyncio.wait_for(telephony.idle.wait(), 5)
+        )
+        assert per_call < 2048, f"{per_call:.0f} bytes per call\n{top}"
         assert not server.runtime.calls and not telephony.streams
