@@ -116,3 +116,14 @@ def test_reply_pieces_join_like_speech():
     )
     assert join_pieces([("Any", True), ("thing", True), (" else?", True)]) == "Anything else?"
     assert join_pieces(["Hi.", ("You", True), (" said", True)]) == "Hi. You said"
+
+
+async def test_speaking_is_announced_before_the_audio_it_announces(tmp_path):
+    """A client may start its player on `speaking`: no reply audio may come before it."""
+    async with serve(tmp_path, base_config()) as server:
+        c = Client(await websockets.connect(f"{server.url}/ws/voice"))
+        at, _ = await c.wait_for(lambda e: e.get("status") == "speaking")
+        await c.wait_audio(3200, after=at)
+        first_audio = min(t for t, _ in c.audio)
+        assert first_audio >= at, "audio arrived before the speaking status"
+        await c.ws.close()

@@ -796,6 +796,9 @@ class Call:
             frame, seg = item
             if not self._turns.bot_speaking:
                 self._bot_started(seg)
+                await self._status("speaking")  # before the audio it announces, not after
+                if seg.flushed:
+                    continue  # a barge-in cleared it while the status went out
             elif self._segments and self._segments[-1] is not seg:
                 self._segments.append(seg)
                 self._turns.barge_in_allowed = seg.barge_in
@@ -819,7 +822,6 @@ class Call:
         if not self._segments or self._segments[-1] is not seg:
             self._segments.append(seg)
         self._turns.set_bot_speaking(True, seg.barge_in)
-        self._spawn(self._status("speaking"), "status")
 
     def _arm_speaking_until(self, end_at: float) -> None:
         if self._speaking_until is not None:
