@@ -51,6 +51,10 @@ async def default_server(tmp_path_factory) -> AsyncIterator[Server]:
     config = yaml.safe_load((root / "config.yaml").read_text())
     config["flows"]["dir"] = str(root / "flows")
     config.pop("server", None)
+    # Piper samples its prosody afresh on every synthesis, so each run would hear another
+    # rendition and the exact transcripts below would depend on luck; without that noise the
+    # audio is the same on every run.
+    config["providers"]["tts"].update(noise_scale=0.0, noise_w_scale=0.0)
     async with serve(tmp_path_factory.mktemp("default"), config) as srv:
         yield srv
 
