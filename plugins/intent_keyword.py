@@ -18,6 +18,9 @@ from voicebot.hookspecs import hookimpl
 from voicebot.providers import IntentClassifier, IntentResult, IntentSpec
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+# Words that carry no intent: sharing only these with an example is no match ("yes please" is
+# not "representative please").
+_FILLERS = frozenset("a an the please um uh er erm oh so just well hi hello hey".split())
 
 
 def _words(text: str) -> list[str]:
@@ -54,12 +57,13 @@ class KeywordIntent(IntentClassifier):
     @staticmethod
     def _example(example: str, words: list[str], padded: str) -> float:
         """Fuzzy overlap with an example phrase, scaled down when the utterance shares only a
-        word or two of it: token-set similarity alone rates "no" a perfect match for "I have
-        no idea"."""
+        word or two of it (fillers not counted): token-set similarity alone rates "no" a perfect
+        match for "I have no idea"."""
         ex = _words(example)
         if not ex:
             return 0.0
-        coverage = len(set(ex) & set(words)) / len(set(ex))
+        content = set(ex) - _FILLERS or set(ex)
+        coverage = len(content & set(words)) / len(content)
         similarity = fuzz.token_set_ratio(padded, " ".join(ex)) / 100
         return 0.95 * similarity * min(1.0, coverage / 0.5)
 

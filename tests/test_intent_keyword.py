@@ -33,6 +33,9 @@ async def test_a_shared_small_word_is_not_a_match() -> None:
     idea = IntentSpec("unsure", ("I have no idea", "I don't know"))
     assert (await k.classify("no", [idea])).name is None
     assert (await k.classify("I have no idea at all", [idea])).name == "unsure"
+    agent = IntentSpec("agent", ("representative please", "a human please"))
+    assert (await k.classify("yes please", [agent])).name is None
+    assert (await k.classify("a representative please", [agent])).name == "agent"
 
 
 async def test_threshold_option() -> None:
