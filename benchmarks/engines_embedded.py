@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import sys
 import time
 import wave
 from pathlib import Path
@@ -116,7 +117,8 @@ def bench_silero(vad: SileroVAD) -> None:
 
 
 async def bench_intent(intent: EmbeddingIntent) -> None:
-    from stt_accuracy import HELD_OUT_A, INTENTS
+    sys.path.insert(0, str(Path(__file__).parent / "data"))
+    from intent_phrases import HELD_OUT_A, INTENTS
 
     await intent.classify("warm up", INTENTS)
     times = []

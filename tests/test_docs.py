@@ -65,3 +65,11 @@ def test_every_provider_and_option_is_documented():
                     if f"`{f.name}" not in doc
                 ]
     assert not missing, f"undocumented in docs/providers.md: {missing}"
+
+
+def test_every_builtin_intent_is_documented():
+    from voicebot.flows.builtin_intents import builtin_intents
+
+    doc = (ROOT / "docs" / "flows.md").read_text()
+    for name, intent in builtin_intents().items():
+        assert f"| `{name}` | {intent.description} | {len(intent.examples)} |" in doc, name

@@ -194,6 +194,12 @@ CASES = {
         "nodes:\n  a:\n    listen:\n      - goto: a\n    timeout_ms: -5\n",
         "flows/main.yaml:5:17: 'timeout_ms' of listen node 'a' must be at least 0, not -5",
     ),
+    "unknown built-in intent": (
+        "intents:\n  bye: {builtin: goodby}\nnodes:\n  a:\n    hangup:\n",
+        "flows/main.yaml:2:18: 'builtin' of intent 'bye' must be one of book_appointment, "
+        "cancel_appointment, reschedule_appointment, opening_hours, location, prices, agent, "
+        "goodbye, not 'goodby' (did you mean 'goodbye'?)",
+    ),
     "empty file": ("", "flows/main.yaml:1:1: the file is empty; a flow needs at least `nodes:`"),
     "not a mapping": (
         "- a\n- b\n",

@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 
 from voicebot.audio import Resampler, decode, encode
+from voicebot.flows.builtin_intents import intent_spec
 from voicebot.providers import TTS, AudioChunk, AudioFormat, IntentSpec, ModelMissingError
 from voicebot.tts_cache import CachedTTS
 from voicebot.wer import wer
@@ -246,6 +247,38 @@ async def test_embedding_intent_on_unseen_paraphrases(intent: EmbeddingIntent, t
     result = await intent.classify(text, INTENTS)
     assert result.name == expected, result
     assert 0.0 <= result.confidence <= 1.0
+
+
+BUILTIN = [
+    intent_spec(name, builtin)
+    for name, builtin in (
+        ("book", "book_appointment"),
+        ("cancel", "cancel_appointment"),
+        ("reschedule", "reschedule_appointment"),
+        ("agent", "agent"),
+        ("goodbye", "goodbye"),
+    )
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I need to get in to see someone this week", "book"),
+        ("please cancel my Wednesday appointment", "cancel"),
+        ("can we make it Thursday instead of Tuesday", "reschedule"),
+        ("I'd like to speak with somebody at the front desk", "agent"),
+        ("no that's all, thank you, bye", "goodbye"),
+        # answers to the bot's own questions: 0.38 for goodbye, under the raised bar of
+        # intents with many examples (0.42), above the plain threshold (0.35)
+        ("yes please", None),
+        ("the fourteenth of March", None),
+        ("four five six one", None),
+    ],
+)
+@on_module_loop
+async def test_builtin_intents_on_turns_they_never_saw(intent: EmbeddingIntent, text, expected):
+    assert (await intent.classify(text, BUILTIN)).name == expected
 
 
 @on_module_loop

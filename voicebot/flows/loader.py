@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..providers import IntentSpec
 from . import spec, templates
+from .builtin_intents import intent_spec
 from .model import Branch, Defaults, Escalation, Flow, FlowSet, Function, Node, Ref, SlotDecl
 from .source import Path_, Source, read
 from .templates import Expression, Template, TemplateError, compile_value
@@ -154,10 +154,11 @@ def _build_flow(src: Source, stem: str) -> Flow | None:
     if isinstance(data.get("intents"), dict):
         for intent_name, decl in data["intents"].items():
             if isinstance(decl, dict):
-                flow.intents[intent_name] = IntentSpec(
+                flow.intents[intent_name] = intent_spec(
                     intent_name,
-                    tuple(x for x in decl.get("examples") or () if isinstance(x, str)),
-                    tuple(x for x in decl.get("keywords") or () if isinstance(x, str)),
+                    decl.get("builtin") if isinstance(decl.get("builtin"), str) else None,
+                    [x for x in decl.get("examples") or () if isinstance(x, str)],
+                    [x for x in decl.get("keywords") or () if isinstance(x, str)],
                 )
     defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
     flow.defaults = Defaults(

@@ -11,6 +11,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
+from .builtin_intents import builtin_intents
 from .source import Path_, Source
 
 # ------------------------------------------------------------------------------ type language
@@ -242,6 +243,11 @@ SLOT = obj(
 
 INTENT = obj(
     "An intent",
+    builtin=s(
+        "A built-in intent whose examples and keywords this one starts from "
+        "(docs/flows.md#built-in-intents); `examples` and `keywords` add to them",
+        enum=tuple(builtin_intents()),
+    ),
     examples=lst(s(), "Example phrases"),
     keywords=lst(s(), "Words that signal this intent"),
     description=s(),
@@ -337,7 +343,10 @@ def check(t: T, value: Any, path: Path_, src: Source, what: str) -> bool:
         src.problem(path, f"{what} must be {describe(t)}, not {_show(value)}")
         return False
     if t.enum and value not in t.enum:
-        src.problem(path, f"{what} must be one of {', '.join(map(str, t.enum))}, not {value!r}")
+        hint = did_you_mean(value, t.enum) if isinstance(value, str) else ""
+        src.problem(
+            path, f"{what} must be one of {', '.join(map(str, t.enum))}, not {value!r}{hint}"
+        )
         return False
     if t.minimum is not None and value < t.minimum:
         src.problem(path, f"{what} must be at least {t.minimum:g}, not {value}")
