@@ -200,6 +200,11 @@ CASES = {
         "cancel_appointment, reschedule_appointment, opening_hours, location, prices, agent, "
         "goodbye, not 'goodby' (did you mean 'goodbye'?)",
     ),
+    "intent nothing can match": (
+        "intents:\n  bye: {examples: []}\nnodes:\n  a:\n    hangup:\n",
+        "flows/main.yaml:2:8: intent 'bye' has no examples, keywords or builtin, so no caller can "
+        "ever match it: add `examples:` or name a `builtin:`",
+    ),
     "empty file": ("", "flows/main.yaml:1:1: the file is empty; a flow needs at least `nodes:`"),
     "not a mapping": (
         "- a\n- b\n",

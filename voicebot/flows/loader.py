@@ -154,12 +154,18 @@ def _build_flow(src: Source, stem: str) -> Flow | None:
     if isinstance(data.get("intents"), dict):
         for intent_name, decl in data["intents"].items():
             if isinstance(decl, dict):
-                flow.intents[intent_name] = intent_spec(
+                intent = flow.intents[intent_name] = intent_spec(
                     intent_name,
                     decl.get("builtin") if isinstance(decl.get("builtin"), str) else None,
                     [x for x in decl.get("examples") or () if isinstance(x, str)],
                     [x for x in decl.get("keywords") or () if isinstance(x, str)],
                 )
+                if not (intent.examples or intent.keywords or "builtin" in decl):
+                    src.problem(
+                        ("intents", intent_name),
+                        f"intent '{intent_name}' has no examples, keywords or builtin, so no "
+                        "caller can ever match it: add `examples:` or name a `builtin:`",
+                    )
     defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
     flow.defaults = Defaults(
         barge_in=defaults.get("barge_in", True)
