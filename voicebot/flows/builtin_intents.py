@@ -1,10 +1,10 @@
 """Intents every phone bot needs, written once with enough examples to generalise.
 
-A flow author writes five or six examples per intent; on paraphrases nobody foresaw the
-`embedding` classifier then gets about 86 % right. With twenty-odd varied examples per intent it
-gets 92-96 % (benchmarks/intent_accuracy.py, on two sets written by people who never saw the
-examples). Writing those twenty is the chore this module takes off the author:
-`intents: {cancel: {builtin: cancel_appointment}}`, plus any examples of their own.
+A flow author writes five or six examples per intent; on paraphrases nobody foresaw, the
+`embedding` classifier then gets 76-87 % right. Started from built-in intents, with twenty-odd
+varied examples each, the same intents get 92-95 % (benchmarks/intent_accuracy.py: three sets
+written by people who never saw an example). Writing those twenty is the chore this module takes
+off the author: `intents: {cancel: {builtin: cancel_appointment}}`, plus any examples of their own.
 """
 
 from __future__ import annotations
