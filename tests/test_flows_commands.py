@@ -137,7 +137,9 @@ def test_chat_shows_transitions_slots_and_intents(monkeypatch) -> None:
     monkeypatch.chdir(ROOT)  # the chat uses ./flows without a config
     stdin = io.StringIO("hello\n/dtmf 1\nthree\ntomorrow at 8pm\nAda\nyes\n\n/slots\nno\n")
     out = io.StringIO()
-    assert commands.chat_main(None, None, stdin=stdin, stdout=out) == 0
+    # the clock is pinned to a Saturday: "tomorrow" is Sunday on whatever day the suite runs
+    now = "2026-11-21T10:00:00+00:00"
+    assert commands.chat_main(None, None, now=now, stdin=stdin, stdout=out) == 0
     text = out.getvalue()
     assert "bot> Welcome to Luigi's.\n  → main.menu (listen)\nbot> Would you like" in text
     assert "bot> Sorry, I didn't catch that." in text

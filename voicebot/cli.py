@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="talk to a flow by typing")
     _config_arg(chat)
     chat.add_argument("--flow")
+    chat.add_argument(
+        "--now", help="pin the flow's clock to this ISO 8601 time (e.g. 2026-11-21T10:00)"
+    )
     test = sub.add_parser("test", help="run YAML conversation tests")
     test.add_argument("paths", nargs="*", default=["flows/tests"])
     test.add_argument("--config", default=None)
@@ -177,7 +180,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_chat(args: argparse.Namespace) -> int:
     from .flows.commands import chat_main
 
-    return chat_main(args.config, args.flow, stdin=sys.stdin, stdout=sys.stdout)
+    return chat_main(args.config, args.flow, now=args.now, stdin=sys.stdin, stdout=sys.stdout)
 
 
 def cmd_test(args: argparse.Namespace) -> int:

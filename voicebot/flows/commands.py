@@ -97,17 +97,24 @@ def chat_main(
     config_path: str | None,
     flow: str | None,
     *,
+    now: str | None = None,
     stdin: TextIO = sys.stdin,
     stdout: TextIO = sys.stdout,
 ) -> int:
-    """Type to the bot; `/dtmf 12#` presses keys, an empty line is silence, `/quit` ends."""
+    """Type to the bot; `/dtmf 12#` presses keys, an empty line is silence, `/quit` ends.
+
+    `now` (ISO 8601) pins the clock the flow sees, so "tomorrow at 8pm" resolves the same way on
+    every day: what a YAML conversation test's `now:` does, for a typed session.
+    """
     if config_path and not Path(config_path).exists():
         stdout.write(f"note: {config_path} not found: using ./flows and keyword intents\n")
         config_path = None
-    return asyncio.run(_chat(config_path, flow, stdin, stdout))
+    return asyncio.run(_chat(config_path, flow, now, stdin, stdout))
 
 
-async def _chat(config_path: str | None, flow: str | None, stdin: TextIO, stdout: TextIO) -> int:
+async def _chat(
+    config_path: str | None, flow: str | None, now: str | None, stdin: TextIO, stdout: TextIO
+) -> int:
     try:
         settings = Settings(config_path)
         await settings.build()
@@ -125,7 +132,13 @@ async def _chat(config_path: str | None, flow: str | None, stdin: TextIO, stdout
     stdout.write(
         f"chatting with flow '{name}'. Empty line = silence, /dtmf 12# = keys, /slots, /quit\n"
     )
-    d = FlowDialogue(flows, settings.context("chat"), name, timezone=settings.timezone)
+    try:
+        pinned = parse_now(now, settings.timezone)
+    except ValueError:
+        stdout.write(f"error: --now {now!r} is not an ISO 8601 time (e.g. 2026-11-21T10:00)\n")
+        return 2
+    clock = (lambda tz: pinned.astimezone(tz)) if pinned else None
+    d = FlowDialogue(flows, settings.context("chat"), name, clock=clock, timezone=settings.timezone)
     try:
         ended = await _show(d.start(), stdout)
         while not ended:
