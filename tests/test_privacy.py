@@ -65,7 +65,10 @@ async def test_no_audio_reaches_the_disk(tmp_path):
     roots = [Path.cwd(), Path(tempfile.gettempdir()), tmp_path]
     key = Fernet.generate_key().decode()
     async with serve(tmp_path, stored_config(tmp_path, key)) as server:
-        start = time.time() - 1  # mtime granularity
+        # "now" as the filesystem stamps it, so the scan agrees with mtimes whatever the wall clock
+        marker = tmp_path / "scan-start"
+        marker.touch()
+        start = marker.stat().st_mtime - 1  # mtime granularity
         c, speech = await one_turn(server)
         received = b"".join(a for _, a in c.audio)
         await c.close()
