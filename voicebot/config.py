@@ -17,6 +17,7 @@ import yaml
 
 from .options import ConfigError, Problem, build, check_ranges, suggest
 from .providers import ROLES, BatchSTT
+from .yamlhints import explain
 
 #: `providers:` keys, each with the registry role its providers come from. `partials` is a second,
 #: fast streaming STT that runs beside a whole-utterance one (Whisper) for live transcripts and
@@ -268,11 +269,8 @@ def read_yaml(path: Path) -> tuple[Any, dict[str, int]]:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = mark.line + 1 if mark else None
-        raise ConfigError(
-            [Problem(str(path), line, "", f"invalid YAML: {exc.problem or exc}")]
-        ) from None
+        line, message = explain(exc)
+        raise ConfigError([Problem(str(path), line, "", f"invalid YAML: {message}")]) from None
     lines: dict[str, int] = {}
     if node is not None:
         _walk(node, "", lines)
