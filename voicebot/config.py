@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import yaml
 
+from .extras import provider_problems
 from .options import ConfigError, Problem, build, check_ranges, suggest
 from .providers import ROLES, BatchSTT
 from .yamlhints import explain
@@ -403,6 +404,7 @@ def validate_providers(cfg: Config, registry: Any) -> None:
                 problems=problems,
             )
             check_ranges(spec.options, spec.path, cfg.source, cfg.line_of, problems)
+            problems += provider_problems(cfg, spec, cls)
     _validate_needs_words(cfg, registry, problems)
     _validate_telephony(cfg, registry, problems)
     if problems:
