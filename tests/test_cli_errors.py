@@ -129,3 +129,15 @@ def test_port_in_use(tmp_path):
         f"process, or start this one on another port with --port {port + 1} (or server.port in "
         "config.yaml)",
     )
+
+
+def test_host_that_cannot_be_listened_on(tmp_path):
+    """192.0.2.1 is TEST-NET-1: never an address of this machine, and no lookup is needed."""
+    cfg = write_config(tmp_path, yaml.safe_dump({"providers": STUBS}))
+    result = voicebot("run", str(cfg), "--host", "192.0.2.1", "--port", "0", cwd=tmp_path)
+    assert_one_line_failure(
+        result,
+        "error: cannot listen on port 0 on 192.0.2.1: Cannot assign requested address; "
+        "check --host (or server.host in config.yaml): 127.0.0.1 for this machine only, "
+        "0.0.0.0 for all interfaces",
+    )

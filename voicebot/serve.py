@@ -37,6 +37,7 @@ def listen(host: str, port: int) -> socket.socket:
         return socket.create_server((host, port), family=family, backlog=512)
     except OSError as exc:
         where = f"port {port} on {host}"
+        why = (exc.strerror or str(exc)).split(" (while attempting")[0]
         if exc.errno == errno.EADDRINUSE:
             raise StartupError(
                 f"{where} is already in use (another voicebot?): stop the other process, or "
@@ -49,7 +50,7 @@ def listen(host: str, port: int) -> socket.socket:
                 "use --port 8080 (or server.port in config.yaml)"
             ) from None
         raise StartupError(
-            f"cannot listen on {where}: {exc.strerror or exc}; check --host "
+            f"cannot listen on {where}: {why}; check --host "
             "(or server.host in config.yaml): 127.0.0.1 for this machine only, 0.0.0.0 for all "
             "interfaces"
         ) from None
