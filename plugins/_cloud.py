@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import field
 from typing import Any
 
+from voicebot.extras import install_extra
 from voicebot.providers import AudioChunk, ProviderError, Usage
 from voicebot.usage import report_usage
 
@@ -174,13 +175,16 @@ async def billed_audio(
         await stream.aclose()
 
 
+def key_problem(env: str) -> str:
+    return (
+        f"api_key is empty. Set {env} in the environment (config.yaml reads it with "
+        f'api_key: "${{{env}:-}}") or put the key under the provider\'s options'
+    )
+
+
 def require_key(provider: str, key: str, env: str, needed: bool = True) -> None:
     if needed and not key:
-        raise ProviderError(
-            f"{provider}: api_key is empty. Set {env} in the environment (config.yaml reads it "
-            f'with api_key: "${{{env}:-}}") or put the key under the provider\'s options',
-            provider=provider,
-        )
+        raise ProviderError(f"{provider}: {key_problem(env)}", provider=provider)
 
 
 def http_client(timeout: float) -> Any:
@@ -201,6 +205,22 @@ class SharedClient:
     name: str
     options: Any
     default_url: str = ""
+    install = install_extra("cloud")
+    #: The environment variable the key conventionally comes from (`OPENAI_API_KEY`).
+    key_env: str = ""
+    #: Whether a `base_url` (a self-hosted compatible server) makes the key optional.
+    key_optional_with_base_url = False
+
+    @classmethod
+    def check_options(cls, options: Any) -> dict[str, str]:
+        """An empty key is found by `voicebot check`, not by the first caller."""
+        if options.api_key or (cls.key_optional_with_base_url and options.base_url):
+            return {}
+        return {"api_key": key_problem(cls.key_env)}
+
+    def needs_key(self) -> bool:
+        return not (self.key_optional_with_base_url and self.options.base_url)
+
     _client: Any = None
 
     @property

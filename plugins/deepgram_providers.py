@@ -66,13 +66,15 @@ class _DeepgramClient(SharedClient):
     """Owns the process-wide `AsyncDeepgramClient` (and its HTTP connection pool)."""
 
     default_url = "https://api.deepgram.com"
+    requires = ("deepgram", "httpx")
+    key_env = "DEEPGRAM_API_KEY"
     _http: Any = None
 
     async def start(self) -> None:
         from deepgram import AsyncDeepgramClient, DeepgramClientEnvironment
 
         opts = self.options
-        require_key(self.name, opts.api_key, "DEEPGRAM_API_KEY")
+        require_key(self.name, opts.api_key, self.key_env)
         kwargs: dict[str, Any] = {}
         if opts.base_url:
             base = opts.base_url.rstrip("/")

@@ -54,6 +54,8 @@ class ElevenLabsTTS(SharedClient, TTS):
     name = "elevenlabs"
     Options = ElevenLabsTTSOptions
     default_url = "https://api.elevenlabs.io"
+    requires = ("elevenlabs", "httpx")
+    key_env = "ELEVENLABS_API_KEY"
 
     _http: Any = None
 
@@ -61,7 +63,7 @@ class ElevenLabsTTS(SharedClient, TTS):
         from elevenlabs.client import AsyncElevenLabs
 
         opts: ElevenLabsTTSOptions = self.options
-        require_key(self.name, opts.api_key, "ELEVENLABS_API_KEY")
+        require_key(self.name, opts.api_key, self.key_env)
         self._http = http_client(opts.timeout)
         self._client = AsyncElevenLabs(
             api_key=opts.api_key,

@@ -156,6 +156,8 @@ def intent_similarity(examples: np.ndarray, query: np.ndarray, share: float, k: 
 
 class EmbeddingIntent(IntentClassifier):
     name = "embedding"
+    requires = ("onnxruntime", "tokenizers")
+    install = INSTALL_HINT
 
     @dataclass
     class Options:

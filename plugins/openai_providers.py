@@ -53,12 +53,15 @@ class _OpenAIClient(SharedClient):
     """Owns the process-wide `AsyncOpenAI` client of one provider instance."""
 
     default_url = "https://api.openai.com/v1"
+    requires = ("openai",)
+    key_env = "OPENAI_API_KEY"
+    key_optional_with_base_url = True
 
     async def start(self) -> None:
         from openai import AsyncOpenAI
 
         opts = self.options
-        require_key(self.name, opts.api_key, "OPENAI_API_KEY", needed=not opts.base_url)
+        require_key(self.name, opts.api_key, self.key_env, needed=self.needs_key())
         self._client = AsyncOpenAI(
             # Local servers ignore the key, but the SDK insists on one.
             api_key=opts.api_key or "not-needed",

@@ -98,6 +98,8 @@ class _DecoderPool:
 
 class PocketsphinxSTT(STT):
     name = "pocketsphinx"
+    requires = ("pocketsphinx",)
+    install = INSTALL_HINT
 
     @dataclass
     class Options:

@@ -38,6 +38,8 @@ def bundled_model_dir() -> Path:
 
 class WhisperSTT(BatchSTT):
     name = "whisper"
+    requires = ("faster_whisper",)
+    install = INSTALL_HINT
 
     @dataclass
     class Options:

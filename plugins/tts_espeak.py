@@ -45,6 +45,8 @@ def split_sentences(text: str) -> list[str]:
 
 class EspeakTTS(TTS):
     name = "espeak"
+    requires = ("espeakng_loader",)
+    install = INSTALL_HINT
 
     @dataclass
     class Options:

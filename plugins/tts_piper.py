@@ -71,6 +71,8 @@ def bundled_voice() -> Path:
 
 class PiperTTS(TTS):
     name = "piper"
+    requires = ("piper", "onnxruntime")
+    install = INSTALL_HINT
 
     @dataclass
     class Options:

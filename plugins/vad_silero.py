@@ -77,6 +77,8 @@ class SileroStream(VADStream):
 
 class SileroVAD(VAD):
     name = "silero"
+    requires = ("onnxruntime",)
+    install = INSTALL_HINT
     threshold = 0.5
 
     @dataclass

@@ -69,3 +69,39 @@ def test_fallback_chain_is_a_list(tmp_path):
     p = write(tmp_path, "providers:\n  stt: [stub, {use: other, x: 1}]\n")
     cfg = load_config(p, env={})
     assert [s.use for s in cfg.chains["stt"]] == ["stub", "other"]
+
+
+INDENT = "check the indentation of this line and the one above; use spaces, not tabs"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("server:\n  host: 127.0.0.1\n port: 8080\n", f"3: invalid YAML: {INDENT}"),
+        ("plugins:\n  - a\n - b\n", f"3: invalid YAML: {INDENT}"),
+        (
+            "server:\n  host: 127.0.0.1\n   port: 8080\n",
+            f"3: invalid YAML: unexpected `key:` here: {INDENT}. A value that contains ': ' "
+            "needs quotes",
+        ),
+        ("server:\n\thost: x\n", "2: invalid YAML: a tab character: indent with spaces, not tabs"),
+        (
+            "server:\n  host: x\nport 8080\n  y: 1\n",
+            f"3: invalid YAML: this line is not `key: value` (is the ':' missing?), or {INDENT}",
+        ),
+        (
+            "providers:\n  vad: {use: webrtc\n  stt: stub\n",
+            "3: invalid YAML: the { opened on line 2 is not closed with } where expected (or its "
+            "items are not separated by commas)",
+        ),
+        (
+            'dialogue:\n  greeting: "Hello\n',
+            "2: invalid YAML: a quote opened on this line is never closed",
+        ),
+    ],
+)
+def test_yaml_mistakes_are_explained_in_plain_words(tmp_path, text, expected):
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(p, env={})
+    assert str(err.value) == f"{p}:{expected}"

@@ -290,3 +290,47 @@ def test_missing_directory(tmp_path: Path) -> None:
 
 def test_example_flows_are_clean() -> None:
     assert check_flows(Path(__file__).parent.parent / "flows") == []
+
+
+def test_one_broken_node_is_one_problem_not_a_cascade(tmp_path: Path) -> None:
+    """The nodes after a broken `nxt:` are not "never reached": they are only cut off by it."""
+    text = """\
+    nodes:
+      intro:
+        say: Hi
+        nxt: details
+      details:
+        say: One
+        next: more
+      more:
+        say: Two
+        next: done
+      done:
+        hangup:
+    """
+    other = "nodes:\n  start:\n    hangup:\n  orphan:\n    hangup:\n"
+    assert problems(tmp_path, text, other=other) == [
+        "flows/main.yaml:4:5: unknown key 'nxt' in say node 'intro' (did you mean 'next'?)",
+        # a flow without a broken node is still checked for nodes nothing goes to
+        "flows/other.yaml:5:5: node 'orphan' is never reached: nothing goes to it from 'start', "
+        "the start of flow 'other'",
+    ]
+
+
+def test_a_flow_whose_file_does_not_parse_is_blamed_not_misspelt(tmp_path: Path) -> None:
+    text = """\
+    nodes:
+      a:
+        call: booking
+        next: b
+      b:
+        goto: booking.x
+    """
+    found = problems(tmp_path, text, booking="nodes:\n  x:\n    say: [unclosed\n")
+    assert found == [
+        "flows/booking.yaml:4:1: YAML syntax error: did not find expected ',' or ']'",
+        "flows/main.yaml:3:11: node 'a' goes to 'booking', but the file of flow 'booking' "
+        "failed to load (flows/booking.yaml:4:1): fix the error reported there first",
+        "flows/main.yaml:6:11: node 'b' goes to 'booking.x', but the file of flow 'booking' "
+        "failed to load (flows/booking.yaml:4:1): fix the error reported there first",
+    ]

@@ -11,8 +11,23 @@ from .options import ConfigError
 from .plugins import PluginError, make_plugin_manager
 
 
-def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", nargs="?", default="config.yaml", help="path of config.yaml")
+def _config_arg(p: argparse.ArgumentParser, default: str | None = "config.yaml") -> None:
+    """`--config PATH` on every command; `run`, `check` and `chat` also take it as the first
+    argument (`voicebot run my.yaml`), the spelling the README has always shown."""
+    if default is not None:
+        p.add_argument(
+            "config_path", nargs="?", metavar="config", help="path of config.yaml (or --config)"
+        )
+    where = f"default: {default}" if default else "default: none, built-in defaults"
+    p.add_argument("--config", help=f"path of config.yaml ({where})")
+    p.set_defaults(config_default=default)
+
+
+def _resolve_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    positional = getattr(args, "config_path", None)
+    if positional and args.config and positional != args.config:
+        parser.error(f"two configs given ({positional} and --config {args.config}): pick one")
+    args.config = args.config or positional or args.config_default
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,60 +36,75 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start the server")
     _config_arg(run)
-    run.add_argument("--host")
-    run.add_argument("--port", type=int)
-    run.add_argument("--log-level", default="INFO")
+    run.add_argument(
+        "--host", help="address to listen on (default: server.host, 127.0.0.1: this machine only)"
+    )
+    run.add_argument(
+        "--port", type=int, help="TCP port (default: server.port, 8080); 0 picks a free one"
+    )
+    run.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="how much to log (default: INFO); DEBUG also logs the /health polls",
+    )
     check = sub.add_parser("check", help="validate config, plugins and flows; exit 1 on errors")
     _config_arg(check)
     plugins = sub.add_parser("plugins", help="list installed plugins and their providers")
-    plugins.add_argument("--config", default=None)
+    _config_arg(plugins, default=None)
+    plugins.add_argument(
+        "-v", "--verbose", action="store_true", help="also list each provider's options"
+    )
     chat = sub.add_parser("chat", help="talk to a flow by typing")
     _config_arg(chat)
-    chat.add_argument("--flow")
+    chat.add_argument("--flow", help="the flow to start (default: flows.start)")
     chat.add_argument(
         "--now", help="pin the flow's clock to this ISO 8601 time (e.g. 2026-11-21T10:00)"
     )
     test = sub.add_parser("test", help="run YAML conversation tests")
-    test.add_argument("paths", nargs="*", default=["flows/tests"])
-    test.add_argument("--config", default=None)
+    test.add_argument("paths", nargs="*", default=["flows/tests"], help="test files or directories")
+    _config_arg(test, default=None)
     sub.add_parser("schema", help="print the JSON Schema of the flow format")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from .flows.model import FlowError
+    from .providers import ProviderError
+    from .serve import StartupError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if hasattr(args, "config_default"):
+        _resolve_config(parser, args)
     try:
         return _COMMANDS[args.command](args)
-    except (ConfigError, PluginError) as exc:
-        print(f"error: {exc}" if isinstance(exc, PluginError) else str(exc), file=sys.stderr)
-        return 1
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+    except FlowError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+    except (PluginError, ProviderError, StartupError) as exc:
+        # what the environment lacks (a module, a key, a free port): the message says what to
+        # do, and a traceback would only bury it
+        print(f"error: {exc}", file=sys.stderr)
+    return 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from .config import load_config
-    from .runtime import Runtime
-    from .server import create_app
+    from .serve import serve
 
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     cfg = load_config(args.config)
     problems = _check(cfg)
     if problems:
         raise ConfigError(problems)
-    runtime = Runtime(cfg)
     host = args.host or cfg.server.host
     port = args.port if args.port is not None else cfg.server.port
-    web.run_app(
-        create_app(runtime),
-        host=host,
-        port=port,
-        shutdown_timeout=cfg.server.drain_grace_s + 5,
-        print=lambda _: print(f"voicebot {__version__} listening on http://{host}:{port}"),
-    )
-    return 0
+    return serve(cfg, host, port, health_log=args.log_level == "DEBUG")
 
 
 def _check(cfg) -> list:
@@ -87,10 +117,9 @@ def _check(cfg) -> list:
     validate_providers(cfg, pm.registry)
     problems: list[Problem] = check_config(cfg)
     if cfg.dialogue.mode == "flows":
-        try:
-            from .flows import check_flows
-        except ImportError:
-            return problems
+        from .flows.loader import load_sources
+        from .flows.validate import validate
+
         flows_dir = cfg.resolve(cfg.flows.dir)
         if not flows_dir.is_dir():
             problems.append(
@@ -103,8 +132,29 @@ def _check(cfg) -> list:
                 )
             )
         else:
-            problems += [_FlowProblem(message) for message in check_flows(flows_dir, pm.registry)]
+            flowset, found = load_sources(flows_dir)
+            found += validate(flowset, pm.registry)
+            problems += [_FlowProblem(message) for message in found]
+            problems += _start_problems(cfg, flowset)
     return problems
+
+
+def _start_problems(cfg, flowset) -> list:
+    """`flows.start` must name a flow, or every call would fail as it starts."""
+    from .options import Problem, suggest
+
+    start = cfg.flows.start
+    if start in flowset.flows or start in flowset.broken:  # a broken file is reported already
+        return []
+    names = sorted(flowset.flows)
+    return [
+        Problem(
+            cfg.source,
+            cfg.line_of("flows.start"),
+            "flows.start",
+            f"no flow named '{start}'{suggest(start, names)} (flows: {', '.join(names)})",
+        )
+    ]
 
 
 class _FlowProblem(str):
@@ -164,16 +214,10 @@ def _transfer_problems(cfg) -> list[str]:
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     from .config import load_config
+    from .listing import describe
 
     extra = load_config(args.config).plugins if args.config else []
-    pm = make_plugin_manager(extra)
-    reg = pm.registry
-    by_plugin: dict[str, list[str]] = {}
-    for (kind, name), owner in sorted(reg.owners.items()):
-        by_plugin.setdefault(owner, []).append(f"{kind}:{name}")
-    for plugin in pm.plugin_names():
-        provided = by_plugin.get(plugin, [])
-        print(f"{plugin}: {', '.join(provided) if provided else '(lifecycle hooks only)'}")
+    print("\n".join(describe(make_plugin_manager(extra), verbose=args.verbose)))
     return 0
 
 

@@ -15,8 +15,10 @@ from typing import Any, Literal
 
 import yaml
 
+from .extras import provider_problems
 from .options import ConfigError, Problem, build, check_ranges, suggest
 from .providers import ROLES, BatchSTT
+from .yamlhints import explain
 
 #: `providers:` keys, each with the registry role its providers come from. `partials` is a second,
 #: fast streaming STT that runs beside a whole-utterance one (Whisper) for live transcripts and
@@ -268,11 +270,8 @@ def read_yaml(path: Path) -> tuple[Any, dict[str, int]]:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = mark.line + 1 if mark else None
-        raise ConfigError(
-            [Problem(str(path), line, "", f"invalid YAML: {exc.problem or exc}")]
-        ) from None
+        line, message = explain(exc)
+        raise ConfigError([Problem(str(path), line, "", f"invalid YAML: {message}")]) from None
     lines: dict[str, int] = {}
     if node is not None:
         _walk(node, "", lines)
@@ -405,6 +404,7 @@ def validate_providers(cfg: Config, registry: Any) -> None:
                 problems=problems,
             )
             check_ranges(spec.options, spec.path, cfg.source, cfg.line_of, problems)
+            problems += provider_problems(cfg, spec, cls)
     _validate_needs_words(cfg, registry, problems)
     _validate_telephony(cfg, registry, problems)
     if problems:

@@ -51,6 +51,13 @@ class Provider(ABC):
 
     name: ClassVar[str]
     Options: ClassVar[type] = NoOptions
+    #: Top-level modules `start()` imports (an SDK, a model package). `voicebot check` and
+    #: `voicebot plugins` look for them without importing, so a missing one is reported with
+    #: `install` before any call instead of as an ImportError when the server starts.
+    requires: ClassVar[tuple[str, ...]] = ()
+    #: The command that installs `requires` (see `voicebot.extras.install_extra`); empty means
+    #: "pip install" followed by the missing module names.
+    install: ClassVar[str] = ""
 
     #: Set by the runtime before `start()`: the process-wide pool for CPU-heavy work. Run
     #: inference with `await self.workers.run(fn, *args)`, never on the event loop.
@@ -61,6 +68,12 @@ class Provider(ABC):
 
         self.options = options if options is not None else self.Options()
         self.workers = workers if workers is not None else WorkerPool()
+
+    @classmethod
+    def check_options(cls, options: Any) -> dict[str, str]:
+        """Problems the options alone show `start()` would fail on (an empty API key), by option
+        name: `voicebot check` reports each at its line in config.yaml before any call."""
+        return {}
 
     async def start(self) -> None:
         """Load models / open connection pools. Called once per process before the first call."""

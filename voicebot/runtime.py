@@ -14,7 +14,7 @@ from .call import Call, CallIO
 from .config import CONFIG_ROLES, Config, validate_providers
 from .dialogue import Dialogue, DialogueContext
 from .plugins import PluginManager, make_plugin_manager
-from .providers import AudioFormat, Provider
+from .providers import AudioFormat, Provider, ProviderError
 from .tts_cache import CachedTTS
 from .workers import WorkerPool
 
@@ -93,7 +93,14 @@ class Runtime:
             for spec in chain:
                 cls = self.registry.provider(kind, spec.use)
                 provider: Provider = cls(spec.options, workers=self.workers)
-                await provider.start()
+                try:
+                    await provider.start()
+                except ImportError as exc:  # a plugin that did not declare `requires`
+                    raise ProviderError(
+                        f"{spec.use}: cannot start, module {exc.name or exc} is not installed: "
+                        f"run {cls.install or f'pip install {exc.name}'}",
+                        provider=spec.use,
+                    ) from exc
                 started.append(provider)
             self.providers[role] = started[0] if len(started) == 1 else self._chain(kind, started)
         if self.config.pipeline.tts_cache_mb > 0:

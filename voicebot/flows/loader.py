@@ -48,6 +48,10 @@ def load_sources(directory: Path) -> tuple[FlowSet, list[str]]:
         flow = _build_flow(src, path.stem) if not src.problems else None
         problems += src.problems
         if flow is None:
+            if src.problems:
+                name = src.data.get("flow") if isinstance(src.data, dict) else None
+                where = src.problems[0].split(": ", 1)[0]
+                flowset.broken[name if isinstance(name, str) else path.stem] = where
             continue
         if flow.name in flowset.flows:
             other = flowset.flows[flow.name]

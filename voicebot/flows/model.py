@@ -187,6 +187,9 @@ class Flow:
 @dataclass
 class FlowSet:
     flows: dict[str, Flow] = field(default_factory=dict)
+    #: Flows whose file did not load (a YAML syntax error, say), by name → where its first
+    #: problem is; a reference to one is then blamed on that file, not on a misspelt name.
+    broken: dict[str, str] = field(default_factory=dict)
 
     def node(self, flow: str, name: str) -> Node:
         return self.flows[flow].nodes[name]

@@ -74,6 +74,9 @@ class _Validator:
         if "." in raw:
             flow_name, _, node_name = raw.partition(".")
             target = self.fs.flows.get(flow_name)
+            if target is None and flow_name in self.fs.broken:
+                self._broken_flow(ref, who, flow_name)
+                return False
             if target is None:
                 self.problem(
                     ref.where,
@@ -97,11 +100,21 @@ class _Validator:
         if target is not None and target.start in target.nodes:
             ref.flow, ref.node = raw, target.start
             return True
+        if raw in self.fs.broken:
+            self._broken_flow(ref, who, raw)
+            return False
         choices = [*flow.nodes, *self.fs.flows]
         self.problem(
             ref.where, f"{who} goes to '{raw}' which does not exist{did_you_mean(raw, choices)}"
         )
         return False
+
+    def _broken_flow(self, ref: Ref, who: str, name: str) -> None:
+        self.problem(
+            ref.where,
+            f"{who} goes to '{ref.raw}', but the file of flow '{name}' failed to load "
+            f"({self.fs.broken[name]}): fix the error reported there first",
+        )
 
     # ------------------------------------------------------------------------------ flows
 
@@ -337,6 +350,10 @@ class _Validator:
             flow = self.fs.flows[key[0]]
             node = flow.nodes[key[1]]
             todo += [(r.flow, r.node) for r in _all_refs(flow, node) if r.node]
+            if node.kind == "invalid":
+                # its way out could not be read (it has an error of its own): whatever it may
+                # lead to is not "never reached", or one typo would cascade down the flow
+                todo += [(flow.name, name) for name in flow.nodes]
         for flow in self.fs.flows.values():
             for node in flow.nodes.values():
                 if (flow.name, node.name) not in seen and node.kind != "invalid":
