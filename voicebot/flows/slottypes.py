@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from rapidfuzz import fuzz
 
-from .spoken import find_digits, find_number, tokens
+from .spoken import find_digits, find_number, numerals, tokens
 from .when import parse_date, parse_datetime, parse_time
 
 if TYPE_CHECKING:
@@ -33,8 +33,13 @@ _NO = {
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 
 
+_TRAILING = " \t\n.,;:!?\u2026"  # what Whisper ends a sentence with: "Ada." or "Ada..."
+
+
 def parse_text(text: str, digits: str, decl: SlotDecl, now: datetime) -> Any:
-    value = (text or digits).strip()
+    # The value is read back ("under the name {{ name }}") and stored: a transcript's closing
+    # punctuation is the STT's, not the caller's words.
+    value = (text or digits).strip().rstrip(_TRAILING)
     return value or None
 
 
@@ -130,18 +135,18 @@ def parse_enum(text: str, digits: str, decl: SlotDecl, now: datetime) -> Any:
         keys = list(decl.values)
         n = int(digits) if digits.isdigit() else 0
         return keys[n - 1] if 1 <= n <= len(keys) else None
-    padded = " " + " ".join(tokens(text)) + " "
+    words = numerals(tokens(text))
+    padded = " " + " ".join(words) + " "
     best: tuple[int, str] | None = None
     for value, synonyms in decl.values.items():
         for phrase in (value, *synonyms):
-            norm = " ".join(tokens(phrase))
+            norm = " ".join(numerals(tokens(phrase)))
             if norm and f" {norm} " in padded and (best is None or len(norm) > best[0]):
                 best = (len(norm), value)
     if best is not None:
         return best[1]
-    words = tokens(text)
     scored = [
-        (fuzz.ratio(word, " ".join(tokens(phrase))), value)
+        (fuzz.ratio(word, " ".join(numerals(tokens(phrase)))), value)
         for value, synonyms in decl.values.items()
         for phrase in (value, *synonyms)
         for word in words

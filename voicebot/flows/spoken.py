@@ -125,6 +125,18 @@ def find_number(text: str) -> float | int | None:
     return None
 
 
+def numerals(toks: list[str]) -> list[str]:
+    """Tokens with each number phrase as its digits ("ten of clubs" → 10 of clubs), so the words
+    an STT engine spells out and the digits another one writes compare equal."""
+    out: list[str] = []
+    n = 0
+    while n < len(toks):
+        value, used = (0, 0) if toks[n] in ("a", "an") else number_at(toks, n)
+        out.append(f"{value:g}" if used else toks[n])
+        n += used or 1
+    return out
+
+
 _DIGIT_WORDS = {**{k: str(v) for k, v in UNITS.items() if v < 10}, "oh": "0", "o": "0"}
 
 

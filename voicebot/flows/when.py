@@ -28,6 +28,14 @@ _FILLER = {
 _CLOCK = re.compile(r"(?<!\d)(\d{1,2}):(\d{2})(?!\d)")
 
 
+_AM_PM = re.compile(r"\b([ap])\.\s?m\b\.?")
+
+
+def _am_pm(low: str) -> str:
+    """'p.m.' as STT engines write it, as the 'pm' the rules read ('8 p.m.' is 8 pm, not 8 am)."""
+    return _AM_PM.sub(r"\1m", low)
+
+
 def _month(word: str) -> int | None:
     if word in MONTHS:
         return MONTHS.index(word) + 1
@@ -52,7 +60,7 @@ def parse_date(text: str, now: datetime) -> date | None:
             return date(int(iso[1]), int(iso[2]), int(iso[3]))
         except ValueError:
             return None
-    toks = tokens(low.replace("p.m.", "pm").replace("a.m.", "am"))
+    toks = tokens(_am_pm(low))
     today = now.date()
     joined = " ".join(toks)
     if "day after tomorrow" in joined:
@@ -133,7 +141,7 @@ def _future_date(year: int | None, month: int, day: int, today: date) -> date | 
 
 
 def parse_time(text: str) -> time | None:
-    low = text.lower().replace("p.m.", "pm").replace("a.m.", "am").replace("o'clock", "oclock")
+    low = _am_pm(text.lower()).replace("o'clock", "oclock")
     words = set(tokens(low))
     if "noon" in words or "midday" in words:
         return time(12, 0)
@@ -228,7 +236,7 @@ def parse_datetime(text: str, now: datetime) -> datetime | None:
 
 def _without_date_words(text: str) -> str:
     """Remove day numbers and months so "march 5th at 7" does not read 5 as the hour."""
-    toks = tokens(text.lower().replace("o'clock", " oclock "))
+    toks = tokens(_am_pm(text.lower()).replace("o'clock", " oclock "))
     out: list[str] = []
     n = 0
     while n < len(toks):
