@@ -25,12 +25,14 @@ def write(directory: Path, **files: str) -> Path:
 class Bot:
     """A flow dialogue driven by plain values: `await bot.send("text")`, `send(dtmf="1")`."""
 
-    def __init__(self, directory: Path, flow: str = "main", **ctx: Any) -> None:
+    def __init__(
+        self, directory: Path, flow: str = "main", *, now: datetime = NOW, **ctx: Any
+    ) -> None:
         self.flows = load_flows(directory)
         ctx.setdefault("intent", KeywordIntent())
         self.ctx = DialogueContext(call_id="test", variables=ctx.pop("variables", {}), **ctx)
         self.d = FlowDialogue(
-            self.flows, self.ctx, flow, clock=lambda tz: NOW.astimezone(tz), timezone="UTC"
+            self.flows, self.ctx, flow, clock=lambda tz: now.astimezone(tz), timezone="UTC"
         )
         self.out: list[Any] = []
 

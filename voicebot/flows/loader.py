@@ -228,6 +228,7 @@ def _slot(b: _Builder, name: str, d: dict[str, Any], path: Path_) -> SlotDecl:
         prompt=b.template(d.get("prompt"), (*path, "prompt")),
         help=b.template(d.get("help"), (*path, "help")),
         invalid=b.template(d.get("invalid"), (*path, "invalid")),
+        follow_up=b.template(d.get("follow_up"), (*path, "follow_up")),
         min=num("min"),
         max=num("max"),
         pattern=pattern,

@@ -48,6 +48,7 @@ class SlotDecl:
     prompt: Template | None = None
     help: Template | None = None
     invalid: Template | None = None
+    follow_up: Template | None = None  # a composite value half said: ask for the rest
     min: float | None = None
     max: float | None = None
     pattern: re.Pattern[str] | None = None

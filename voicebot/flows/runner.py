@@ -36,8 +36,9 @@ from ..providers import IntentSpec, Message, ProviderError, ToolCall, ToolSpec, 
 from ..sentences import join_pieces
 from . import http as http_node
 from .model import Branch, Escalation, Flow, FlowSet, Node, Ref, SlotDecl
-from .slottypes import BUILTIN, violation
-from .templates import Template, TemplateError, eval_value
+from .opening import offer
+from .slottypes import BUILTIN, COMPOSITE, Partial, violation
+from .templates import Template, TemplateError, eval_value, template
 
 log = logging.getLogger("voicebot.flows")
 
@@ -49,6 +50,7 @@ ACTION_TIMEOUT_MS = 10_000  # an action that hangs must not hold the caller in s
 _NOINPUT = [Escalation(Template("Sorry, I didn't hear anything."), True, None)]
 _NOMATCH = [Escalation(Template("Sorry, I didn't get that."), True, None)]
 _APOLOGY = "Sorry, something went wrong. Please call again later."
+_FOLLOW_UP = {"time": template("What time on {{ value | spoken_date }}?")}
 
 
 class CallVariables(dict):
@@ -83,6 +85,8 @@ class FlowDialogue(Dialogue):
         self.node = flows.flows[flow].start
         self.phase = "enter"  # enter (walking) | input | confirm | confirmed | ended
         self.values: dict[str, Any] = {}
+        # parts of a composite slot said so far ({"when": {"date": "2026-11-28"}})
+        self.partial: dict[str, dict[str, str]] = {}
         self.stack: list[tuple[str, str]] = []
         self.counters = {"noinput": 0, "nomatch": 0}
         self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
@@ -96,6 +100,7 @@ class FlowDialogue(Dialogue):
         }
         self._next: tuple[str, str] | None = None
         self._said: list[str] = []
+        self._opening: str | None = None  # the words that chose an intent, this turn
 
     # ------------------------------------------------------------------ Dialogue interface
 
@@ -137,6 +142,7 @@ class FlowDialogue(Dialogue):
             )
         self._next = None
         self._said = []
+        self._opening = None
         try:
             async for out in _INPUT[node.kind](self, node, event):
                 yield out
@@ -146,6 +152,7 @@ class FlowDialogue(Dialogue):
         if self._next is not None:
             async for out in self._run(self._next):
                 yield out
+        self._opening = None
         self._record_bot()
 
     def interrupted(self, said: str, heard: str) -> None:
@@ -167,6 +174,7 @@ class FlowDialogue(Dialogue):
                     "phase": self.phase,
                     "slots": slots,
                     "vars": variables,
+                    "partial": self.partial,
                     "stack": [list(x) for x in self.stack],
                     "counters": dict(self.counters),
                     "history": list(self.history),
@@ -188,6 +196,7 @@ class FlowDialogue(Dialogue):
         flow = snapshot.get("flow", "")
         d = cls(flows, ctx, flow if flow in flows.flows else next(iter(flows.flows)), **kw)
         d.values = {**snapshot.get("vars", {}), **snapshot.get("slots", {})}
+        d.partial = {k: dict(v) for k, v in snapshot.get("partial", {}).items()}
         d.history.extend(snapshot.get("history", []))
         node = snapshot.get("node", "")
         if flow in flows.flows and node in flows.flows[flow].nodes:
@@ -359,11 +368,12 @@ class FlowDialogue(Dialogue):
         return self._render(template) if template is not None else ""
 
     async def _reprompt(self, node: Node) -> AsyncIterator[BotOutput]:
-        if node.kind == "ask":
-            template = node.confirm if self.phase == "confirm" else self._prompt(node)
+        extra: dict[str, Any] = {}
+        if node.kind == "ask" and self.phase != "confirm":
+            template, extra = self._prompt(node)
         else:
-            template = node.say
-        say = self._say(node, template)
+            template = node.confirm if node.kind == "ask" else node.say
+        say = self._say(node, template, **extra)
         if say is not None:
             yield say
 
@@ -375,18 +385,33 @@ class FlowDialogue(Dialogue):
                 return self.flows.slot(node.flow, name)
         return None
 
-    def _prompt(self, node: Node) -> Template | None:
+    def _prompt(self, node: Node) -> tuple[Template | None, dict[str, Any]]:
+        """The question for the node's next empty slot, and what its template needs: half an
+        answer ("saturday") gets the slot's follow-up ("What time on Saturday?")."""
         decl = self._slot(node)
         if decl is None:
-            return node.say
+            return node.say, {}
+        partial = self._partial(decl)
+        if partial is not None:
+            return decl.follow_up or _FOLLOW_UP[partial.missing], {"value": partial.given}
         if len(node.slots) == 1 and node.say is not None:
-            return node.say
-        return decl.prompt or node.say
+            return node.say, {}
+        return decl.prompt or node.say, {}
+
+    def _partial(self, decl: SlotDecl) -> Partial | None:
+        composite = COMPOSITE.get(decl.type)
+        parts = self.partial.get(decl.name)
+        if composite is None or not parts:
+            return None
+        value = composite[1](parts, self._clock(self.tz))
+        return value if isinstance(value, Partial) else None
 
     async def _enter_ask(self, node: Node) -> AsyncIterator[BotOutput]:
         if node.reask and any(name in self.values for name in node.slots):
-            for name in node.slots:
-                self.values.pop(name, None)
+            self._clear(node)
+        if self._opening is not None:
+            for note in self._prefill(node, self._opening):
+                yield note
         if len(node.slots) > 1 or self._slot(node) is None:
             say = self._say(node, node.say)  # an intro before the slot prompts
             if say is not None:
@@ -398,9 +423,9 @@ class FlowDialogue(Dialogue):
         decl = self._slot(node)
         if decl is not None:
             self.phase = "input"
-            prompt = self._prompt(node)
+            prompt, extra = self._prompt(node)
             if not (first and len(node.slots) > 1 and prompt is node.say):
-                say = self._say(node, prompt)
+                say = self._say(node, prompt, **extra)
                 if say is not None:
                     yield say
             yield self._listen(node)
@@ -428,22 +453,64 @@ class FlowDialogue(Dialogue):
                 value = plugin(text or digits)
         except (ValueError, TypeError):
             value = None
+        return value, self._valid(decl, value)
+
+    def parse_answer(self, decl: SlotDecl, text: str, digits: str) -> tuple[Any, bool]:
+        """`parse_slot` for an answer to the slot's own question. A composite type (datetime)
+        adds the answer's parts to those kept from earlier turns, so "saturday" then "1 pm" is
+        Saturday at 1 pm, and correcting only the time keeps the day. The value is a `Partial`
+        (ok False) while a part is missing."""
+        composite = COMPOSITE.get(decl.type)
+        if composite is None:
+            return self.parse_slot(decl, text, digits)
+        split, join = composite
+        now = self._clock(self.tz)
+        found = split(text, digits, decl, now)
+        if not found:
+            return None, False
+        parts = {**self.partial.get(decl.name, {}), **found}
+        self.partial[decl.name] = parts
+        value = join(parts, now)
+        return value, not isinstance(value, Partial) and self._valid(decl, value)
+
+    def _valid(self, decl: SlotDecl, value: Any) -> bool:
         if value is None or violation(decl, value) is not None:
-            return value, False
+            return False
         if decl.check is not None:
             try:
                 if not decl.check(self._scope(value=value)):
-                    return value, False
+                    return False
             except TemplateError as exc:
                 raise StepError(str(exc)) from exc
-        return value, True
+        return True
 
     def _slots(self) -> dict[str, Any]:
         return {k: v for k, v in self.values.items() if self.flows.slot(self.flow, k) is not None}
 
     def _fill(self, name: str, value: Any) -> Note:
         self.values[name] = value
+        self.partial.pop(name, None)
         return Note("slots", {"slots": self._slots()})
+
+    def _clear(self, node: Node) -> None:
+        for name in node.slots:
+            self.values.pop(name, None)
+            self.partial.pop(name, None)
+
+    def _prefill(self, node: Node, text: str) -> list[Note]:
+        """Fill the node's empty slots from the words that chose the intent leading here."""
+        self._opening = None
+        notes: list[Note] = []
+
+        def take(decl: SlotDecl, words: str) -> bool:
+            value, ok = self.parse_answer(decl, words, "")
+            if ok:
+                notes.append(self._fill(decl.name, value))
+            return ok or isinstance(value, Partial)  # a day without a time is kept
+
+        empty = [self.flows.slot(node.flow, n) for n in node.slots if n not in self.values]
+        offer(text, [d for d in empty if d is not None], take, self._clock(self.tz))
+        return notes
 
     async def _input_ask(self, node: Node, event: UserInput) -> AsyncIterator[BotOutput]:
         if event.kind == "noinput":
@@ -465,8 +532,7 @@ class FlowDialogue(Dialogue):
                 self.phase = "confirmed"
                 self._go(node.next)
                 return
-            for name in node.slots:
-                self.values.pop(name, None)
+            self._clear(node)
             yield Note("slots", {"slots": self._slots()})
             self.phase = "input"
             async for out in self._ask_next(node):
@@ -477,7 +543,12 @@ class FlowDialogue(Dialogue):
             async for out in self._ask_next(node):
                 yield out
             return
-        value, ok = self.parse_slot(decl, event.text, event.digits)
+        value, ok = self.parse_answer(decl, event.text, event.digits)
+        if isinstance(value, Partial):  # kept; ask for the rest
+            self.counters = {"noinput": 0, "nomatch": 0}
+            async for out in self._ask_next(node):
+                yield out
+            return
         if not ok:
             invalid = decl.invalid if value is not None else None
             async for out in self._escalate(node, "nomatch", invalid):
@@ -585,6 +656,7 @@ class FlowDialogue(Dialogue):
             matched = branch.always
             if not matched and intent is not None and intent in branch.intents:
                 matched = True
+                self._opening = event.text or None  # may answer the slots ahead
             if not matched and digits and digits in branch.dtmf:
                 matched = True
             if not matched and branch.slot is not None and (event.text or digits):

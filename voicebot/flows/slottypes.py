@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any
 
 from rapidfuzz import fuzz
 
 from .spoken import find_digits, find_number, numerals, tokens
-from .when import parse_date, parse_datetime, parse_time
+from .when import datetime_parts, next_occurrence, parse_date, parse_datetime, parse_time
 
 if TYPE_CHECKING:
     from .model import SlotDecl
@@ -154,6 +155,44 @@ def parse_enum(text: str, digits: str, decl: SlotDecl, now: datetime) -> Any:
     ]
     top = max(scored, default=(0.0, None))
     return top[1] if top[0] >= 85 else None
+
+
+@dataclass(frozen=True)
+class Partial:
+    """Part of a value: the caller named a day but no time yet. The runner keeps `parts` for the
+    slot, so the next answer only has to add the rest ("saturday" … "at 1 pm")."""
+
+    parts: dict[str, str]  # what was said so far, as ISO strings: {"date": "2026-11-28"}
+    missing: str  # the part to ask for next: "time"
+    given: str  # the known part, for the follow-up question: "What time on {{ value }}?"
+
+
+Splitter = Callable[[str, str, "SlotDecl", datetime], dict[str, str]]
+Joiner = Callable[[dict[str, str], datetime], Any]  # a value, a Partial, or None
+
+
+def split_datetime(text: str, digits: str, decl: SlotDecl, now: datetime) -> dict[str, str]:
+    d, t = datetime_parts(text, now) if text else (None, None)
+    parts = {}
+    if d is not None:
+        parts["date"] = d.isoformat()
+    if t is not None:
+        parts["time"] = t.strftime("%H:%M")
+    return parts
+
+
+def join_datetime(parts: dict[str, str], now: datetime) -> Any:
+    if "time" not in parts:
+        return Partial(parts, "time", parts["date"]) if "date" in parts else None
+    t = time.fromisoformat(parts["time"])
+    if "date" not in parts:
+        return next_occurrence(t, now).isoformat()
+    return datetime.combine(date.fromisoformat(parts["date"]), t, tzinfo=now.tzinfo).isoformat()
+
+
+# Types whose value is said in parts, possibly over several turns: (split, join). An answer's
+# parts replace the kept ones, so correcting only the time keeps the day.
+COMPOSITE: dict[str, tuple[Splitter, Joiner]] = {"datetime": (split_datetime, join_datetime)}
 
 
 BUILTIN: dict[str, Parser] = {

@@ -230,6 +230,10 @@ SLOT = obj(
     prompt=TEXT,
     help=TEXT,
     invalid=TEXT,
+    follow_up=s(
+        "datetime: asked when the caller gave a day but no time; {{ value }} is the day "
+        "(default: What time on {{ value | spoken_date }}?)"
+    ),
     min=num("number/integer: smallest value"),
     max=num("number/integer: largest value"),
     pattern=s("text/digits: a regular expression the whole value must match"),

@@ -29,8 +29,16 @@ SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*(?:st|nd|rd|th)?|[a-z]+(?:'[a-z]+)?")
 
 
+_TOKEN_ANY_CASE = re.compile(_TOKEN.pattern, re.IGNORECASE)
+
+
 def tokens(text: str) -> list[str]:
     return _TOKEN.findall(text.lower().replace("-", " "))
+
+
+def token_spans(text: str) -> list[tuple[int, int]]:
+    """Where each of `tokens(text)` sits in `text` (start, end), to blank words out in place."""
+    return [m.span() for m in _TOKEN_ANY_CASE.finditer(text.replace("-", " "))]
 
 
 def _numeric(token: str) -> float | int | None:

@@ -27,6 +27,7 @@ _SLOT_OPTIONS = {
     "max_length": {"digits"},
     "terminator": {"digits"},
     "values": {"enum"},
+    "follow_up": {"datetime"},
 }
 _SAMPLES: dict[str, Any] = {
     "text": "text",

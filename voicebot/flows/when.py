@@ -26,8 +26,6 @@ _FILLER = {
     "evening", "morning", "afternoon", "night", "in", "please", "um", "uh", "say", "let's",
 }  # fmt: skip
 _CLOCK = re.compile(r"(?<!\d)(\d{1,2}):(\d{2})(?!\d)")
-
-
 _AM_PM = re.compile(r"\b([ap])\.\s?m\b\.?")
 
 
@@ -220,17 +218,25 @@ def _spoken_clock(toks: list[str]) -> tuple[int | None, int | None]:
     return None, None
 
 
+def datetime_parts(text: str, now: datetime) -> tuple[date | None, time | None]:
+    """The day and the time said in `text`, each None when not said ("saturday" has no time)."""
+    t = parse_time(text if _CLOCK.search(text) else _without_date_words(text))
+    return parse_date(text, now), t
+
+
+def next_occurrence(t: time, now: datetime) -> datetime:
+    """A time said without a day: today if it is still ahead, else tomorrow."""
+    candidate = datetime.combine(now.date(), t, tzinfo=now.tzinfo)
+    return candidate if candidate > now else candidate + timedelta(days=1)
+
+
 def parse_datetime(text: str, now: datetime) -> datetime | None:
     """Both a day and a time; a time alone means its next occurrence from now."""
-    t = parse_time(text if _CLOCK.search(text) else _without_date_words(text))
+    d, t = datetime_parts(text, now)
     if t is None:
         return None
-    d = parse_date(text, now)
     if d is None:
-        candidate = datetime.combine(now.date(), t, tzinfo=now.tzinfo)
-        if candidate <= now:
-            candidate += timedelta(days=1)
-        return candidate
+        return next_occurrence(t, now)
     return datetime.combine(d, t, tzinfo=now.tzinfo)
 
 
