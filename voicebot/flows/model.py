@@ -23,6 +23,10 @@ class FlowError(Exception):
         super().__init__(f"{count} in flows:\n" + "\n".join(problems))
 
 
+class StepError(Exception):
+    """A node could not run (template error, failing action or webhook, missing provider)."""
+
+
 @dataclass
 class Ref:
     """A node reference as written (`confirm`, `booking.start`, `booking`), resolved on load."""
