@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +23,8 @@ from voicebot_plugins.stt_whisper import WhisperSTT
 from voicebot_plugins.tts_piper import PiperTTS, split_for_speech
 from voicebot_plugins.vad_silero import SileroVAD
 
+from .flows_helpers import Bot
+
 # Async tests share the module's event loop with the module-scoped model fixtures.
 on_module_loop = pytest.mark.asyncio(loop_scope="module")
 
@@ -29,6 +32,7 @@ SENTENCE = (
     "Your appointment is on Tuesday at three in the afternoon, please arrive ten minutes early."
 )
 RATE = 16000
+FLOWS = Path(__file__).resolve().parent.parent / "flows"
 FRAME = RATE * 20 // 1000 * 2
 
 
@@ -279,6 +283,25 @@ BUILTIN = [
 @on_module_loop
 async def test_builtin_intents_on_turns_they_never_saw(intent: EmbeddingIntent, text, expected):
     assert (await intent.classify(text, BUILTIN)).name == expected
+
+
+@pytest.mark.parametrize(
+    "opening",
+    [
+        "I want to book a table for two on Friday at 8pm",
+        "could we get a reservation for 2 people this Friday at 8 p.m.?",  # no keyword in it
+    ],
+)
+@on_module_loop
+async def test_the_booking_takes_the_opening_sentences_details(
+    intent: EmbeddingIntent, opening: str
+) -> None:
+    """The demo flows with the default classifier: the booking skips what the caller said."""
+    bot = Bot(FLOWS, intent=intent)
+    await bot.start()
+    await bot.send(opening)
+    assert bot.d.values == {"party_size": 2, "when": "2026-11-27T20:00:00+00:00"}
+    assert bot.said == "Great, let's book a table. And what name should I put the booking under?"
 
 
 @on_module_loop
