@@ -194,6 +194,43 @@ async def test_the_opening_sentence_fills_number_yesno_enum_and_time_slots(
     assert bot.said == "Anything else?"  # free text is never taken from the opening sentence
 
 
+async def test_words_a_slot_read_are_not_offered_to_the_next_even_when_refused(
+    tmp_path: Path,
+) -> None:
+    write(
+        tmp_path,
+        main="""
+        intents:
+          book: {keywords: [book]}
+        slots:
+          adults: {type: integer, max: 10, prompt: How many adults?}
+          children: {type: integer, prompt: How many children?}
+        nodes:
+          menu:
+            listen:
+              - {intent: book, goto: take}
+          take:
+            ask: [adults, children]
+            next: done
+          done:
+            hangup:
+        """,
+    )
+    bot = Bot(tmp_path)
+    await bot.start()
+    await bot.send("book for twenty adults and 2 children")
+    assert bot.d.values == {"children": 2}
+    assert bot.said == "How many adults?"
+
+
+async def test_a_long_text_is_not_offered(tmp_path: Path) -> None:
+    bot = Bot(write(tmp_path, main=ORDER))
+    await bot.start()
+    await bot.send("I'd like to order three pizzas " + "and so on " * 20)
+    assert bot.d.values == {}
+    assert bot.said == "How many?"
+
+
 async def test_only_words_that_chose_an_intent_are_offered(tmp_path: Path) -> None:
     bot = Bot(write(tmp_path, main=ORDER))
     await bot.start()

@@ -3,12 +3,13 @@ sentence that led here. A mixin of `FlowDialogue` (runner.py), which owns the ca
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 from ..dialogue import BotOutput, Note, UserInput
 from .model import Node, SlotDecl, StepError
-from .opening import offer
+from .opening import plan
 from .slottypes import BUILTIN, COMPOSITE, Partial, violation
 from .templates import Template, TemplateError, template
 
@@ -47,7 +48,7 @@ class AskSteps:
         if node.reask and any(name in self.values for name in node.slots):
             self._clear(node)
         if self._opening is not None:
-            for note in self._prefill(node, self._opening):
+            async for note in self._prefill(node, self._opening):
                 yield note
         if len(node.slots) > 1 or self._slot(node) is None:
             say = self._say(node, node.say)  # an intro before the slot prompts
@@ -134,20 +135,15 @@ class AskSteps:
             self.values.pop(name, None)
             self.partial.pop(name, None)
 
-    def _prefill(self, node: Node, text: str) -> list[Note]:
+    async def _prefill(self, node: Node, text: str) -> AsyncIterator[Note]:
         """Fill the node's empty slots from the words that chose the intent leading here."""
         self._opening = None
-        notes: list[Note] = []
-
-        def take(decl: SlotDecl, words: str) -> bool:
-            value, ok = self.parse_answer(decl, words, "")
-            if ok:
-                notes.append(self._fill(decl.name, value))
-            return ok or isinstance(value, Partial)  # a day without a time is kept
-
         empty = [self.flows.slot(node.flow, n) for n in node.slots if n not in self.values]
-        offer(text, [d for d in empty if d is not None], take, self._clock(self.tz))
-        return notes
+        decls = [d for d in empty if d is not None]
+        for decl, words in await asyncio.to_thread(plan, text, decls, self._clock(self.tz)):
+            value, ok = self.parse_answer(decl, words, "")  # a day without a time is kept
+            if ok:
+                yield self._fill(decl.name, value)
 
     async def _input_ask(self, node: Node, event: UserInput) -> AsyncIterator[BotOutput]:
         if event.kind == "noinput":
