@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from voicebot.dialogue import DialogueContext, Note
-from voicebot.flows import FlowDialogue
+from voicebot.flows import FlowDialogue, check_flows
 from voicebot.flows.model import SlotDecl
 from voicebot.flows.slottypes import BUILTIN
 
@@ -96,6 +96,28 @@ async def test_the_follow_up_question_has_a_default_and_survives_a_restore(
     bot.d = d
     await bot.send("half past seven")
     assert bot.said == "2026-11-23T19:30:00+00:00"
+
+
+def test_check_knows_the_follow_up_key(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        main="""
+        slots:
+          at: {type: datetime, prompt: When?, follow_up: "What time on {{ value }}?"}
+          n: {type: integer, prompt: How many?, follow_up: And?}
+          d: {type: datetime, prompt: When?, follow_up: "{{ vlaue }}"}
+        nodes:
+          a:
+            ask: [at, n, d]
+            next: b
+          b:
+            hangup:
+        """,
+    )
+    found = check_flows(tmp_path)
+    assert len(found) == 2, found
+    assert "slot 'n': `follow_up` applies to datetime slots" in found[0]
+    assert "'vlaue'" in found[1] and "'value'" in found[1]
 
 
 async def test_saying_no_at_the_confirmation_forgets_the_kept_day() -> None:
