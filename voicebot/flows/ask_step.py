@@ -140,7 +140,8 @@ class AskSteps:
         self._opening = None
         empty = [self.flows.slot(node.flow, n) for n in node.slots if n not in self.values]
         decls = [d for d in empty if d is not None]
-        for decl, words in await asyncio.to_thread(plan, text, decls, self._clock(self.tz)):
+        planned = await asyncio.to_thread(plan, text, decls, self._clock(self.tz))
+        for decl, words in sorted(planned, key=lambda p: decls.index(p[0])):  # the node's order
             value, ok = self.parse_answer(decl, words, "")  # a day without a time is kept
             if ok:
                 yield self._fill(decl.name, value)
