@@ -16,7 +16,7 @@ from voicebot.providers import Usage
 from .support import serve
 from .test_cloud_e2e_browser import cloud_config
 from .twilio_e2e_support import assert_nothing_left, record
-from .twilio_phone import Phone, mulaw_silence, to_mulaw_8k
+from .twilio_phone import Phone, mulaw_silence, phone_config, to_mulaw_8k
 
 PARAMS = {"From": "+15550001111", "To": "+15550002222", "CallSid": "CA0001"}
 
@@ -42,11 +42,13 @@ async def test_phone_call_with_cloud_providers_streams_sentence_by_sentence(tmp_
         oa.chat_replies.append(
             ChatReply(text_parts=[FIRST, " Shall I", " book it", "?"], hold_last=release)
         )
-        async with serve(tmp_path, cloud_config(oa, dg, xi)) as server:
+        cfg = cloud_config(oa, dg, xi)
+        cfg["telephony"] = phone_config()["telephony"]
+        async with serve(tmp_path, cfg) as server:
             rec = record(server)
             usage = UsageLog()
             server.runtime.pm.register(usage)
-            phone = await Phone.dial(f"{server.url}/twilio/media")
+            phone = await Phone.call(server)
             await phone.connected()
             await phone.start(PARAMS)
             await phone.wait(phone.idle)  # the greeting was heard

@@ -24,6 +24,7 @@ from .twilio_phone import Phone, mulaw_silence
 
 on_module_loop = pytest.mark.asyncio(loop_scope="module")
 
+TWILIO_TOKEN = "test-twilio-auth-token"
 SPEECH = Path(__file__).parent.parent / "benchmarks" / "data" / "speech" / "goforward.wav"
 SAID = "go forward ten meters"
 BOOKING_STARTS = ["great", "let's", "book", "a", "table"]  # flows/booking.yaml, node intro
@@ -55,6 +56,7 @@ async def default_server(tmp_path_factory) -> AsyncIterator[Server]:
     # rendition and the exact transcripts below would depend on luck; without that noise the
     # audio is the same on every run.
     config["providers"]["tts"].update(noise_scale=0.0, noise_w_scale=0.0)
+    config["telephony"]["twilio"]["auth_token"] = TWILIO_TOKEN  # as if TWILIO_AUTH_TOKEN were set
     async with serve(tmp_path_factory.mktemp("default"), config) as srv:
         yield srv
 
@@ -187,7 +189,7 @@ async def test_default_config_over_a_twilio_media_stream(default_server) -> None
     srv = default_server
     rec = record(srv)
     question = await synthesize(srv.runtime, "I'd like to book a table.")
-    phone = await Phone.dial(f"{srv.url}/twilio/media")
+    phone = await Phone.call(srv, auth_token=TWILIO_TOKEN)
     try:
         await phone.connected()
         await phone.start({"From": "+15550001111"})

@@ -17,7 +17,7 @@ from .twilio_e2e_support import assert_nothing_left, record
 async def test_a_plugin_provider_carries_a_call(tmp_path):
     cfg = base_config()
     cfg["plugins"] = [*cfg["plugins"], "tests.acme_telephony"]
-    cfg["telephony"] = {"acme": {"api_key": "k"}}
+    cfg["telephony"] = {"acme": {"api_key": "k", "allow_unsigned": True}}
     async with serve(tmp_path, cfg) as server:
         rec = record(server)
         assert server.runtime.config.telephony["acme"].api_key == "k"

@@ -10,17 +10,17 @@ import logging
 
 import websockets
 
-from .support import base_config, serve
+from .support import serve
 from .twilio_e2e_support import assert_nothing_left, record, synthesize
-from .twilio_phone import Phone, mulaw_silence
+from .twilio_phone import Phone, mulaw_silence, phone_config
 
 
 async def dial(server) -> Phone:
-    return await Phone.dial(f"{server.url}/twilio/media")
+    return await Phone.call(server)
 
 
 async def test_media_before_start_is_logged_and_ignored(tmp_path, caplog):
-    async with serve(tmp_path, base_config()) as server:
+    async with serve(tmp_path, phone_config()) as server:
         rec = record(server)
         phone = await dial(server)
         await phone.connected()
@@ -38,7 +38,7 @@ async def test_media_before_start_is_logged_and_ignored(tmp_path, caplog):
 
 
 async def test_invalid_base64_and_unknown_events_do_not_end_the_call(tmp_path, caplog):
-    async with serve(tmp_path, base_config()) as server:
+    async with serve(tmp_path, phone_config()) as server:
         rec = record(server)
         speech = await synthesize(server.runtime, "what time is it")
         phone = await dial(server)
@@ -62,7 +62,7 @@ async def test_invalid_base64_and_unknown_events_do_not_end_the_call(tmp_path, c
 
 
 async def test_one_megabyte_payload_closes_with_1009_and_the_server_survives(tmp_path):
-    async with serve(tmp_path, base_config()) as server:
+    async with serve(tmp_path, phone_config()) as server:
         rec = record(server)
         phone = await dial(server)
         await phone.connected()
@@ -83,7 +83,7 @@ async def test_one_megabyte_payload_closes_with_1009_and_the_server_survives(tmp
 
 
 async def test_stream_that_ends_without_stop_releases_the_call(tmp_path):
-    async with serve(tmp_path, base_config()) as server:
+    async with serve(tmp_path, phone_config()) as server:
         rec = record(server)
         phone = await dial(server)
         await phone.connected()
@@ -104,7 +104,7 @@ async def test_stream_that_ends_without_stop_releases_the_call(tmp_path):
 
 
 async def test_call_that_never_sends_audio_times_out(tmp_path):
-    cfg = base_config(security={"limits": {"idle_timeout_s": 1}})
+    cfg = phone_config(security={"limits": {"idle_timeout_s": 1}})
     async with serve(tmp_path, cfg) as server:
         rec = record(server)
         phone = await dial(server)
@@ -116,7 +116,7 @@ async def test_call_that_never_sends_audio_times_out(tmp_path):
 
 
 async def test_stream_that_never_starts_is_closed(tmp_path):
-    cfg = base_config(security={"limits": {"idle_timeout_s": 1}})
+    cfg = phone_config(security={"limits": {"idle_timeout_s": 1}})
     async with serve(tmp_path, cfg) as server:
         phone = await dial(server)
         await phone.connected()
@@ -126,7 +126,7 @@ async def test_stream_that_never_starts_is_closed(tmp_path):
 
 
 async def test_unsupported_media_format_is_refused(tmp_path):
-    async with serve(tmp_path, base_config()) as server:
+    async with serve(tmp_path, phone_config()) as server:
         phone = await dial(server)
         await phone.connected()
         await phone.start(fmt={"encoding": "audio/opus", "sampleRate": 48000, "channels": 1})
@@ -135,7 +135,7 @@ async def test_unsupported_media_format_is_refused(tmp_path):
 
 
 async def test_a_flood_of_malformed_messages_closes_with_1008(tmp_path):
-    async with serve(tmp_path, base_config()) as server:
+    async with serve(tmp_path, phone_config()) as server:
         rec = record(server)
         phone = await dial(server)
         await phone.connected()
@@ -151,7 +151,7 @@ async def test_a_flood_of_malformed_messages_closes_with_1008(tmp_path):
 
 
 async def test_a_flood_of_messages_is_rate_limited_with_1008(tmp_path, caplog):
-    async with serve(tmp_path, base_config()) as server:
+    async with serve(tmp_path, phone_config()) as server:
         rec = record(server)
         phone = await dial(server)
         await phone.connected()

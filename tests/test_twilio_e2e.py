@@ -11,15 +11,15 @@ import numpy as np
 
 from voicebot.audio import decode
 
-from .support import base_config, serve
+from .support import serve
 from .twilio_e2e_support import assert_nothing_left, record, synthesize
-from .twilio_phone import Phone, mulaw_silence, pcm_rms
+from .twilio_phone import Phone, mulaw_silence, pcm_rms, phone_config
 
 PARAMS = {"From": "+15550001111", "To": "+15550002222", "CallSid": "CA0001"}
 
 
 async def test_phone_call_end_to_end(tmp_path):
-    async with serve(tmp_path, base_config()) as server:
+    async with serve(tmp_path, phone_config()) as server:
         rec = record(server)
 
         def heard(sentence: str, times: int = 1) -> bool:
@@ -27,7 +27,7 @@ async def test_phone_call_end_to_end(tmp_path):
             return said.count(sentence) >= times
 
         speech = await synthesize(server.runtime, "what time is it")
-        phone = await Phone.dial(f"{server.url}/twilio/media")
+        phone = await Phone.call(server)
         await phone.connected()
         await phone.start(PARAMS)
 
@@ -97,12 +97,12 @@ async def test_phone_call_end_to_end(tmp_path):
 
 
 async def test_goodbye_hangs_up_only_after_its_mark_comes_back(tmp_path):
-    cfg = base_config()
+    cfg = phone_config()
     cfg["providers"]["stt"]["text"] = "goodbye"
     async with serve(tmp_path, cfg) as server:
         rec = record(server)
         speech = await synthesize(server.runtime, "goodbye")
-        phone = await Phone.dial(f"{server.url}/twilio/media")
+        phone = await Phone.call(server)
         await phone.connected()
         await phone.start(PARAMS)
         await phone.wait(phone.idle)
@@ -120,7 +120,7 @@ async def test_phone_call_with_the_offline_engines(tmp_path):
     """webrtc VAD, pocketsphinx and espeak on a phone line: speech is detected, recognised and
     answered in 8 kHz μ-law. (pocketsphinx's wideband model mishears band-limited phone audio, so
     only a non-empty transcript is asserted here; exact text is checked with the stub above.)"""
-    cfg = base_config()
+    cfg = phone_config()
     cfg["providers"] = {
         "vad": {"use": "webrtc"},
         "stt": {"use": "pocketsphinx"},
@@ -131,7 +131,7 @@ async def test_phone_call_with_the_offline_engines(tmp_path):
     async with serve(tmp_path, cfg) as server:
         rec = record(server)
         speech = await synthesize(server.runtime, "what time is it")
-        phone = await Phone.dial(f"{server.url}/twilio/media")
+        phone = await Phone.call(server)
         await phone.connected()
         await phone.start(PARAMS)
         await phone.wait(phone.idle)

@@ -12,9 +12,11 @@ import string
 
 import websockets
 
-from .support import base_config, serve
+from voicebot.transports.phone_door import TOKEN_PARAMETER
+
+from .support import serve
 from .twilio_e2e_support import assert_nothing_left
-from .twilio_phone import Phone, mulaw_silence
+from .twilio_phone import CALLER, Phone, answer, mulaw_silence, phone_config, stream_of
 
 PAYLOAD = base64.b64encode(mulaw_silence(20)).decode()
 VALID = [
@@ -66,18 +68,21 @@ def mutate(rng: random.Random) -> str | bytes:
 async def test_media_stream_survives_random_and_mutated_messages(tmp_path, caplog):
     caplog.set_level(logging.WARNING)
     rng = random.Random(20261121)
-    async with serve(tmp_path, base_config()) as server:
-        bystander = await Phone.dial(f"{server.url}/twilio/media", stream_sid="MZby")
+    async with serve(tmp_path, phone_config()) as server:
+        bystander = await Phone.call(server, stream_sid="MZby")
         await bystander.connected()
         await bystander.start()
         await bystander.wait(bystander.idle)
 
         async def fuzz_one(seed: int) -> None:
             local = random.Random(seed)
+            _, doc = await answer(server, {**CALLER, "CallSid": "CAf"})  # as Twilio would
+            start = json.loads(json.dumps(VALID[1]))
+            start["start"]["customParameters"][TOKEN_PARAMETER] = stream_of(doc)[1][TOKEN_PARAMETER]
             async with websockets.connect(
                 f"{server.url}/twilio/media", max_size=None, max_queue=None
             ) as ws:
-                opening = VALID[:2] if local.random() < 0.7 else []
+                opening = [VALID[0], start] if local.random() < 0.7 else []
                 for msg in [*map(json.dumps, opening), *(mutate(local) for _ in range(40))]:
                     try:
                         await ws.send(msg)

@@ -6,12 +6,12 @@ import asyncio
 
 from voicebot.transports.telephony import TELEPHONY
 
-from .support import base_config, memory_growth_per_call, serve
-from .twilio_phone import Phone, mulaw_silence
+from .support import memory_growth_per_call, serve
+from .twilio_phone import Phone, mulaw_silence, phone_config
 
 
 async def one_call(server) -> None:
-    phone = await Phone.dial(f"{server.url}/twilio/media")
+    phone = await Phone.call(server)
     await phone.connected()
     await phone.start({"From": "+15550001111"})
     for _ in range(10):  # some caller audio through the inbound path (not paced: no need here)
@@ -23,7 +23,7 @@ async def one_call(server) -> None:
 
 
 async def test_memory_does_not_grow_with_phone_calls(tmp_path):
-    async with serve(tmp_path, base_config()) as server:
+    async with serve(tmp_path, phone_config()) as server:
         telephony = server.runner.app[TELEPHONY]
         for _ in range(15):  # warm-up: imports, caches
             await one_call(server)

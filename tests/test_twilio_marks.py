@@ -3,19 +3,19 @@ mark on clear) and must not count as heard, whether they arrive before or during
 
 from __future__ import annotations
 
-from .support import base_config, serve
+from .support import serve
 from .twilio_e2e_support import assert_nothing_left, record, synthesize
-from .twilio_phone import Phone, mulaw_silence
+from .twilio_phone import Phone, mulaw_silence, phone_config
 
 
 async def test_marks_flushed_by_a_barge_in_are_not_taken_as_heard(tmp_path):
-    cfg = base_config()
+    cfg = phone_config()
     cfg["providers"]["llm"]["reply"] = "Okay. You said {text}, and there is a lot more to say."
     async with serve(tmp_path, cfg) as server:
         rec = record(server)
         speech = await synthesize(server.runtime, "what time is it")
         # 600 ms between sending audio and hearing it: marks stay pending long enough to be cut
-        phone = await Phone.dial(f"{server.url}/twilio/media", playout_delay_s=0.6)
+        phone = await Phone.call(server, playout_delay_s=0.6)
         await phone.connected()
         await phone.start()
         await phone.wait(phone.idle)

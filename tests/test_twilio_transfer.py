@@ -16,7 +16,7 @@ from voicebot.transports.telephony import transfer_problems
 from .support import base_config, serve
 from .test_cli import run_cli
 from .twilio_e2e_support import assert_nothing_left, record
-from .twilio_phone import Phone, twilio_sign
+from .twilio_phone import Phone, phone_config
 
 SID, TOKEN = "AC0001", "test-auth-token"
 
@@ -51,10 +51,7 @@ def config(api: str, **twilio):
 
 
 async def live_call(server, call_sid: str = "CA0001") -> Phone:
-    url = f"{server.url}/twilio/media"
-    phone = await Phone.dial(
-        url, {"X-Twilio-Signature": twilio_sign(TOKEN, url)}, call_sid=call_sid
-    )
+    phone = await Phone.call(server, auth_token=TOKEN, call_sid=call_sid)
     await phone.connected()
     await phone.start()
     await phone.wait(lambda: phone.media)
@@ -90,10 +87,10 @@ async def test_failed_transfer_is_logged_and_the_call_goes_on(tmp_path, fake_twi
 
 
 async def test_transfer_without_credentials_says_what_to_set(tmp_path, caplog):
-    cfg = base_config()
+    cfg = phone_config()
     async with serve(tmp_path, cfg) as server:
         rec = record(server)
-        phone = await Phone.dial(f"{server.url}/twilio/media")
+        phone = await Phone.call(server)
         await phone.connected()
         await phone.start()
         await phone.wait(lambda: phone.media)

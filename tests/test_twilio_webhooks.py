@@ -11,8 +11,10 @@ import pytest
 import websockets
 from yarl import URL
 
+from voicebot.transports.phone_door import TOKEN_PARAMETER
+
 from .support import base_config, serve
-from .twilio_phone import Phone, twilio_sign
+from .twilio_phone import Phone, phone_config, stream_of, twilio_sign
 
 TOKEN = "test-auth-token"
 FORM = {
@@ -38,12 +40,6 @@ async def post(url: str, form: dict, headers: dict | None = None) -> tuple[int, 
         return r.status, await r.text()
 
 
-def stream_of(doc: str) -> tuple[str, dict[str, str]]:
-    stream = ET.fromstring(doc).find("./Connect/Stream")
-    assert stream is not None, doc
-    return stream.get("url"), {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
-
-
 async def test_signed_voice_webhook_answers_connect_stream(tmp_path):
     async with serve(tmp_path, config()) as server:
         url = f"{server.http}/twilio/voice"
@@ -51,6 +47,8 @@ async def test_signed_voice_webhook_answers_connect_stream(tmp_path):
         assert status == 200, doc
         stream_url, params = stream_of(doc)
         assert stream_url == f"ws://127.0.0.1:{server.port}/twilio/media"
+        token = params.pop(TOKEN_PARAMETER)
+        assert len(token) > 32  # the one-time stream token (tests/test_phone_door.py)
         assert params == {"From": "+15550001111", "To": "+15550002222", "CallSid": "CA1234"}
 
 
@@ -115,18 +113,17 @@ async def test_bad_or_missing_signature_is_403_and_never_a_call(tmp_path, caplog
         assert server.runtime.calls_total == 0
 
 
-async def test_without_auth_token_no_signature_is_needed(tmp_path):
-    async with serve(tmp_path, config(token="")) as server:
+async def test_without_auth_token_no_signature_is_needed_once_explicitly_allowed(tmp_path):
+    async with serve(tmp_path, phone_config()) as server:
         status, doc = await post(f"{server.http}/twilio/voice", FORM)
         assert status == 200
         assert stream_of(doc)[1]["CallSid"] == "CA1234"
 
 
 async def test_at_capacity_the_call_is_rejected_busy(tmp_path):
-    cfg = config(token="")
-    cfg["security"] = {"limits": {"max_calls": 1}}
+    cfg = phone_config(security={"limits": {"max_calls": 1}})
     async with serve(tmp_path, cfg) as server:
-        phone = await Phone.dial(f"{server.url}/twilio/media")
+        phone = await Phone.call(server)
         await phone.connected()
         await phone.start()
         await phone.wait(lambda: phone.media)  # the greeting: the call is up
@@ -162,7 +159,7 @@ async def test_media_stream_upgrade_signature(tmp_path):
             await websockets.connect(
                 url, additional_headers={"X-Twilio-Signature": twilio_sign("nope", url)}
             )
-        phone = await Phone.dial(url, {"X-Twilio-Signature": twilio_sign(TOKEN, url)})
+        phone = await Phone.call(server, auth_token=TOKEN)  # signed webhook, then signed upgrade
         await phone.connected()
         await phone.start()
         await phone.wait(lambda: phone.media)

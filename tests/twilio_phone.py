@@ -10,14 +10,45 @@ import hashlib
 import hmac
 import json
 import time
+import xml.etree.ElementTree as ET
 from typing import Any
 
+import aiohttp
 import numpy as np
 import websockets
 
 from voicebot.audio import Resampler, encode
 
+from .support import base_config
+
 FRAME = 160  # 20 ms of μ-law at 8 kHz
+CALLER = {"AccountSid": "AC0001", "From": "+15550001111", "To": "+15550002222"}
+
+
+def phone_config(**over: Any) -> dict[str, Any]:
+    """`base_config` with the Twilio door explicitly opened (no auth token, no security.auth)."""
+    cfg = base_config(**over)
+    cfg.setdefault("telephony", {}).setdefault("twilio", {})["allow_unsigned"] = True
+    return cfg
+
+
+async def answer(
+    server: Any, form: dict[str, str], auth_token: str = "", headers: dict[str, str] | None = None
+) -> tuple[int, str]:
+    """POST Twilio's voice webhook (signed when `auth_token` is given): status and body."""
+    url = f"{server.http}/twilio/voice"
+    headers = dict(headers or {})
+    if auth_token:
+        headers["X-Twilio-Signature"] = twilio_sign(auth_token, url, form)
+    async with aiohttp.ClientSession() as http, http.post(url, data=form, headers=headers) as r:
+        return r.status, await r.text()
+
+
+def stream_of(doc: str) -> tuple[str, dict[str, str]]:
+    """The `<Stream url>` and its `<Parameter>`s of a `<Connect>` TwiML answer."""
+    stream = ET.fromstring(doc).find("./Connect/Stream")
+    assert stream is not None, doc
+    return stream.get("url"), {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
 
 
 def twilio_sign(token: str, url: str, params: dict[str, str] | None = None) -> str:
@@ -53,6 +84,7 @@ class Phone:
         self.other: list[dict[str, Any]] = []
         self.close_code: int | None = None
         self.closed = asyncio.Event()
+        self.parameters: dict[str, str] = {}  # from the webhook's TwiML, sent back on `start`
         self._playout_end = 0.0
         self._echoes: dict[str, asyncio.Task[None]] = {}
         self._changed = asyncio.Condition()
@@ -62,8 +94,32 @@ class Phone:
 
     @classmethod
     async def dial(cls, url: str, headers: dict[str, str] | None = None, **kw: Any) -> Phone:
+        """A bare media stream, with no webhook before it (it has no stream token)."""
         ws = await websockets.connect(url, additional_headers=headers or {}, max_size=2**20)
         return cls(ws, **kw)
+
+    @classmethod
+    async def call(
+        cls,
+        server: Any,
+        auth_token: str = "",
+        form: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        **kw: Any,
+    ) -> Phone:
+        """What Twilio does: the voice webhook first, then the media stream it answered with,
+        whose `start` carries the TwiML's parameters (the one-time stream token among them)."""
+        call_sid = kw.setdefault("call_sid", "CA0001")
+        status, doc = await answer(
+            server, {**CALLER, "CallSid": call_sid, **(form or {})}, auth_token, headers
+        )
+        assert status == 200, doc
+        _, parameters = stream_of(doc)
+        url = f"{server.url}/twilio/media"
+        signed = {"X-Twilio-Signature": twilio_sign(auth_token, url)} if auth_token else {}
+        phone = await cls.dial(url, signed, **kw)
+        phone.parameters = parameters
+        return phone
 
     # ---------------------------------------------------------------------------- sending
 
@@ -86,7 +142,7 @@ class Phone:
                     "tracks": ["inbound"],
                     "mediaFormat": fmt
                     or {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                    "customParameters": params or {},
+                    "customParameters": {**self.parameters, **(params or {})},
                 },
                 "streamSid": self.stream_sid,
             }

@@ -180,6 +180,8 @@ class Config:
     base_dir: Path = field(default_factory=Path.cwd, metadata={"internal": True})
     chains: dict[str, list[ProviderSpec]] = field(default_factory=dict, metadata={"internal": True})
     lines: dict[str, int] = field(default_factory=dict, metadata={"internal": True})
+    #: key path → the environment variable it reads that was unset (so it took its default)
+    unset_env: dict[str, str] = field(default_factory=dict, metadata={"internal": True})
 
     def line_of(self, path: str) -> int | None:
         return _line_of(self.lines, path)
@@ -229,14 +231,24 @@ def _line_of(lines: dict[str, int], path: str) -> int | None:
 
 
 def _interpolate(
-    value: Any, path: str, env: dict[str, str], file: str, lines: dict, problems: list
+    value: Any,
+    path: str,
+    env: dict[str, str],
+    file: str,
+    lines: dict,
+    problems: list,
+    unset: dict[str, str] | None = None,
 ) -> Any:
+    """`${VAR}` references resolved; `unset` collects key path → VAR for each that fell back to
+    its default, so messages can name the variable to export rather than the line to write."""
+    unset = {} if unset is None else unset
     if isinstance(value, str):
 
         def sub(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
             if name in env and env[name] != "":
                 return env[name]
+            unset.setdefault(path, name)
             if default is not None:
                 return default
             problems.append(
@@ -253,12 +265,13 @@ def _interpolate(
         return _ENV.sub(sub, value)
     if isinstance(value, dict):
         return {
-            k: _interpolate(v, f"{path}.{k}" if path else str(k), env, file, lines, problems)
+            k: _interpolate(v, f"{path}.{k}" if path else str(k), env, file, lines, problems, unset)
             for k, v in value.items()
         }
     if isinstance(value, list):
         return [
-            _interpolate(v, f"{path}[{i}]", env, file, lines, problems) for i, v in enumerate(value)
+            _interpolate(v, f"{path}[{i}]", env, file, lines, problems, unset)
+            for i, v in enumerate(value)
         ]
     return value
 
@@ -305,7 +318,8 @@ def load_config(
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([Problem(file, 1, "", "the top level must be a mapping of sections")])
-    data = _interpolate(data, "", env, file, lines, problems)
+    unset_env: dict[str, str] = {}
+    data = _interpolate(data, "", env, file, lines, problems, unset_env)
     for key, value in (overrides or {}).items():
         section, _, name = key.partition(".")
         data.setdefault(section, {})[name] = value
@@ -328,6 +342,7 @@ def load_config(
         cfg = Config()
     check_ranges(cfg, "", file, lambda k: _line_of(lines, k), problems)
     cfg.source, cfg.base_dir, cfg.lines = file, base, lines
+    cfg.unset_env = unset_env
     cfg.chains = _parse_providers(cfg.providers, file, lines, problems)
     if problems:
         raise ConfigError(problems)

@@ -32,6 +32,11 @@ class MalformedMessage(TelephonyError):
     """Not JSON, a missing or mistyped field, or audio that is not valid base64."""
 
 
+class MalformedStart(MalformedMessage):
+    """A `start` that cannot start a call (no stream id, an impossible format...): the stream
+    is closed with 1007 at once, since nothing useful can follow it."""
+
+
 class UnknownEvent(TelephonyError):
     """Well-formed, but an event this serializer does not know; a newer provider may send these."""
 

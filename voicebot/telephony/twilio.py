@@ -20,6 +20,7 @@ from .serializer import (
     Dtmf,
     InboundEvent,
     MalformedMessage,
+    MalformedStart,
     Mark,
     Media,
     MediaFormat,
@@ -52,6 +53,8 @@ class TwilioOptions:
     api_base_url: str = "https://api.twilio.com"
     validate_signature: bool = True
     transfer_caller_id: str = ""
+    #: Open the phone door without a signature check or `security.auth` (docs/telephony.md).
+    allow_unsigned: bool = False
 
 
 class TwilioSerializer(MediaStreamSerializer):
@@ -116,12 +119,16 @@ class TwilioSerializer(MediaStreamSerializer):
 
     @classmethod
     def transfer_problem(cls, options: TwilioOptions) -> str | None:
-        if options.account_sid and options.auth_token:
+        empty = [
+            f"telephony.twilio.{k}"
+            for k in ("account_sid", "auth_token")
+            if not getattr(options, k)
+        ]
+        if not empty:
             return None
         return (
-            "transferring phone calls needs Twilio REST credentials: set "
-            "telephony.twilio.account_sid and telephony.twilio.auth_token "
-            "(e.g. account_sid: ${TWILIO_ACCOUNT_SID:-})"
+            "transferring phone calls needs Twilio REST credentials: "
+            f"{' and '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty"
         )
 
     @classmethod
@@ -176,26 +183,45 @@ def _media(media: dict[str, Any]) -> Media:
         raise MalformedMessage("media.payload is not valid base64") from None
     track = media.get("track", "inbound")
     ts = media.get("timestamp")
-    try:
-        timestamp = int(ts) if ts is not None else None
-    except (TypeError, ValueError):
-        timestamp = None
+    timestamp = None if ts is None else _integer(ts, "media.timestamp", MalformedMessage)
     return Media(payload, track if isinstance(track, str) else "inbound", timestamp)
 
 
+_MAX_DIGITS = 15  # ~31,000 years of milliseconds; anything longer is not a real field
+
+
+def _integer(value: Any, name: str, error: type[MalformedMessage]) -> int:
+    """A JSON integer, or the decimal string Twilio sends for some numbers; never a float
+    (`Infinity`/`NaN` are floats to `json`), a bool, or a number too long to be real."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) < 10**_MAX_DIGITS:
+            return value
+    elif isinstance(value, str) and 0 < len(value) <= _MAX_DIGITS and value.isascii():
+        if value.isdigit() or (value[0] == "-" and value[1:].isdigit()):
+            return int(value)
+    raise error(f"{name} must be an integer, got {_preview(value)}")
+
+
+def _preview(value: Any) -> str:
+    text = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _start(msg: dict[str, Any]) -> Start:
-    start = _section(msg, "start")
+    start = msg.get("start")
+    if not isinstance(start, dict):
+        raise MalformedStart("'start' message needs an object 'start'")
     stream_sid = start.get("streamSid", msg.get("streamSid"))
     if not isinstance(stream_sid, str) or not stream_sid:
-        raise MalformedMessage("start message needs a 'streamSid'")
+        raise MalformedStart("start message needs a 'streamSid'")
     params = start.get("customParameters")
     params = {} if params is None else params
     if not isinstance(params, dict):
-        raise MalformedMessage("start.customParameters must be an object")
+        raise MalformedStart("start.customParameters must be an object")
     tracks = start.get("tracks")
     tracks = ["inbound"] if tracks is None else tracks
     if not isinstance(tracks, list):
-        raise MalformedMessage("start.tracks must be a list")
+        raise MalformedStart("start.tracks must be a list")
     return Start(
         stream_sid=stream_sid,
         call_sid=str(start.get("callSid") or ""),
@@ -211,18 +237,21 @@ def _media_format(fmt: Any) -> MediaFormat:
     if fmt is None:
         return MediaFormat()
     if not isinstance(fmt, dict):
-        raise MalformedMessage("start.mediaFormat must be an object")
-    name = str(fmt.get("encoding", "audio/x-mulaw")).lower()
+        raise MalformedStart("start.mediaFormat must be an object")
+    encoding_name = fmt.get("encoding", "audio/x-mulaw")
+    if not isinstance(encoding_name, str):
+        raise MalformedStart(
+            f"mediaFormat.encoding must be a string, got {_preview(encoding_name)}"
+        )
+    name = encoding_name.lower()
     encoding = _ENCODINGS.get(name)
     if encoding is None:
         raise UnsupportedFormat(
-            f"unsupported media encoding '{name}' (supported: {', '.join(sorted(_ENCODINGS))})"
+            f"unsupported media encoding {_preview(name)} "
+            f"(supported: {', '.join(sorted(_ENCODINGS))})"
         )
-    try:
-        rate = int(fmt.get("sampleRate", 8000))
-        channels = int(fmt.get("channels", 1))
-    except (TypeError, ValueError):
-        raise MalformedMessage("mediaFormat.sampleRate and channels must be integers") from None
+    rate = _integer(fmt.get("sampleRate", 8000), "mediaFormat.sampleRate", MalformedStart)
+    channels = _integer(fmt.get("channels", 1), "mediaFormat.channels", MalformedStart)
     if channels != 1:
         raise UnsupportedFormat(f"only mono streams are supported, got {channels} channels")
     if not 8000 <= rate <= 48000:

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..limits import ConnectionLimiter
+from ..audit import audit
+from ..limits import ConnectionLimiter, calls_of
 from ..providers import AudioFormat
 from ..runtime import CapacityError
 from ..telephony.serializer import (
@@ -27,6 +29,7 @@ from ..telephony.serializer import (
     Connected,
     Dtmf,
     MalformedMessage,
+    MalformedStart,
     Mark,
     Media,
     MediaStreamSerializer,
@@ -36,6 +39,8 @@ from ..telephony.serializer import (
     UnknownEvent,
     UnsupportedFormat,
 )
+from .lag import LagHistogram
+from .phone_door import drop_reserved
 
 log = logging.getLogger(__name__)
 
@@ -46,43 +51,9 @@ _LOGGED_BAD_MESSAGES = 3
 _CLOSED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
 
 
-class LagHistogram:
-    """Inbound frame lag of every frame since the last reset, in fixed memory: 0.5 ms buckets up
-    to 250 ms, one overflow bucket, and the maximum."""
-
-    RESOLUTION_MS = 0.5
-    BUCKETS = 500
-
-    def __init__(self) -> None:
-        self.counts = [0] * (self.BUCKETS + 1)
-        self.n = 0
-        self.max_ms = 0.0
-
-    def add(self, ms: float) -> None:
-        i = int(ms / self.RESOLUTION_MS)
-        self.counts[i if i < self.BUCKETS else self.BUCKETS] += 1
-        self.n += 1
-        if ms > self.max_ms:
-            self.max_ms = ms
-
-    def percentile(self, p: float) -> float | None:
-        """Upper edge of the bucket holding the p-quantile (the maximum if it overflowed)."""
-        if not self.n:
-            return None
-        rank, seen = p * self.n, 0
-        for i, count in enumerate(self.counts):
-            seen += count
-            if seen >= rank and count:
-                return self.max_ms if i == self.BUCKETS else (i + 1) * self.RESOLUTION_MS
-        return self.max_ms
-
-    def summary(self) -> dict[str, float | int | None]:
-        return {
-            "p50": self.percentile(0.5),
-            "p99": self.percentile(0.99),
-            "max": round(self.max_ms, 2),
-            "n": self.n,
-        }
+def _reason(exc: Exception) -> bytes:
+    """A close reason: at most 123 bytes by the WebSocket spec, cut on a character boundary."""
+    return str(exc).encode()[:120].decode("utf-8", "ignore").encode()
 
 
 class TelephonyCallIO:
@@ -189,8 +160,12 @@ class MediaStream:
         call_control: CallControl | None,
         lag: LagHistogram | None = None,
         no_transfer_reason: str = "",
+        admit: Callable[[Start], dict[str, str] | None] = lambda start: {},
+        remote: str = "",
     ) -> None:
         self.runtime = runtime
+        self._admit = admit  # Start → the variables the door vouches for; None: refused
+        self._remote = remote
         self.ws = ws
         self.ser = serializer
         self.control = call_control
@@ -248,10 +223,31 @@ class MediaStream:
         return False
 
     async def _start(self, start: Start) -> bool:
+        trusted = self._admit(start)
+        if trusted is None:
+            reason = "stream token missing, used or expired"
+            audit("auth_failed", transport=self.ser.name, remote=self._remote, reason=reason)
+            log.warning("%s stream %s refused: %s", self.ser.name, start.stream_sid, reason)
+            await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason.encode())
+            return False
+        subject = trusted.get("subject")
+        limits = self.runtime.config.security.limits
+        if subject is not None and calls_of(self.runtime.calls, subject) >= (
+            limits.max_calls_per_subject
+        ):
+            log.warning(
+                "%s call %s refused: too many calls for its subject", self.ser.name, start.call_sid
+            )
+            await self.ws.close(
+                code=WSCloseCode.TRY_AGAIN_LATER,
+                message=b"too many concurrent calls for this subject",
+            )
+            return False
         self.ser.bind(start)
         self.io = io = TelephonyCallIO(self.ws, self.ser, start, self.control, self._no_transfer)
         variables = {
-            **start.custom_parameters,
+            **drop_reserved(start.custom_parameters, self.ser.name),
+            **trusted,
             "call_sid": start.call_sid,
             "stream_sid": start.stream_sid,
             "account_sid": start.account_sid,
@@ -330,8 +326,15 @@ class MediaStream:
             event = None
         except UnsupportedFormat as exc:
             log.error("%s stream refused: %s", self.ser.name, exc)
-            await self.ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=str(exc)[:120].encode())
+            await self.ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=_reason(exc))
             return None
+        except MalformedStart as exc:
+            if self.call is None:  # nothing useful can follow a start that cannot start a call
+                log.warning("%s stream refused: %s", self.ser.name, exc)
+                await self.ws.close(code=WSCloseCode.INVALID_TEXT, message=_reason(exc))
+                return None
+            self._bad += 1  # a second start is ignored anyway
+            event = None
         except MalformedMessage as exc:
             self._bad += 1
             if self._bad <= _LOGGED_BAD_MESSAGES:

@@ -1,7 +1,8 @@
 """Phone calls: the routes of every registered telephony provider, and their shared state.
 
 `/telephony/{provider}/media` (and `/twilio/media`) upgrade to a media stream (`media_stream.py`)
-once the provider's signature check passes; Twilio's HTTP webhooks live in `twilio_webhooks.py`.
+once the phone door (`phone_door.py`) lets the request through; Twilio's HTTP webhooks live in
+`twilio_webhooks.py`.
 One `Telephony` per app holds each provider's options and REST client, the open streams and the
 inbound lag figures behind `GET /telephony/stats`.
 """
@@ -15,10 +16,11 @@ from typing import Any
 from aiohttp import web
 
 from ..audit import audit
-from ..telephony.serializer import CallControl, MediaStreamSerializer
-from . import twilio_webhooks
+from ..telephony.serializer import CallControl, MediaStreamSerializer, Start
+from . import phone_door, twilio_webhooks
 from .browser import release_heartbeat
-from .media_stream import LagHistogram, MediaStream
+from .lag import LagHistogram
+from .media_stream import MediaStream
 from .public_url import request_url
 
 log = logging.getLogger(__name__)
@@ -43,8 +45,21 @@ def transfer_problems(config: Any, registry: Any) -> list[str]:
         problem = cls.transfer_problem(provider_options(config, name, cls))
         if problem is None:
             return []
-        problems.append(problem)
+        problems.append(problem + _unset_variables(config, f"telephony.{name}"))
     return problems or ["no telephony provider is installed, so calls cannot be transferred"]
+
+
+def _unset_variables(config: Any, section: str) -> str:
+    """Which `${X}` references in `section` took their empty default (`, because X is not set in
+    the environment`): then the config line is right and the environment is not."""
+    unset = sorted(
+        {var for path, var in config.unset_env.items() if path.rpartition(".")[0] == section}
+    )
+    if not unset:
+        return ""
+    if len(unset) == 1:
+        return f", because {unset[0]} is not set in the environment"
+    return f", because {', '.join(unset[:-1])} and {unset[-1]} are not set in the environment"
 
 
 class Telephony:
@@ -58,6 +73,9 @@ class Telephony:
         self.inbound_lag = LagHistogram()
         self.idle = asyncio.Event()  # no media stream open: lets shutdown and tests wait for it
         self.idle.set()
+        self.tokens = phone_door.StreamTokens(
+            capacity=max(64, 4 * runtime.config.security.limits.max_calls)
+        )
 
     @property
     def public_url(self) -> str:
@@ -70,6 +88,13 @@ class Telephony:
         cls = self.serializer(provider)
         return provider_options(self.runtime.config, provider, cls) if cls else None
 
+    def door(self, provider: str) -> phone_door.DoorMode:
+        auth_enabled = self.runtime.config.security.auth.mode != "none"
+        return phone_door.door_mode(self.serializer(provider), self.options(provider), auth_enabled)
+
+    def closed_reason(self, provider: str) -> str:
+        return phone_door.closed_reason(provider, self.runtime.config, self.options(provider))
+
     def control(self, provider: str) -> CallControl | None:
         if provider not in self._controls:
             cls = self.serializer(provider)
@@ -81,6 +106,9 @@ class Telephony:
         cls = self.serializer(name)
         if cls is None:
             raise web.HTTPNotFound(text=f"no telephony provider '{name}' is installed")
+        mode = self.door(name)
+        if mode == "closed":
+            raise phone_door.refusal(403, "phone_calls_off", self.closed_reason(name))
         url = request_url(request, self.public_url, websocket=True)
         if cls.authenticate(self.options(name), url, request.headers) is False:
             audit("auth_failed", transport=name, remote=request.remote, reason="bad signature")
@@ -90,7 +118,16 @@ class Telephony:
                 request.remote,
                 url,
             )
-            raise web.HTTPForbidden(text="invalid signature")
+            raise phone_door.refusal(403, "bad_signature", "invalid signature")
+        if name == twilio_webhooks.PROVIDER:
+            admit = self._admit_twilio  # the webhook vouched for the call, through its token
+        else:
+            subject = phone_door.subject_of(request, name) if mode == "auth" else None
+            trusted = {"subject": subject} if subject is not None else {}
+
+            def admit(start: Start) -> dict[str, str] | None:
+                return trusted
+
         limits = self.runtime.config.security.limits
         ws = web.WebSocketResponse(
             max_msg_size=min(MAX_MESSAGE_BYTES, limits.max_frame_bytes),
@@ -106,6 +143,8 @@ class Telephony:
             self.control(name),
             self.inbound_lag,
             no_transfer_reason=cls.transfer_problem(options) or "",
+            admit=admit,
+            remote=request.remote or "",
         )
         self.streams.add(stream)
         self.idle.clear()
@@ -117,6 +156,14 @@ class Telephony:
             if not self.streams:
                 self.idle.set()
         return ws
+
+    def _admit_twilio(self, start: Start) -> dict[str, str] | None:
+        """The variables the voice webhook minted this stream's token with; None when the token
+        is missing, used, expired, or was minted for another call."""
+        trusted = self.tokens.take(start.custom_parameters.get(phone_door.TOKEN_PARAMETER))
+        if trusted is None or trusted.get("CallSid", start.call_sid) not in ("", start.call_sid):
+            return None
+        return trusted
 
     async def stats(self, request: web.Request) -> web.Response:
         """`?reset=1` starts a new measurement window for the lag figures after reading them."""
@@ -156,4 +203,5 @@ def add_routes(app: web.Application, runtime: Any) -> Telephony:
     app.router.add_get("/telephony/stats", telephony.stats)
     twilio_webhooks.add_routes(app, telephony)
     app.on_cleanup.append(telephony.aclose)
+    phone_door.log_start_up(runtime.config, runtime.pm.registry.transports, telephony.options)
     return telephony

@@ -1,0 +1,74 @@
+"""One log record, one line: control characters in voicebot's log fields are escaped.
+
+Log fields often carry text from the wire (a Twilio `streamSid`, an unknown event's name, a
+parser's complaint quoting its input). Written raw, a newline in one of them starts a second
+line that a log reader cannot tell from a real one, e.g. a forged `voicebot.audit` entry. So
+rather than trusting every call site to remember, the escape is applied where records are made:
+a log-record factory that, for voicebot's own loggers, rewrites every string argument (and an
+exception's text) with non-printable characters spelled as `\\n`, `\\x1b`, `\\u2028`... The
+message template is escaped too, for f-string call sites. Tracebacks (`exc_info`) stay
+multi-line: they are ours, not the caller's.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+_PREFIXES = ("voicebot",)  # voicebot.* and voicebot_plugins.*
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape(text: str) -> str:
+    """`text` with every non-printable character (controls, line and paragraph separators,
+    bidi overrides) backslash-escaped; printable text is returned as is."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escape_char(c) for c in text)
+
+
+def _escape_char(c: str) -> str:
+    if c in _NAMED:
+        return _NAMED[c]
+    code = ord(c)
+    return (
+        f"\\x{code:02x}"
+        if code < 0x100
+        else f"\\u{code:04x}"
+        if code < 0x10000
+        else f"\\U{code:08x}"
+    )
+
+
+def _safe(arg: Any) -> Any:
+    if isinstance(arg, str):
+        return escape(arg)
+    if isinstance(arg, BaseException):
+        return escape(str(arg))
+    return arg  # numbers keep %d/%f working; %r of a container already escapes its strings
+
+
+def _sanitise(record: logging.LogRecord) -> None:
+    if isinstance(record.msg, str):
+        record.msg = escape(record.msg)
+    args = record.args
+    if isinstance(args, tuple):
+        record.args = tuple(_safe(a) for a in args)
+    elif isinstance(args, dict):
+        record.args = {k: _safe(v) for k, v in args.items()}
+
+
+def install() -> None:
+    """Wrap the current log-record factory once per process (other wrappers keep working)."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "_voicebot_safe", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if record.name.startswith(_PREFIXES):
+            _sanitise(record)
+        return record
+
+    factory._voicebot_safe = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
