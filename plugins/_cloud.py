@@ -139,6 +139,64 @@ async def _close(stream: Any) -> None:
         await aclose()
 
 
+def check_audio_type(provider: str, headers: Mapping[str, str] | None) -> None:
+    """A TTS answer must be audio, or bytes that claim nothing: an HTML error page or a JSON
+    body sent with status 200 (a captive portal, a misrouted proxy) would otherwise be played to
+    the caller as noise."""
+    lower = {k.lower(): v for k, v in (headers or {}).items()}
+    ctype = lower.get("content-type", "").split(";")[0].strip().lower()
+    if ctype and not (ctype.startswith("audio/") or ctype == "application/octet-stream"):
+        raise ProviderError(
+            f"{provider}: the server answered {ctype[:60]!r}, not audio", provider=provider
+        )
+
+
+def looks_like_text(data: bytes) -> bool:
+    """Markup or JSON rather than samples, judged on the first 32 bytes: audio is essentially
+    never that many printable ASCII bytes in a row starting with `<` or `{`."""
+    head = data.lstrip()[:32]
+    return (
+        len(head) >= 2
+        and head[:1] in (b"<", b"{")
+        and all(32 <= b < 127 or b in (9, 10, 13) for b in head)
+    )
+
+
+async def audio_body(
+    provider: str, headers: Mapping[str, str] | None, chunks: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    """The bytes of a TTS answer, checked: its content type, and that it does not start like a
+    text document whatever type it claims."""
+    check_audio_type(provider, headers)
+    head = b""
+    checked = False
+    async for data in chunks:
+        if not checked:
+            head += data
+            if len(head.lstrip()) < 32:
+                continue  # too little to judge yet: hold it back
+            checked = True
+            data, head = head, b""
+            _check_not_text(provider, data)
+        yield data
+    if head:  # the whole answer was shorter than the sniff
+        _check_not_text(provider, head)
+        yield head
+
+
+def _check_not_text(provider: str, data: bytes) -> None:
+    if looks_like_text(data):
+        raise ProviderError(f"{provider}: the server sent text, not audio", provider=provider)
+
+
+async def raw_audio(provider: str, open_response: Callable[[], Any]) -> AsyncIterator[bytes]:
+    """The body of a Fern-generated SDK's `with_raw_response` audio stream, checked by
+    `audio_body` (the plain SDK method hides the headers)."""
+    async with open_response() as response:
+        async for data in audio_body(provider, response.headers, response.data):
+            yield data
+
+
 class SampleAligner:
     """Re-cuts a byte stream at sample boundaries: HTTP chunking does not respect them, and a
     PCM16 chunk with an odd length would shift every later sample by one byte (loud noise)."""

@@ -39,6 +39,7 @@ from ._cloud import (
     error_headers,
     http_client,
     map_error,
+    raw_audio,
     require_key,
     retrying_stream,
 )
@@ -421,8 +422,11 @@ class DeepgramTTS(_DeepgramClient, TTS):
         if opts.speed is not None:
             params["speed"] = opts.speed
         out = "mulaw" if encoding == "mulaw" else "pcm_s16le"
+        audio = self.client.speak.v1.audio
         stream = retrying_stream(
-            self.name, lambda: self.client.speak.v1.audio.generate(**params), opts.max_retries
+            self.name,
+            lambda: raw_audio(self.name, lambda: audio.with_raw_response.generate(**params)),
+            opts.max_retries,
         )
         async for chunk in billed_audio(self.name, text, stream, rate, out):
             yield chunk

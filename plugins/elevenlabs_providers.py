@@ -19,6 +19,7 @@ from ._cloud import (
     billed_audio,
     bounded,
     http_client,
+    raw_audio,
     require_key,
     retrying_stream,
 )
@@ -116,8 +117,11 @@ class ElevenLabsTTS(SharedClient, TTS):
         client = self._client
         stream = retrying_stream(
             self.name,
-            lambda: client.text_to_speech.stream(
-                opts.voice_id, output_format=output_format, **params
+            lambda: raw_audio(
+                self.name,
+                lambda: client.text_to_speech.with_raw_response.stream(
+                    opts.voice_id, output_format=output_format, **params
+                ),
             ),
             opts.max_retries,
         )

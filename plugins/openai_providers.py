@@ -32,7 +32,7 @@ from voicebot.providers import (
 )
 from voicebot.usage import report_usage
 
-from ._cloud import SampleAligner, SharedClient, bounded, map_error, require_key
+from ._cloud import SampleAligner, SharedClient, audio_body, bounded, map_error, require_key
 
 
 @dataclass
@@ -337,8 +337,12 @@ class OpenAITTS(_OpenAIClient, TTS):
         aligner = SampleAligner(2)
         try:
             async with self.client.audio.speech.with_streaming_response.create(**params) as resp:
-                report_usage(Usage(provider=self.name, characters=len(text)))
-                async for data in resp.iter_bytes(opts.chunk_bytes):
+                body = audio_body(self.name, resp.headers, resp.iter_bytes(opts.chunk_bytes))
+                billed = False
+                async for data in body:
+                    if not billed:  # an answer that is not audio costs nothing
+                        billed = True
+                        report_usage(Usage(provider=self.name, characters=len(text)))
                     data = aligner.push(data)
                     if data:
                         yield AudioChunk(data, opts.sample_rate)
