@@ -80,8 +80,12 @@ async def test_sigterm_drains_active_calls(tmp_path):
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        line = await asyncio.wait_for(proc.stdout.readline(), 30)
-        assert b"listening on" in line, line
+
+        async def listening() -> None:  # after the start-up log lines (e.g. the phone door's)
+            while b"listening on" not in (line := await proc.stdout.readline()):
+                assert line, "voicebot run exited before listening"
+
+        await asyncio.wait_for(listening(), 30)
         c = Client(await websockets.connect(f"ws://127.0.0.1:{port}/ws/voice"))
         await c.wait_for(lambda e: e.get("status") == "connected")
         proc.send_signal(signal.SIGTERM)

@@ -145,3 +145,31 @@ def test_voicebot_check_errors_on_transfers_a_phone_deployment_cannot_make(tmp_p
     assert result.returncode == 1
     assert "main.yaml:5:5: this step transfers calls, but" in result.stderr
     assert "telephony.twilio.account_sid" in result.stderr and "warning" not in result.stderr
+
+
+def test_transfer_warning_names_the_unset_variables_not_a_line_already_there(tmp_path):
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "main.yaml").write_text(
+        "flow: main\nstart: agent\nnodes:\n  agent:\n    transfer: '+15550100'\n"
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text(  # the default config's lines, with variables no environment sets
+        "dialogue: {mode: flows}\nflows: {dir: flows, start: main}\ntelephony:\n  twilio:\n"
+        "    auth_token: ${VOICEBOT_TEST_UNSET_TOKEN:-}\n"
+        "    account_sid: ${VOICEBOT_TEST_UNSET_SID:-}\n"
+    )
+    (problem,) = transfer_problems(load_config(config, env={}), make_plugin_manager().registry)
+    assert problem.endswith(
+        "telephony.twilio.account_sid and telephony.twilio.auth_token are empty, because "
+        "VOICEBOT_TEST_UNSET_SID and VOICEBOT_TEST_UNSET_TOKEN are not set in the environment"
+    )
+    assert "e.g." not in problem
+    result = run_cli("check", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "VOICEBOT_TEST_UNSET_SID and VOICEBOT_TEST_UNSET_TOKEN are not set" in result.stderr
+    only_sid = load_config(config, env={"VOICEBOT_TEST_UNSET_TOKEN": "t"})
+    (problem,) = transfer_problems(only_sid, make_plugin_manager().registry)
+    assert problem.endswith(
+        "telephony.twilio.account_sid is empty, because VOICEBOT_TEST_UNSET_SID is not set in "
+        "the environment"
+    )
