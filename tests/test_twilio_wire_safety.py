@@ -172,7 +172,7 @@ def test_every_voicebot_logger_escapes_its_fields(caplog):
         logging.getLogger(name).info("peer said %s / %r / %d", "a\nb", "c\u2028d", 7)
         logging.getLogger(name).info(f"f-string {'e' + chr(10) + 'f'}")
     assert [r.getMessage() for r in caplog.records] == [
-        "peer said a\\nb / 'c\\\\u2028d' / 7",
+        "peer said a\\nb / 'c\\u2028d' / 7",
         "f-string e\\nf",
     ] * 3
     assert escape("plain text, unchanged") == "plain text, unchanged"

@@ -4,9 +4,8 @@ Log fields often carry text from the wire (a Twilio `streamSid`, an unknown even
 parser's complaint quoting its input). Written raw, a newline in one of them starts a second
 line that a log reader cannot tell from a real one, e.g. a forged `voicebot.audit` entry. So
 rather than trusting every call site to remember, the escape is applied where records are made:
-a log-record factory that, for voicebot's own loggers, rewrites every string argument (and an
-exception's text) with non-printable characters spelled as `\\n`, `\\x1b`, `\\u2028`... The
-message template is escaped too, for f-string call sites. Tracebacks (`exc_info`) stay
+a log-record factory that, for voicebot's own loggers, formats the message at once and spells
+its non-printable characters as `\\n`, `\\x1b`, `\\u2028`... Tracebacks (`exc_info`) stay
 multi-line: they are ours, not the caller's.
 """
 
@@ -45,17 +44,20 @@ def _safe(arg: Any) -> Any:
         return escape(arg)
     if isinstance(arg, BaseException):
         return escape(str(arg))
-    return arg  # numbers keep %d/%f working; %r of a container already escapes its strings
+    return arg
 
 
 def _sanitise(record: logging.LogRecord) -> None:
-    if isinstance(record.msg, str):
-        record.msg = escape(record.msg)
-    args = record.args
-    if isinstance(args, tuple):
-        record.args = tuple(_safe(a) for a in args)
-    elif isinstance(args, dict):
-        record.args = {k: _safe(v) for k, v in args.items()}
+    """Format the message now and escape the result: exact, whatever the conversions (`%s`,
+    `%r`, `%d`) and wherever the wire text sits. A record whose format and arguments do not
+    match is left for the handler to report, as logging does, with its arguments escaped."""
+    try:
+        message = record.getMessage()
+    except Exception:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_safe(a) for a in record.args)
+        return
+    record.msg, record.args = escape(message), ()
 
 
 def install() -> None:
