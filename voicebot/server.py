@@ -49,12 +49,13 @@ def create_app(runtime: Runtime) -> web.Application:
     app.router.add_post("/api/chat", chat)
     app.router.add_post("/api/transcribe", transcribe)
     app.router.add_get("/metrics", metrics)
-    for add_routes in _transport_routes():
-        add_routes(app, runtime)
+    transports = [add_routes(app, runtime) for add_routes in _transport_routes()]
     security.install(app, runtime)
 
     async def on_startup(app: web.Application) -> None:
         await runtime.start()
+        for transport in transports:  # once up: a start that fails says only why
+            transport.log_start_up()
 
     async def on_shutdown(app: web.Application) -> None:
         await runtime.drain(runtime.config.server.drain_grace_s)

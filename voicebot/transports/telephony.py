@@ -180,6 +180,11 @@ class Telephony:
             }
         )
 
+    def log_start_up(self) -> None:
+        """How each phone door is protected, or how to open it (called once the server is up)."""
+        transports = self.runtime.pm.registry.transports
+        phone_door.log_start_up(self.runtime.config, transports, self.options)
+
     async def aclose(self, _app: web.Application | None = None) -> None:
         for control in self._controls.values():
             if control is not None:
@@ -203,5 +208,4 @@ def add_routes(app: web.Application, runtime: Any) -> Telephony:
     app.router.add_get("/telephony/stats", telephony.stats)
     twilio_webhooks.add_routes(app, telephony)
     app.on_cleanup.append(telephony.aclose)
-    phone_door.log_start_up(runtime.config, runtime.pm.registry.transports, telephony.options)
     return telephony
