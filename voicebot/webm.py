@@ -153,7 +153,8 @@ class OpusDecoder:
             import av
         except ImportError:
             raise WebmError(
-                "encoding 'webm' needs the optional Opus decoder: pip install 'voicebot[webm]'"
+                "encoding 'webm' needs the optional Opus decoder: pip install av "
+                "(in a voicebot checkout: pip install -e '.[webm]')"
             ) from None
         self._av = av
         self._codec = av.CodecContext.create("libopus", "r")

@@ -269,6 +269,8 @@ async def _dispatch(cmd: Command, call: Call, io: BrowserIO, guard: ConnectionGu
         call.interrupt()
     elif cmd.kind == "text":
         call.text(cmd.text)
+    elif cmd.kind == "typing":
+        call.typing()
     elif cmd.kind == "audio":
         call.whole_utterance(cmd.audio)
     elif cmd.kind == "dtmf":

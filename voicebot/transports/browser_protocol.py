@@ -49,6 +49,7 @@ _ALIASES = {
     "stop": "end_call",
     "hangup": "end_call",
     "reset": "reset",
+    "typing": "typing",
 }
 
 DTMF_DIGITS = set("0123456789*#ABCD")
