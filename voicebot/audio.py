@@ -12,6 +12,7 @@ try:
 except ImportError:  # Python >= 3.13: the audioop-lts package provides the same module
     import audioop_lts as audioop  # type: ignore[no-redef]
 
+from collections.abc import Callable
 from fractions import Fraction
 
 import numpy as np
@@ -24,6 +25,21 @@ MIN_RATE, MAX_RATE = 8000, 48000
 
 class AudioFormatError(ValueError):
     pass
+
+
+class AudioLimitError(ValueError):
+    """Audio over a budget counted in decoded seconds (see `limits.AudioBudget`): `code` goes into
+    the JSON `error`, `reason` into the close frame (1008)."""
+
+    def __init__(self, code: str, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+
+
+# Charged with the seconds of audio a piece of input holds, *before* it is decoded; raises
+# AudioLimitError to stop decoding, so a decompression bomb is refused having cost its cap.
+Meter = Callable[[float], None]
 
 
 def check_format(sample_rate: int, encoding: str, allowed: tuple[str, ...] = ENCODINGS) -> None:
@@ -211,15 +227,17 @@ class InboundAudio:
         self._framer = Framer(pipeline_rate * frame_ms // 1000 * 2)
         self._odd = b""  # a PCM16 byte split across two messages
 
-    def push(self, data: bytes) -> list[bytes]:
+    def push(self, data: bytes, meter: Meter | None = None) -> list[bytes]:
         if self._webm is not None:
-            return self._framer.push(self._resampler.process(self._webm.decode(data)))
+            return self._framer.push(self._resampler.process(self._webm.decode(data, meter)))
         if self.encoding == "pcm_s16le":
             if self._odd:
                 data = self._odd + data
                 self._odd = b""
             if len(data) % 2:
                 data, self._odd = data[:-1], data[-1:]
+        if meter is not None:
+            meter(len(data) / bytes_per_sample(self.encoding) / self.sample_rate)
         pcm = decode(data, self.encoding)
         return self._framer.push(self._resampler.process(pcm))
 

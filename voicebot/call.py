@@ -35,6 +35,7 @@ from .dialogue import (
     Transfer,
     UserInput,
 )
+from .limits import AudioBudget
 from .providers import (
     AudioFormat,
     ProviderError,
@@ -152,6 +153,10 @@ class Call:
         self._frame_ms = cfg.frame_ms
         self._cfg = cfg
         self.format = audio_format
+        limits = runtime.config.security.limits
+        self._max_message_s = limits.max_message_audio_s
+        self._audio_budget = AudioBudget(limits, cfg.max_utterance_ms / 1000)
+        self._closing = False
         self._context = contextvars.copy_context()
         self._context.run(usage_sink.set, lambda usage: runtime.hook.usage(call=self, usage=usage))
         self._stt_provider = runtime.providers["stt"]
@@ -351,8 +356,9 @@ class Call:
         self._spawn(warn(), "warning")
 
     def _close_soon(self, code: int, reason: str) -> None:
-        if self._ended.is_set():
+        if self._ended.is_set() or self._closing:
             return
+        self._closing = True  # audio still arriving is not decoded
 
         async def close() -> None:
             self.end_reason = reason
@@ -365,20 +371,28 @@ class Call:
     # ------------------------------------------------------------------------- inbound audio
 
     def feed_audio(self, data: bytes) -> None:
-        """Caller audio in the call's format, any length. Never blocks."""
-        if self._ended.is_set():
+        """Caller audio in the call's format, up to `limits.max_message_audio_s` once decoded.
+        Never blocks: that cap bounds the decoding and VAD one message costs the event loop."""
+        if self._ended.is_set() or self._closing:
             return
         self._touch()
         if self._paused:
             return
         try:
-            frames = self._inbound.push(data)
+            frames = self._inbound.push(data, self._audio_budget.meter(self._max_message_s))
         except audio.AudioFormatError as exc:  # a corrupt compressed stream cannot resync
-            self._spawn(self._error("invalid_audio", str(exc)), "error")
-            self._close_soon(1007, "invalid audio data")
+            self._refuse_audio("invalid_audio", str(exc), 1007, "invalid audio data")
+            return
+        except audio.AudioLimitError as exc:
+            self._refuse_audio(exc.code, str(exc), 1008, exc.reason)
             return
         for frame in frames:
             self._on_frame(frame)
+
+    def _refuse_audio(self, code: str, message: str, close_code: int, reason: str) -> None:
+        log.info("call %s: audio refused (%s): %s", self.id, code, message)
+        self._spawn(self._error(code, message), "error")
+        self._close_soon(close_code, reason)
 
     def _listen_at(self, fmt: AudioFormat) -> None:
         """Decode the caller's audio to frames at the rate the VAD will judge them at: the
@@ -627,14 +641,35 @@ class Call:
         self._remember("user", f"[dtmf {digits}]")
         self._user_turn(UserInput("dtmf", digits=digits))
 
-    def whole_utterance(self, data: bytes) -> None:
-        """One complete utterance in the call's format (the `audio` message): no VAD needed."""
+    async def whole_utterance(self, data: bytes) -> None:
+        """One complete utterance in the call's format (the `audio` message): no VAD needed. Up to
+        `pipeline.max_utterance_ms` once decoded; Opus is decoded off the event loop (30 s of it
+        is ~100 ms of CPU)."""
+        if self._ended.is_set() or self._closing:
+            return
         self._touch()
-        self._interrupt_reply()
         conv = audio.InboundAudio(
             self.format.sample_rate, self.format.encoding, self._rate, self._frame_ms
         )
-        pcm = b"".join(conv.push(data))
+        meter = self._audio_budget.meter(self._cfg.max_utterance_ms / 1000)
+        try:
+            if self.format.encoding == "webm":
+                frames = await self.runtime.workers.run(conv.push, data, meter)
+            else:
+                frames = conv.push(data, meter)
+        except audio.AudioFormatError as exc:
+            self._refuse_audio("invalid_audio", str(exc), 1007, "invalid audio data")
+            return
+        except audio.AudioLimitError as exc:
+            self._refuse_audio(exc.code, str(exc), 1008, exc.reason)
+            return
+        except ProviderError as exc:  # the worker pool is full: the process is overloaded
+            await self._error("stt_failed", f"speech recognition failed: {exc}")
+            return
+        if self._ended.is_set():
+            return
+        self._interrupt_reply()
+        pcm = b"".join(frames)
         self._to_stt("cancel", None)
         self._to_stt("audio", pcm)
         self._turn_speech_end(self._loop.time())

@@ -101,6 +101,7 @@ class LimitsConfig:
     message_burst: int = field(default=400, metadata={"min": 1})
     audio_realtime_factor: float = field(default=1.5, metadata={"min": 1})
     audio_burst_s: float = field(default=5.0, metadata={"min": 0.1})
+    max_message_audio_s: float = field(default=2.0, metadata={"min": 0.1})
     heartbeat_s: float = field(default=20.0, metadata={"min": 0.5})
     max_call_warning_s: float = field(default=60.0, metadata={"min": 0})
     max_call_warning: str = "We'll have to end this call in a minute."

@@ -1,8 +1,11 @@
-"""Per-connection rate limits: token buckets for messages/s and bytes/s.
+"""Per-connection rate limits: token buckets for messages/s and bytes/s, and per call for decoded
+audio.
 
 The byte budget follows the call's own audio format, so "at most `audio_realtime_factor` × real
 time" holds whatever rate or encoding the client chose; the burst allows one maximum-size message
-(a whole utterance sent at once) but not a sustained flood.
+(a whole utterance sent at once) but not a sustained flood. Bytes are not enough for a compressed
+encoding: two bytes of Opus may be 120 ms of audio, so the same rule is applied again to the
+decoded seconds (`AudioBudget`), which is what the CPU pays for.
 """
 
 from __future__ import annotations
@@ -10,10 +13,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from .audio import AudioLimitError, Meter
 from .config import LimitsConfig
 from .providers import AudioFormat
 
-_BYTES_PER_SAMPLE = {"pcm_s16le": 2, "mulaw": 1}
+# webm (compressed) is budgeted as if it were PCM16 at its rate: generous for bytes, and its real
+# cost is held by AudioBudget
+_BYTES_PER_SAMPLE = {"pcm_s16le": 2, "mulaw": 1, "alaw": 1}
 
 
 class TokenBucket:
@@ -67,6 +73,42 @@ class ConnectionLimiter:
                 "stream audio as it is captured"
             )
         return None
+
+
+class AudioBudget:
+    """One call's decoded audio: at most `audio_realtime_factor` × real time, every encoding.
+
+    The burst holds `audio_burst_s`, or one whole utterance (`longest_message_s`) if longer, as the
+    byte budget holds one maximum-size message. Each message also has a cap of its own, so one
+    message is bounded work for the event loop whatever it expands to.
+    """
+
+    def __init__(self, limits: LimitsConfig, longest_message_s: float) -> None:
+        self.factor = limits.audio_realtime_factor
+        self.bucket = TokenBucket(self.factor, max(limits.audio_burst_s, longest_message_s))
+
+    def meter(self, cap_s: float) -> Meter:
+        """A meter for one message of at most `cap_s` seconds of audio."""
+        used = 0.0
+
+        def charge(seconds: float) -> None:
+            nonlocal used
+            used += seconds
+            if used > cap_s + 1e-9:
+                raise AudioLimitError(
+                    "audio_too_large",
+                    f"one message may carry at most {cap_s:g} s of audio; send smaller chunks",
+                    "audio message too large",
+                )
+            if not self.bucket.take(seconds):
+                raise AudioLimitError(
+                    "rate_limited",
+                    f"decoded audio arrives faster than {self.factor:g}× real time; "
+                    "stream audio as it is captured",
+                    "rate limit exceeded",
+                )
+
+        return charge
 
 
 def calls_of(calls: dict[str, Any], subject: str) -> int:

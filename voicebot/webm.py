@@ -9,11 +9,13 @@ optional `webm` extra).
 
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Iterator
 
 import numpy as np
 
-from .audio import AudioFormatError
+from .audio import AudioFormatError, AudioLimitError, Meter
 
 # element IDs (with their length-marker bits, as written in the file)
 EBML = 0x1A45DFA3
@@ -34,10 +36,42 @@ SIMPLE_BLOCK = 0xA3
 _DESCEND = {SEGMENT, CLUSTER, TRACKS, TRACK_ENTRY, AUDIO, BLOCK_GROUP}
 _KEEP = {TRACK_NUMBER, CODEC_ID, SAMPLING_FREQUENCY, CHANNELS, SIMPLE_BLOCK, BLOCK, EBML}
 MAX_ELEMENT = 1 << 20  # a block or header field larger than this is not a voice stream
+# Elements parsed per `feed()`. Parsing is Python, ~1.4 µs an element: 256 KB of 2-byte elements
+# would hold the event loop ~170 ms. MediaRecorder sends a 20 ms packet per block, so a 2 s chunk
+# (or a 30 s whole utterance) is ~100 (~1 500) blocks; this bounds a message's parsing to ~6 ms.
+MAX_ELEMENTS_PER_FEED = 4096
 
 
 class WebmError(AudioFormatError):
     pass
+
+
+_FRAME_SAMPLES = (
+    *(480, 960, 1920, 2880) * 3,  # SILK: 10, 20, 40, 60 ms
+    *(480, 960) * 2,  # hybrid: 10, 20 ms
+    *(120, 240, 480, 960) * 4,  # CELT: 2.5, 5, 10, 20 ms
+)
+
+
+def opus_packet_samples(packet: bytes) -> int:
+    """Samples at 48 kHz an Opus packet decodes to, from its TOC alone (RFC 6716 §3.1): what a
+    packet will cost is known before it is decoded. Two bytes may legally be 120 ms of audio."""
+    if not packet:
+        raise WebmError("empty Opus packet")
+    toc = packet[0]
+    code = toc & 3
+    if code == 0:
+        frames = 1
+    elif code < 3:
+        frames = 2
+    elif len(packet) < 2 or not packet[1] & 0x3F:
+        raise WebmError("invalid Opus packet (no frame count)")
+    else:
+        frames = packet[1] & 0x3F
+    samples = frames * _FRAME_SAMPLES[toc >> 3]
+    if samples > 5760:
+        raise WebmError("invalid Opus packet (longer than 120 ms)")
+    return samples
 
 
 def _vint(buf: bytearray, pos: int, keep_marker: bool) -> tuple[int, int] | None:
@@ -71,6 +105,9 @@ class WebmDemuxer:
         self._entry_track: int | None = None
 
     def feed(self, data: bytes) -> Iterator[bytes]:
+        """The Opus packets completed by `data`. Raises WebmError on a malformed stream, and
+        AudioLimitError past MAX_ELEMENTS_PER_FEED elements in one call."""
+        budget = MAX_ELEMENTS_PER_FEED
         if self._skip:
             dropped = min(self._skip, len(data))
             self._skip -= dropped
@@ -86,6 +123,13 @@ class WebmDemuxer:
             if size_info is None:
                 break
             size, size_len = size_info
+            budget -= 1
+            if budget < 0:
+                raise AudioLimitError(
+                    "audio_too_large",
+                    f"one message may hold at most {MAX_ELEMENTS_PER_FEED} WebM elements",
+                    "audio message too large",
+                )
             body = pos + id_len + size_len
             if not self._started:
                 if elem != EBML:
@@ -126,7 +170,12 @@ class WebmDemuxer:
                 if codec != "A_OPUS":
                     raise WebmError(f"audio codec {codec} is not supported (send Opus)")
         elif elem == SAMPLING_FREQUENCY:
-            self.sample_rate = int(np.frombuffer(payload, ">f4" if len(payload) == 4 else ">f8")[0])
+            if len(payload) not in (4, 8):
+                raise WebmError(f"SamplingFrequency of {len(payload)} bytes (must be 4 or 8)")
+            rate = struct.unpack(">f" if len(payload) == 4 else ">d", payload)[0]
+            if not math.isfinite(rate) or not 1 <= rate <= 1_000_000:
+                raise WebmError(f"invalid SamplingFrequency {rate}")
+            self.sample_rate = int(rate)
         elif elem == CHANNELS:
             self.channels = int.from_bytes(payload, "big")
         elif elem in (SIMPLE_BLOCK, BLOCK):
@@ -134,6 +183,8 @@ class WebmDemuxer:
             if track_info is None:
                 raise WebmError("truncated block")
             track, n = track_info
+            if len(payload) < n + 3:
+                raise WebmError("truncated block")
             flags = payload[n + 2]
             if self._track is not None and track != self._track:
                 return None
@@ -185,5 +236,12 @@ class WebmOpusDecoder:
         self._demux = WebmDemuxer()
         self._opus = OpusDecoder()
 
-    def decode(self, data: bytes) -> bytes:
-        return b"".join(self._opus.decode(p) for p in self._demux.feed(data))
+    def decode(self, data: bytes, meter: Meter | None = None) -> bytes:
+        """Packet by packet, each charged to `meter` before it is decoded."""
+        out = []
+        for packet in self._demux.feed(data):
+            samples = opus_packet_samples(packet)
+            if meter is not None:
+                meter(samples / self.sample_rate)
+            out.append(self._opus.decode(packet))
+        return b"".join(out)

@@ -241,6 +241,8 @@ async def _receive(
                 return
         if msg.type == WSMsgType.BINARY:
             call.feed_audio(msg.data)
+            # buffered messages are read without yielding: let other calls run between two
+            await asyncio.sleep(0)
         elif msg.type == WSMsgType.TEXT:
             try:
                 command = parse_message(msg.data, max_text)
@@ -272,7 +274,7 @@ async def _dispatch(cmd: Command, call: Call, io: BrowserIO, guard: ConnectionGu
     elif cmd.kind == "typing":
         call.typing()
     elif cmd.kind == "audio":
-        call.whole_utterance(cmd.audio)
+        await call.whole_utterance(cmd.audio)
     elif cmd.kind == "dtmf":
         call.dtmf(cmd.digit)
     elif cmd.kind == "pause":
