@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import time
 
 import aiohttp
 import websockets
+
+from voicebot.config import LimitsConfig
+from voicebot.limits import ConnectionLimiter
+from voicebot.providers import AudioFormat
 
 from .support import Client, base_config, serve, silence
 from .test_auth import auth_config, make_token
@@ -107,6 +112,34 @@ async def test_audio_faster_than_realtime_is_refused(tmp_path):
         assert not good.closed.is_set()
         await still_served(good)
         await good.close()
+        await _no_calls_left(server)
+
+
+def test_alaw_and_mulaw_have_the_same_byte_budget():
+    limits = LimitsConfig(audio_realtime_factor=1.5)
+    for encoding in ("mulaw", "alaw"):
+        limiter = ConnectionLimiter(limits, AudioFormat(8000, encoding))
+        assert limiter.bytes.rate == 12000, encoding  # 1 byte a sample, 1.5 x 8000/s
+
+
+async def test_alaw_faster_than_realtime_is_refused(tmp_path):
+    """A-law at 2.5x real time: over the 1.5x budget, under the 3x it used to have."""
+    async with serve(tmp_path, limited(audio_burst_s=0.5, max_frame_bytes=1024)) as server:
+        fast = await open_ws(server, "?encoding=alaw&sample_rate=8000")
+        frame = bytes([0xD5]) * 160  # 20 ms of A-law silence
+        start = time.monotonic()
+        with contextlib.suppress(websockets.ConnectionClosed):
+            for i in range(375):  # 7.5 s of audio in 3 s
+                await fast.ws.send(frame)
+                delay = start + (i + 1) * 0.008 - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)  # pacing at 2.5x real time
+                if fast.closed.is_set():
+                    break
+        code, _ = await closed_with(fast)
+        assert code == 1008
+        errors = [e for _, e in fast.events if e.get("code") == "rate_limited"]
+        assert errors and errors[0]["message"].startswith("data arrives faster than 1.5×")
         await _no_calls_left(server)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import math
+import struct
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ import websockets
 
 from voicebot.webm import WebmDemuxer, WebmError, WebmOpusDecoder
 
+from .attacks import webm_header
 from .support import Client, base_config, serve, silence, tone
 
 av = pytest.importorskip("av")
@@ -70,3 +73,38 @@ async def test_webm_call_over_the_socket(tmp_path):
         await asyncio.wait_for(c.closed.wait(), 5)
         assert ws.close_code == 1007
         await c.close()
+
+
+MALFORMED = {
+    "block of 0 bytes": webm_header() + b"\xa3\x80",
+    "block of 1 byte": webm_header() + b"\xa3\x81\x81",
+    "block of 3 bytes": webm_header() + b"\xa3\x83\x81\x00\x00",
+    "SamplingFrequency of 0 bytes": webm_header(sampling_frequency=b""),
+    "SamplingFrequency of 3 bytes": webm_header(sampling_frequency=b"\x47\x3b\x80"),
+    "SamplingFrequency NaN": webm_header(float("nan")),
+    "SamplingFrequency inf": webm_header(float("inf")),
+    "SamplingFrequency -inf (4 bytes)": webm_header(
+        sampling_frequency=struct.pack(">f", -math.inf)
+    ),
+}
+
+
+@pytest.mark.parametrize("data", MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_fields_are_webm_errors(data):
+    with pytest.raises(WebmError):
+        list(WebmDemuxer().feed(data))
+
+
+@pytest.mark.parametrize("data", MALFORMED.values(), ids=MALFORMED.keys())
+async def test_malformed_webm_closes_1007_without_a_traceback(tmp_path, caplog, data):
+    async with serve(tmp_path, base_config()) as server:
+        ws = await websockets.connect(f"{server.url}/ws/voice?encoding=webm&sample_rate=48000")
+        c = Client(ws, 48000)
+        await c.wait_for(lambda e: e.get("status") == "connected")
+        await ws.send(data)
+        await asyncio.wait_for(c.closed.wait(), 5)
+        assert (ws.close_code, ws.close_reason) == (1007, "invalid audio data")
+        errors = [e for _, e in c.events if e.get("type") == "error"]
+        assert errors and errors[0]["code"] == "invalid_audio", c.types()
+        await c.close()
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
