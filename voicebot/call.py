@@ -651,7 +651,7 @@ class Call:
         conv = audio.InboundAudio(
             self.format.sample_rate, self.format.encoding, self._rate, self._frame_ms
         )
-        meter = self._audio_budget.meter(self._cfg.max_utterance_ms / 1000)
+        meter = self._audio_budget.meter(self._cfg.max_utterance_ms / 1000, streamed=False)
         try:
             if self.format.encoding == "webm":
                 frames = await self.runtime.workers.run(conv.push, data, meter)
