@@ -355,13 +355,13 @@ class Call:
 
         self._spawn(warn(), "warning")
 
-    def _close_soon(self, code: int, reason: str) -> None:
+    def _close_soon(self, code: int, reason: str, end_reason: str = "") -> None:
         if self._ended.is_set() or self._closing:
             return
         self._closing = True  # audio still arriving is not decoded
 
         async def close() -> None:
-            self.end_reason = reason
+            self.end_reason = end_reason or reason
             await self._status("ended")
             await self.io.close(code, reason)
             self.hangup(reason)
@@ -390,9 +390,11 @@ class Call:
             self._on_frame(frame)
 
     def _refuse_audio(self, code: str, message: str, close_code: int, reason: str) -> None:
-        log.info("call %s: audio refused (%s): %s", self.id, code, message)
+        level = logging.INFO if close_code == 1007 else logging.WARNING  # a limit: abuse?
+        log.log(level, "call %s: %s: %s", self.id, reason, message)
         self._spawn(self._error(code, message), "error")
-        self._close_soon(close_code, reason)
+        # the outcome recorded for every rate limit, whichever layer applied it
+        self._close_soon(close_code, reason, "rate limited" if code == "rate_limited" else "")
 
     def _listen_at(self, fmt: AudioFormat) -> None:
         """Decode the caller's audio to frames at the rate the VAD will judge them at: the
