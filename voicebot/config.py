@@ -104,6 +104,8 @@ class LimitsConfig:
     heartbeat_s: float = field(default=20.0, metadata={"min": 0.5})
     max_call_warning_s: float = field(default=60.0, metadata={"min": 0})
     max_call_warning: str = "We'll have to end this call in a minute."
+    header_timeout_s: float = field(default=5.0, metadata={"min": 0.5, "max": 300})
+    max_connections_per_client: int = field(default=256, metadata={"min": 0})
 
 
 @dataclass
