@@ -34,6 +34,7 @@ class ServerConfig:
     port: int = field(default=8080, metadata={"min": 0, "max": 65535})
     public_url: str = ""
     drain_grace_s: float = field(default=10.0, metadata={"min": 0})
+    malloc_trim_s: float = field(default=60.0, metadata={"min": 0})
 
 
 @dataclass
