@@ -2,9 +2,9 @@
 
 glibc keeps freed heap pages mapped in its arenas (one per thread that allocated: the event loop,
 the worker and storage threads), so a process's RSS stays at its peak after a burst of calls
-ends. `malloc_trim(0)` hands the free pages back. Measured with `benchmarks/soak.py`'s server
-and 150 concurrent calls: RSS 68 MB before, 95 MB after the calls ended and a `gc.collect()`,
-78 MB after one trim, which took 2 ms.
+ends. `malloc_trim(0)` hands the free pages back. Measured with `python benchmarks/malloc_trim.py`
+(150 concurrent calls on an in-process server): RSS 68 MB before, 106 MB after the calls ended
+and a `gc.collect()`, 78-80 MB after one trim, which took 7-10 ms.
 
 It runs in a thread (it walks every arena under its lock), only when no call is live, only if
 calls happened since the last trim, and at most once every `server.malloc_trim_s`.
@@ -23,7 +23,7 @@ from typing import Any
 log = logging.getLogger("voicebot.memory")
 
 
-def _glibc_malloc_trim() -> Callable[[int], int] | None:
+def glibc_malloc_trim() -> Callable[[int], int] | None:
     name = ctypes.util.find_library("c")
     if name is None:
         return None
@@ -44,7 +44,7 @@ class MemoryTrimmer:
         self.runtime = runtime
         self.every_s = every_s
         self.trims = 0
-        self._trim = _glibc_malloc_trim()
+        self._trim = glibc_malloc_trim()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
