@@ -83,12 +83,19 @@ class ServerThread:
     def tasks(self) -> list[asyncio.Task]:
         return asyncio.run_coroutine_threadsafe(self._tasks(), self.loop).result(10)
 
-    def loop_lag(self, reset: bool = False) -> tuple[float, float]:
-        """The server's event-loop lag p99 and max (ms) since the last reset."""
+    async def loop_lag(self, reset: bool = False) -> tuple[float, float]:
+        """The server's event-loop lag p99 and max (ms) since the last reset. Read on the
+        server's loop, so a stall still in progress is waited out and counted."""
+        return await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(self._loop_lag(reset), self.loop)
+        )
+
+    async def _loop_lag(self, reset: bool) -> tuple[float, float]:
+        await asyncio.sleep(0.1)  # one more sample: it records the stall that just ended
         samples = self.server.runtime.lag.samples
         s = sorted(samples)
         if reset:
-            self.loop.call_soon_threadsafe(samples.clear)
+            samples.clear()
         return (s[int(0.99 * (len(s) - 1))], s[-1]) if s else (0.0, 0.0)
 
     async def _tasks(self) -> list[asyncio.Task]:
@@ -220,10 +227,10 @@ async def main(args: argparse.Namespace) -> int:
 
     async def phase(label: str, attack: Callable[[], Awaitable[str]]) -> None:
         """Bystanders for `--bystander-s` while `attack` runs (it starts with them)."""
-        srv.loop_lag(reset=True)
+        await srv.loop_lag(reset=True)
         attacking = asyncio.ensure_future(attack())
         rtts = await bystanders(server.url, args.bystanders, args.bystander_s)
-        lag = srv.loop_lag()
+        lag = await srv.loop_lag()
         outcome = await attacking
         phases.append(
             lag_line(f"{label:13s}", rtts, lag) + (f"\n      {outcome}" if outcome else "")
