@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import json
 import os
 import statistics
@@ -168,45 +169,60 @@ async def _raw_socket(kind: str, port: int) -> str:
         writer.close()
 
 
-async def bystander(url: str, seconds: float, rtts: list[float]) -> None:
+async def bystander(url: str, seconds: float, rtts: list[float], lost: Counter) -> None:
     """Real-time 20 ms frames (silence and a tone), a `ping` after every fifth: the ping→pong
-    time is how late the server got to this caller's inbound frames."""
+    time is how late the server got to this caller's inbound frames. Pongs still missing 30 s
+    after the last frame, and calls that could not connect or were dropped, go to `lost`."""
     frames = [silence(20)] * 40 + [tone(20)] * 10
     sent: collections.deque[float] = collections.deque()
-    async with websockets.connect(f"{url}/ws/voice", max_queue=None) as ws:
+    answered = asyncio.Event()
+    try:
+        async with websockets.connect(f"{url}/ws/voice", max_queue=None, open_timeout=60) as ws:
 
-        async def read() -> None:
-            async for raw in ws:
-                if isinstance(raw, str) and json.loads(raw).get("type") == "pong" and sent:
-                    rtts.append((time.monotonic() - sent.popleft()) * 1000)
+            async def read() -> None:
+                async for raw in ws:
+                    if isinstance(raw, str) and json.loads(raw).get("type") == "pong" and sent:
+                        rtts.append((time.monotonic() - sent.popleft()) * 1000)
+                        if not sent:
+                            answered.set()
 
-        reader = asyncio.ensure_future(read())
-        start = time.monotonic()
-        for i in range(int(seconds * 50)):
-            await ws.send(frames[i % len(frames)])
-            if i % 5 == 4:
-                sent.append(time.monotonic())
-                await ws.send('{"type":"ping"}')
-            delay = start + (i + 1) * 0.02 - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)  # pacing like a microphone
-        await ws.close()
-        reader.cancel()
+            reader = asyncio.ensure_future(read())
+            start = time.monotonic()
+            for i in range(int(seconds * 50)):
+                await ws.send(frames[i % len(frames)])
+                if i % 5 == 4:
+                    answered.clear()
+                    sent.append(time.monotonic())
+                    await ws.send('{"type":"ping"}')
+                delay = start + (i + 1) * 0.02 - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)  # pacing like a microphone
+            if sent:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(answered.wait(), 30)
+            lost["pings never answered"] += len(sent)
+            await ws.close()
+            reader.cancel()
+    except (OSError, websockets.WebSocketException, TimeoutError) as exc:
+        lost[f"bystander failed: {type(exc).__name__}"] += 1
+        lost["pings never answered"] += len(sent)
 
 
-async def bystanders(url: str, n: int, seconds: float) -> list[float]:
+async def bystanders(url: str, n: int, seconds: float) -> tuple[list[float], Counter]:
     rtts: list[float] = []
-    await asyncio.gather(*(bystander(url, seconds, rtts) for _ in range(n)))
-    return sorted(rtts)
+    lost: Counter = Counter()
+    await asyncio.gather(*(bystander(url, seconds, rtts, lost) for _ in range(n)))
+    return sorted(rtts), lost
 
 
-def lag_line(label: str, rtts: list[float], server_lag: tuple[float, float]) -> str:
+def lag_line(label: str, rtts: list[float], lost: Counter, server_lag: tuple[float, float]) -> str:
+    lost_text = f", {dict(lost)}" if +lost else ""
     if not rtts:
-        return f"  {label}: no pongs"
+        return f"  {label}: no pongs{lost_text}"
     p50, p99 = rtts[len(rtts) // 2], rtts[int(0.99 * (len(rtts) - 1))]
     return (
         f"  {label}: bystander frame lag (ping after frame -> pong) p50 {p50:.1f} ms, "
-        f"p99 {p99:.1f} ms, max {rtts[-1]:.1f} ms (n={len(rtts)}); "
+        f"p99 {p99:.1f} ms, max {rtts[-1]:.1f} ms (n={len(rtts)}{lost_text}); "
         f"server loop lag p99 {server_lag[0]:.1f} ms, max {server_lag[1]:.1f} ms"
     )
 
@@ -229,11 +245,11 @@ async def main(args: argparse.Namespace) -> int:
         """Bystanders for `--bystander-s` while `attack` runs (it starts with them)."""
         await srv.loop_lag(reset=True)
         attacking = asyncio.ensure_future(attack())
-        rtts = await bystanders(server.url, args.bystanders, args.bystander_s)
+        rtts, lost = await bystanders(server.url, args.bystanders, args.bystander_s)
         lag = await srv.loop_lag()
         outcome = await attacking
         phases.append(
-            lag_line(f"{label:13s}", rtts, lag) + (f"\n      {outcome}" if outcome else "")
+            lag_line(f"{label:13s}", rtts, lost, lag) + (f"\n      {outcome}" if outcome else "")
         )
 
     async def quiet() -> str:
