@@ -17,9 +17,11 @@
 
 The hooks are the protocol's own (`connection_made`, `data_received`, `connection_lost`,
 `handle_error`) on a `RequestHandler` subclass; aiohttp creates handlers in `web.Server.__call__`,
-so `GuardedAppRunner` hands the sites a `web.Server` that makes guarded ones. The private
-attributes read (`_request_count`, `_current_request`, `_messages`, `_upgraded`) are pinned by
-`tests/test_connections.py`.
+so `GuardedAppRunner` hands the sites a `web.Server` that makes guarded ones, and `voicebot run`
+uses `run_app` here instead of aiohttp's, which always builds a plain `AppRunner`. The private
+names used (`_request_count`, `_current_request`, `_messages`, `_upgraded` of the handler,
+`_loop`/`_kwargs` of the server, `AppRunner._make_server`) are pinned by
+`tests/test_connections.py`, which fails if an aiohttp upgrade changes them.
 """
 
 from __future__ import annotations
