@@ -311,7 +311,10 @@ def server_config(tmp: Path, args) -> Path:
             "llm": {"use": "stub"},
         },
         "dialogue": {"mode": "llm", "greeting": "Hi."},
-        "security": {"limits": {"max_calls": 5000, "idle_timeout_s": 600}},
+        # every simulated caller connects from 127.0.0.1: no per-address connection cap
+        "security": {
+            "limits": {"max_calls": 5000, "idle_timeout_s": 600, "max_connections_per_client": 0}
+        },
         "telephony": {"twilio": {"allow_unsigned": True}},  # loopback only, no Twilio token
     }
     if args.vad == "testvad":  # the loudness VAD from the test suite, when webrtc is unavailable

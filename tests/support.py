@@ -18,6 +18,7 @@ import yaml
 from aiohttp import web
 
 from voicebot.config import load_config
+from voicebot.connections import GuardedAppRunner, limits_from
 from voicebot.runtime import Runtime
 from voicebot.server import create_app
 
@@ -45,7 +46,7 @@ async def serve(tmp_path: Path, config: dict[str, Any]):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     runtime = Runtime(load_config(path, env={}))
-    runner = web.AppRunner(create_app(runtime), shutdown_timeout=2)
+    runner = GuardedAppRunner(create_app(runtime), limits_from(runtime.config), shutdown_timeout=2)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -144,3 +144,20 @@ async def test_many_calls_leave_nothing_behind(tmp_path):
             assert c.ws.close_code == 1000
         await _no_calls_left(server)
         assert server.runtime.calls_total == 30
+
+
+async def test_json_integer_past_python_digit_limit_is_an_error_not_a_traceback(tmp_path, caplog):
+    """Python refuses to read an int of more than 4,300 digits with a ValueError that is not a
+    JSONDecodeError; it once escaped the parser, closed the call 1000 and logged a traceback."""
+    async with serve(tmp_path, base_config()) as server:
+        c = await connect(server)
+        await c.ws.send('{"type":"text","text":"hi","n":' + "9" * 5000 + "}")
+        _, err = await c.wait_for(lambda e: e.get("type") == "error")
+        assert err["code"] == "invalid_json" and "number" in err["message"]
+        await c.ws.send('{"type":"text","text":"\\ud800 lone surrogate"}')
+        await c.wait_for(lambda e: e.get("code") == "invalid_text")
+        await c.ws.send(json.dumps({"type": "text", "text": "still here"}))
+        await c.wait_for(lambda e: e.get("type") == "response" and "still here" in e["text"])
+        await c.close()
+        await _no_calls_left(server)
+    assert not [r for r in caplog.records if r.exc_info], "a client error logged a traceback"

@@ -103,6 +103,43 @@ def test_parse_message_deep_nesting(depth):
     _check('{"type":' * min(depth, 5000) + "1" + "}" * min(depth, 5000))
 
 
+# raw JSON text with what `json.dumps` never writes: integers past Python's 4,300-digit limit,
+# huge exponents, NaN/Infinity literals and lone surrogate escapes
+json_numbers = (
+    st.integers(1, 6000).map(lambda n: "9" * n)
+    | st.builds(lambda m, e: f"{m}e{e}", st.integers(-9, 9), st.integers(-99999, 99999))
+    | st.sampled_from(["NaN", "Infinity", "-Infinity", "-0", "1E400", "0.0000001e-400"])
+)
+json_strings = st.text(max_size=20).map(json.dumps) | st.sampled_from(
+    ['"\\ud800"', '"\\udfff x"', '"a\\u0000b"', '"\\ud83d\\ude00"']
+)
+
+
+@st.composite
+def raw_messages(draw) -> str:
+    kind = draw(st.sampled_from(TYPES) | st.text(max_size=8))
+    fields = draw(
+        st.lists(
+            st.tuples(st.sampled_from(KEYS), json_numbers | json_strings | st.just("null")),
+            max_size=4,
+        )
+    )
+    body = ",".join(f"{json.dumps(k)}:{v}" for k, v in fields)
+    return "{" + f'"type":{json.dumps(kind)}' + ("," + body if body else "") + "}"
+
+
+@settings(max_examples=400, deadline=None)
+@given(raw_messages())
+def test_parse_message_raw_json_text(raw):
+    try:
+        cmd = parse_message(raw, max_text_chars=100)
+    except ProtocolError as exc:
+        assert exc.code and str(exc)
+    else:
+        assert isinstance(cmd, Command)
+        cmd.text.encode()  # every later stage encodes it: STT, TTS, logs, storage
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(st.sampled_from(["sample_rate", "encoding", "x"]), st.text(max_size=12)))
 def test_parse_query_format(query):

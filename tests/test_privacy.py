@@ -183,3 +183,65 @@ async def test_typed_text_is_stored_like_speech(tmp_path):
         await _no_calls_left(server)
         lines = await server.runner.app[STORAGE].transcript_of(ev["call_id"])
         assert [x["text"] for x in lines if x["role"] == "user"] == ["pin ####"]
+
+
+def _disk_bytes(db_path: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))
+
+
+def test_erase_and_purge_leave_nothing_in_the_wal(tmp_path):
+    """WAL mode keeps old page images in `-wal` until a checkpoint: an erased transcript's
+    ciphertext and its call's metadata were still on disk after the erase returned."""
+    path = tmp_path / "c.db"
+    db = Database(path, MultiFernet([Fernet(Fernet.generate_key())]))
+    now = time.time()
+    db.write(
+        [
+            ("call", ("call-erase-me", "sess-erase-me", "alice", "websocket", now)),
+            ("text", ("call-erase-me", "user", now, 0, "secret words")),
+            ("call", ("call-too-old", "sess-too-old", "bob", "websocket", now - 40 * 86400)),
+            ("text", ("call-too-old", "user", now, 0, "old words")),
+            ("call", ("call-kept", "sess-kept", "carol", "websocket", now)),
+        ]
+    )
+    erased, old = (
+        db.db.execute("SELECT text FROM transcripts WHERE call_id = ?", (c,)).fetchone()[0]
+        for c in ("call-erase-me", "call-too-old")
+    )
+    assert erased in _disk_bytes(path)  # the test sees what it is looking for
+    assert db.erase_session("sess-erase-me", None) == 1
+    on_disk = _disk_bytes(path)
+    assert erased not in on_disk and b"sess-erase-me" not in on_disk
+    assert db.purge(now - 30 * 86400) == 1
+    on_disk = _disk_bytes(path)
+    assert old not in on_disk and b"sess-too-old" not in on_disk
+    assert db.calls("sess-kept")[0]["subject"] == "carol"
+    db.close()
+
+
+async def test_calls_cut_off_by_a_kill_are_marked_lost_at_start_up(tmp_path, caplog):
+    """After kill -9 a call's row kept `ended_at`/`outcome` NULL forever."""
+    key = Fernet.generate_key().decode()
+    (tmp_path / "data").mkdir()
+    db = Database(tmp_path / "data" / "calls.db", MultiFernet([Fernet(key)]))
+    t = time.time() - 3600  # within retention, so the start-up purge keeps them
+    db.write(
+        [
+            ("call", ("killed", "s-killed", None, "websocket", t)),
+            ("text", ("killed", "user", t + 4.5, 0, "last words")),
+            ("call", ("killed-early", "s-early", None, "websocket", t + 10)),
+            ("call", ("ended", "s-ended", None, "websocket", t + 20)),
+            ("end", (t + 30, "client disconnected", 1, "ended")),
+        ]
+    )
+    db.close()
+    caplog.set_level(logging.WARNING, logger="voicebot.storage")
+    async with serve(tmp_path, stored_config(tmp_path, key)) as server:
+        storage = server.runner.app[STORAGE]
+        (killed,) = await storage.calls("s-killed")
+        (early,) = await storage.calls("s-early")
+        (ended,) = await storage.calls("s-ended")
+    assert (killed["outcome"], killed["ended_at"]) == ("lost", t + 4.5)
+    assert (early["outcome"], early["ended_at"]) == ("lost", t + 10)
+    assert (ended["outcome"], ended["ended_at"]) == ("client disconnected", t + 30)
+    assert "2 calls were never ended" in caplog.text

@@ -34,6 +34,7 @@ class ServerConfig:
     port: int = field(default=8080, metadata={"min": 0, "max": 65535})
     public_url: str = ""
     drain_grace_s: float = field(default=10.0, metadata={"min": 0})
+    malloc_trim_s: float = field(default=60.0, metadata={"min": 0})
 
 
 @dataclass
@@ -105,6 +106,8 @@ class LimitsConfig:
     heartbeat_s: float = field(default=20.0, metadata={"min": 0.5})
     max_call_warning_s: float = field(default=60.0, metadata={"min": 0})
     max_call_warning: str = "We'll have to end this call in a minute."
+    header_timeout_s: float = field(default=5.0, metadata={"min": 0.5, "max": 300})
+    max_connections_per_client: int = field(default=256, metadata={"min": 0})
 
 
 @dataclass

@@ -14,6 +14,7 @@ from aiohttp.web_log import AccessLogger
 
 from . import __version__
 from .config import Config
+from .connections import limits_from, run_app
 
 
 class StartupError(Exception):
@@ -87,11 +88,13 @@ def serve(cfg: Config, host: str, port: int, *, health_log: bool = False) -> int
 
     app.on_shutdown.insert(0, announce_drain)
 
-    def banner(_: str) -> None:
+    def banner() -> None:
         shown = f"[{host}]" if ":" in host else host
         print(f"voicebot {__version__} listening on http://{shown}:{port}", flush=True)
         print(f"open {url} in a browser and press Start call (Ctrl-C to stop)", flush=True)
 
     kwargs = {} if health_log else {"access_log_class": QuietHealthLog}
-    web.run_app(app, sock=sock, shutdown_timeout=grace + 5, print=banner, **kwargs)
+    run_app(
+        app, limits_from(cfg), sock=sock, shutdown_timeout=grace + 5, on_listening=banner, **kwargs
+    )
     return 0

@@ -15,8 +15,9 @@ from typing import Any
 from aiohttp import web
 
 from . import security
-from .appkeys import CHATS, CONNECTIONS, RUNTIME, SESSIONS, SUBJECT
+from .appkeys import CHATS, CONNECTIONS, RUNTIME, SESSIONS, SUBJECT, TRIMMER
 from .dialogue import Say, UserInput
+from .memory import MemoryTrimmer
 from .providers import ProviderError
 from .runtime import Runtime
 from .sentences import join_pieces
@@ -40,6 +41,7 @@ def create_app(runtime: Runtime) -> web.Application:
     )
     app[CONNECTIONS] = {}
     app[CHATS] = {}
+    app[TRIMMER] = MemoryTrimmer(runtime, runtime.config.server.malloc_trim_s)
     app.router.add_get("/", index)
     app.router.add_get("/ws/voice", voice_ws)
     app.router.add_post("/api/v1/sessions", create_session)
@@ -56,11 +58,13 @@ def create_app(runtime: Runtime) -> web.Application:
         await runtime.start()
         for transport in transports:  # once up: a start that fails says only why
             transport.log_start_up()
+        app[TRIMMER].start()
 
     async def on_shutdown(app: web.Application) -> None:
         await runtime.drain(runtime.config.server.drain_grace_s)
 
     async def on_cleanup(app: web.Application) -> None:
+        await app[TRIMMER].stop()
         await runtime.stop()
 
     app.on_startup.append(on_startup)

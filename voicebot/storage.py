@@ -6,6 +6,11 @@ writer task hands batches to a single database thread, which also encrypts. Audi
 
 `storage.encrypt_key` is a comma-separated list of Fernet keys: the first encrypts, all decrypt, so
 a key is rotated by putting a new one first and running `python -m voicebot.storage rotate CONFIG`.
+
+Erasing is not done when the rows are deleted: in WAL mode the old pages (ciphertext, and the
+record metadata in the clear) stay in the `-wal` file until a checkpoint, so every erase and purge
+ends with `wal_checkpoint(TRUNCATE)`. A process killed mid-call never writes its `end` record; the
+next start marks such rows `outcome = 'lost'` (one server process per database file is assumed).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ log = logging.getLogger("voicebot.storage")
 
 QUEUE_MAX = 10_000  # pending writes; past this, records are dropped (and logged), never the loop
 PURGE_EVERY_S = 3600.0
+LOST = "lost"  # the outcome of a call whose process died before it ended (kill -9, a crash)
 KEYGEN = 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
 
 _SCHEMA = """
@@ -86,6 +92,22 @@ class Database:
         self.db.executescript(_SCHEMA)
         self.fernet = fernet
 
+    def reconcile(self) -> int:
+        """Close the rows of calls a previous process never ended, at their last stored line.
+        Only the server runs it, at start-up: `rotate`/`purge` may run beside a live server."""
+        with self.db:
+            self.db.execute("BEGIN")
+            return self.db.execute(
+                "UPDATE calls SET outcome = ?, ended_at = MAX(started_at, COALESCE("
+                "(SELECT MAX(at) FROM transcripts WHERE call_id = calls.id), started_at)) "
+                "WHERE ended_at IS NULL",
+                (LOST,),
+            ).rowcount
+
+    def _checkpoint(self) -> None:
+        """Move the WAL into the database and empty it, so deleted pages leave the disk now."""
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def write(self, batch: list[tuple[str, tuple[Any, ...]]]) -> None:
         with self.db:
             self.db.execute("BEGIN")
@@ -134,6 +156,7 @@ class Database:
             ids = [r[0] for r in self.db.execute(f"SELECT id FROM calls WHERE {where}", args)]
             self.db.executemany("DELETE FROM transcripts WHERE call_id = ?", [(i,) for i in ids])
             self.db.execute(f"DELETE FROM calls WHERE {where}", args)
+        self._checkpoint()
         return len(ids)
 
     def purge(self, older_than: float) -> int:
@@ -141,7 +164,10 @@ class Database:
             self.db.execute("BEGIN")
             old = "SELECT id FROM calls WHERE started_at < ?"
             self.db.execute(f"DELETE FROM transcripts WHERE call_id IN ({old})", (older_than,))
-            return self.db.execute("DELETE FROM calls WHERE started_at < ?", (older_than,)).rowcount
+            n = self.db.execute("DELETE FROM calls WHERE started_at < ?", (older_than,)).rowcount
+        if n:
+            self._checkpoint()
+        return n
 
     def rotate(self) -> int:
         """Re-encrypt every transcript with the first key, so older keys can be retired."""
@@ -177,6 +203,14 @@ class Storage:
 
     async def start(self) -> None:
         self._db = await self._run(Database, self._path, self._fernet)
+        lost = await self._run(self._db.reconcile)
+        if lost:
+            log.warning(
+                "storage: %d calls were never ended (the server stopped without ending them); "
+                "marked outcome '%s'",
+                lost,
+                LOST,
+            )
         self._tasks = [
             asyncio.ensure_future(self._writer()),
             asyncio.ensure_future(self._purger()),

@@ -58,8 +58,13 @@ DTMF_DIGITS = set("0123456789*#ABCD")
 def parse_message(raw: str, max_text_chars: int = 2000) -> Command:
     try:
         msg = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):
+    except RecursionError:
         raise ProtocolError("invalid_json", "message is not valid JSON") from None
+    except ValueError as exc:  # JSONDecodeError, or an integer past Python's 4,300-digit limit
+        detail = "message is not valid JSON"
+        if not isinstance(exc, json.JSONDecodeError):
+            detail = "message has a number too long to read"
+        raise ProtocolError("invalid_json", detail) from None
     if not isinstance(msg, dict):
         raise ProtocolError("invalid_message", "message must be a JSON object")
     kind = msg.get("type")
@@ -81,6 +86,10 @@ def parse_message(raw: str, max_text_chars: int = 2000) -> Command:
             raise ProtocolError(
                 "text_too_long", f"text is {len(text)} characters; the limit is {max_text_chars}"
             )
+        if not _encodable(text):
+            raise ProtocolError(
+                "invalid_text", "`text` has an unpaired surrogate (\\ud800-\\udfff)"
+            )
         return Command("text", text=text.strip())
     if kind == "audio":
         content = msg.get("content", msg.get("audio"))
@@ -101,6 +110,16 @@ def parse_message(raw: str, max_text_chars: int = 2000) -> Command:
             raise ProtocolError("invalid_auth", "`auth` message needs a `token` string")
         return Command("auth", token=token)
     raise ProtocolError("unknown_type", f"unknown message type '{kind}'")
+
+
+def _encodable(text: str) -> bool:
+    """JSON allows lone `\\ud800` escapes; such a string fails every later `.encode()` (STT,
+    TTS, logs, storage), so it is refused here rather than deep in a call."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _config(msg: dict[str, Any]) -> Command:
