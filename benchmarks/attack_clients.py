@@ -1,49 +1,27 @@
 """Abusive clients for `benchmarks/soak.py`: an Opus/WebM decompression bomb, slowloris header
 senders and a session flood. They only ever connect to 127.0.0.1.
 
-The bomb is the issue-19 attack: a 2-byte Opus packet (TOC 0xFB: CELT fullband 20 ms, code 3;
-then 0x06: six frames, constant bitrate, so each frame is empty) decodes to 120 ms of audio, so a
-WebM message that is nothing but such SimpleBlocks expands ~15,000-fold when decoded.
+The bomb is the issue-19 attack, built by `tests/attacks.py`: a 2-byte Opus packet that decodes
+to 120 ms of audio, so a WebM message that is nothing but such SimpleBlocks expands ~15,000-fold.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 from collections import Counter
 
 import aiohttp
-import numpy as np
 import websockets
 
+from tests.attacks import BOMB_PACKET_S, SIMPLE_BLOCK_BYTES, opus_bomb_blocks, webm_header
+
 TARGET = "127.0.0.1"
-BOMB_PACKET = b"\xfb\x06"  # 120 ms of audio from two bytes
-CLUSTER_ID = b"\x1f\x43\xb6\x75"
-
-
-def webm_header() -> bytes:
-    """A real WebM/Opus header (EBML, Segment, Tracks) muxed by PyAV, up to its first Cluster."""
-    import av
-
-    buf = io.BytesIO()
-    out = av.open(buf, "w", format="webm")
-    stream = out.add_stream("libopus", rate=48000)
-    stream.layout = "mono"
-    frame = av.AudioFrame.from_ndarray(np.zeros((1, 960), "<i2"), format="s16", layout="mono")
-    frame.sample_rate, frame.pts = 48000, 0
-    for packet in [*stream.encode(frame), *stream.encode(None)]:
-        out.mux(packet)
-    out.close()
-    data = buf.getvalue()
-    return data[: data.index(CLUSTER_ID)]
 
 
 def bomb_blocks(n_bytes: int) -> bytes:
-    """An unknown-size Cluster of SimpleBlocks (track 1, keyframe) each holding `BOMB_PACKET`."""
-    block = b"\xa3" + bytes([0x80 | (4 + len(BOMB_PACKET))]) + b"\x81\x00\x00\x80" + BOMB_PACKET
-    cluster = CLUSTER_ID + b"\x01\xff\xff\xff\xff\xff\xff\xff" + b"\xe7\x81\x00"
-    return cluster + block * max(1, (n_bytes - len(cluster)) // len(block))
+    """About `n_bytes` of SimpleBlocks of the 2-byte bomb packet (8 bytes decode to 120 ms)."""
+    return opus_bomb_blocks(BOMB_PACKET_S * max(1, n_bytes // SIMPLE_BLOCK_BYTES))
 
 
 async def opus_bomb(url: str, message_bytes: int, messages: int) -> str:
