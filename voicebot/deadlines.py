@@ -1,0 +1,239 @@
+"""End-to-end deadlines on every provider step, whatever the plugin does.
+
+A provider's own `timeout` bounds each read, so a server that drips one byte every couple of
+seconds never trips it, and the caller would sit in silence for as long as the server cares to
+drip. So each step the call takes through a provider is bounded here: the time to its first
+result and its total time. Only time spent waiting for the provider counts; a TTS stream held
+back because the caller is still hearing the previous second of audio is not slow.
+
+A step over its deadline raises `DeadlineExceeded`, a `ProviderError`, so the call reacts as to
+any provider failure: a fallback chain hands over (each member gets the deadline), or the caller
+hears the apology.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .providers import LLM, Message, ProviderError, STTStream, ToolCall, ToolSpec, Transcript, Usage
+
+T = TypeVar("T")
+
+#: How long a recogniser that missed its deadline may take to close before it is abandoned.
+CLOSE_GRACE_S = 1.0
+
+# ------------------------------------------------------------------------------------ config
+
+
+@dataclass
+class STTDeadline:
+    """`first_result_ms`: the transcript after the caller stops talking, and any one write of
+    audio. `total_ms`: the recogniser's time over one utterance (its writes and the transcript)."""
+
+    first_result_ms: int = field(default=5000, metadata={"min": 1})
+    total_ms: int = field(default=15000, metadata={"min": 1})
+
+
+@dataclass
+class LLMDeadline:
+    """One reply: to its first text or tool call, and in all."""
+
+    first_result_ms: int = field(default=5000, metadata={"min": 1})
+    total_ms: int = field(default=30000, metadata={"min": 1})
+
+
+@dataclass
+class TTSDeadline:
+    """One sentence: to its first audio, and in all."""
+
+    first_result_ms: int = field(default=5000, metadata={"min": 1})
+    total_ms: int = field(default=20000, metadata={"min": 1})
+
+
+@dataclass
+class DeadlinesConfig:
+    """`pipeline.deadlines`: per provider role."""
+
+    stt: STTDeadline = field(default_factory=STTDeadline)
+    llm: LLMDeadline = field(default_factory=LLMDeadline)
+    tts: TTSDeadline = field(default_factory=TTSDeadline)
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """Seconds to the first result and in all, for one step."""
+
+    first_s: float
+    total_s: float
+
+    @classmethod
+    def of(cls, cfg: STTDeadline | LLMDeadline | TTSDeadline, attempts: int = 1) -> Deadline:
+        """`attempts` members of a fallback chain each get the first-result time in turn."""
+        first = cfg.first_result_ms / 1000 * max(1, attempts)
+        return cls(first, max(first, cfg.total_ms / 1000))
+
+
+class DeadlineExceeded(ProviderError):
+    def __init__(self, message: str, *, provider: str = "") -> None:
+        super().__init__(message, provider=provider, retryable=True)
+
+
+# ----------------------------------------------------------------------------------- streams
+
+
+async def bounded(
+    stream: AsyncIterator[T], deadline: Deadline, *, provider: str, what: str
+) -> AsyncIterator[T]:
+    """`stream`, failing with `DeadlineExceeded` when its first item or the provider time of
+    all of them takes too long. Closing this closes `stream` (barge-in reaches upstream)."""
+    loop = asyncio.get_running_loop()
+    spent = 0.0
+    first = True
+    try:
+        while True:
+            allowed = deadline.total_s - spent
+            if first:
+                allowed = min(allowed, deadline.first_s)
+            began = loop.time()
+            budget = asyncio.timeout(max(0.0, allowed))
+            try:
+                async with budget:
+                    item = await anext(stream)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                if not budget.expired():
+                    raise
+                message = _late(provider, what, deadline, first)
+                raise DeadlineExceeded(message, provider=provider) from None
+            spent += loop.time() - began
+            first = False
+            yield item
+    finally:
+        with contextlib.suppress(Exception):
+            await stream.aclose()  # type: ignore[attr-defined]
+
+
+def _late(provider: str, what: str, deadline: Deadline, first: bool) -> str:
+    if first:
+        return f"{provider}: no {what} within {deadline.first_s:g} s"
+    return f"{provider}: {what} not complete within {deadline.total_s:g} s"
+
+
+class BoundedLLM(LLM):
+    """The LLM a dialogue sees: the process's provider (or chain) with the reply deadline."""
+
+    def __init__(self, inner: Any, deadline: Deadline) -> None:
+        # Not Provider.__init__: the provider is configured and started already.
+        self.inner = inner
+        self.name = getattr(inner, "name", "llm")  # type: ignore[misc]
+        self.options = getattr(inner, "options", None)
+        self.deadline = deadline
+
+    def stream(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()
+    ) -> AsyncIterator[str | ToolCall | Usage]:
+        return bounded(
+            self.inner.stream(messages, tools), self.deadline, provider=self.name, what="reply"
+        )
+
+    def health(self) -> dict[str, Any]:
+        return self.inner.health()
+
+
+class BoundedSTTStream(STTStream):
+    """A call's recogniser with the STT deadline. After a missed deadline the stream is
+    discarded: audio for the rest of that utterance is dropped, its `finalize()` fails at once
+    (so the caller hears the apology without waiting again), and the next utterance gets a new
+    stream, so one stall does not cost the rest of the call."""
+
+    def __init__(
+        self,
+        open_stream: Callable[[], STTStream],
+        deadline: Deadline,
+        *,
+        provider: str,
+        endpointing: bool,
+    ) -> None:
+        self._open = open_stream
+        self._endpointing = endpointing
+        self._deadline = deadline
+        self._provider = provider
+        self._inner: STTStream | None = None
+        self._spent = 0.0
+        self._failed: DeadlineExceeded | None = None
+        self._stream()
+
+    @property
+    def endpointing(self) -> bool:
+        """The inner stream's (a fallback chain's can change mid-call), else the provider's."""
+        return bool(getattr(self._inner, "endpointing", self._endpointing))
+
+    def _stream(self) -> STTStream:
+        if self._inner is None:
+            self._inner = self._open()
+            self._inner.on_event = self.emit
+        return self._inner
+
+    async def send(self, pcm: bytes) -> None:
+        if self._failed is None:
+            await self._run(lambda s: s.send(pcm), "audio")
+
+    async def speculate(self) -> None:
+        if self._failed is None:
+            await self._run(lambda s: s.speculate(), "audio")
+
+    async def finalize(self) -> Transcript:
+        failed, self._failed = self._failed, None
+        try:
+            if failed is not None:
+                raise DeadlineExceeded(str(failed), provider=self._provider)
+            return await self._run(lambda s: s.finalize(), "transcript")
+        finally:
+            self._spent = 0.0
+
+    async def cancel(self) -> None:
+        self._failed, self._spent = None, 0.0
+        if self._inner is not None:
+            await self._run(lambda s: s.cancel(), "audio")
+
+    async def aclose(self) -> None:
+        await self._discard()
+
+    async def _run(self, op: Callable[[STTStream], Awaitable[T]], what: str) -> T:
+        stream = self._stream()
+        loop = asyncio.get_running_loop()
+        allowed = min(self._deadline.first_s, self._deadline.total_s - self._spent)
+        began = loop.time()
+        budget = asyncio.timeout(max(0.0, allowed))
+        try:
+            async with budget:
+                return await op(stream)
+        except TimeoutError:
+            if not budget.expired():
+                raise
+            d, name = self._deadline, self._provider
+            if allowed < d.first_s:
+                message = f"{name}: utterance not complete within {d.total_s:g} s"
+            elif what == "transcript":
+                message = f"{name}: no transcript within {d.first_s:g} s"
+            else:
+                message = f"{name}: an audio write took over {d.first_s:g} s"
+            failed = DeadlineExceeded(message, provider=name)
+            await self._discard()
+            if what != "transcript":
+                self._failed = failed
+            raise failed from None
+        finally:
+            self._spent += loop.time() - began
+
+    async def _discard(self) -> None:
+        stream, self._inner = self._inner, None
+        if stream is not None:
+            with contextlib.suppress(Exception, TimeoutError):
+                async with asyncio.timeout(CLOSE_GRACE_S):
+                    await stream.aclose()
