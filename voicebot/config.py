@@ -82,6 +82,8 @@ class DialogueConfig:
     greeting: str = "Hello! How can I help you?"
     system_prompt: str = "You are a helpful voice assistant. Answer in one or two short sentences."
     noinput_timeout_ms: int = field(default=8000, metadata={"min": 0})
+    #: The conversation sent to the LLM (`mode: llm`) is trimmed to about this many tokens.
+    context_tokens: int = field(default=3000, metadata={"min": 100})
 
 
 @dataclass
