@@ -137,6 +137,24 @@ async def test_dripping_stt_apologises_and_the_next_utterance_is_heard(tmp_path)
         await oa.wait_disconnect("transcriptions")
 
 
+async def test_dripping_stt_hands_the_utterance_to_the_fallback(tmp_path):
+    async with FakeOpenAI() as a, FakeOpenAI() as b:
+        b.transcripts.append("from the fallback")
+        cfg = config(
+            {"stt": [openai(a, max_retries=0, speculate=False), openai(b, speculate=False)]},
+            {"stt": {"first_result_ms": 500, "total_ms": 5000}},
+        )
+        async with serve(tmp_path, cfg) as server:
+            c = await connect(server)
+            a.script("transcriptions", DRIP)
+            await c.stream(silence(100) + tone(400) + silence(300))
+            t_end = time.monotonic()
+            t_heard, heard = await c.wait_for(lambda e: e.get("type") == "transcript")
+            assert heard["text"] == "from the fallback" and t_heard - t_end < 2.5
+            assert not [e for _, e in c.events if e.get("type") == "error"]
+            await c.close()
+
+
 async def test_dripping_tts_fails_within_the_deadline_and_the_call_goes_on(tmp_path):
     async with FakeOpenAI() as oa:
         oa.script("speech", DRIP)  # the greeting's synthesis drips
