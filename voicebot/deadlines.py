@@ -71,10 +71,14 @@ class Deadline:
     total_s: float
 
     @classmethod
-    def of(cls, cfg: STTDeadline | LLMDeadline | TTSDeadline, attempts: int = 1) -> Deadline:
-        """`attempts` members of a fallback chain each get the first-result time in turn."""
-        first = cfg.first_result_ms / 1000 * max(1, attempts)
-        return cls(first, max(first, cfg.total_ms / 1000))
+    def of(cls, cfg: STTDeadline | LLMDeadline | TTSDeadline, members: int = 1) -> Deadline:
+        """The step's deadline. A fallback chain of several `members` bounds each member's
+        first result itself (its budget, see `Runtime._chain`), so that each gets its full
+        time in turn; the step as a whole is then bounded by its total only."""
+        first, total = cfg.first_result_ms / 1000, cfg.total_ms / 1000
+        if members > 1:
+            first = total = max(total, members * first)
+        return cls(first, max(first, total))
 
 
 class DeadlineExceeded(ProviderError):

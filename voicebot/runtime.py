@@ -108,7 +108,7 @@ class Runtime:
             self.providers[role] = started[0] if len(started) == 1 else self._chain(kind, started)
             limits = getattr(self.config.pipeline.deadlines, kind, None)
             if limits is not None:
-                self.deadlines[role] = Deadline.of(limits, attempts=len(started))
+                self.deadlines[role] = Deadline.of(limits, members=len(started))
         if self.config.pipeline.tts_cache_mb > 0:
             self.providers["tts"] = CachedTTS(
                 self.providers["tts"], self.config.pipeline.tts_cache_mb * 1024 * 1024
