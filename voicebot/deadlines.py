@@ -32,10 +32,11 @@ CLOSE_GRACE_S = 1.0
 @dataclass
 class STTDeadline:
     """`first_result_ms`: the transcript after the caller stops talking, and any one write of
-    audio. `total_ms`: the recogniser's time over one utterance (its writes and the transcript)."""
+    audio. `total_ms`: the recogniser's time over one utterance (its writes and the transcript).
+    Longer than the others: a local Whisper on a busy machine is slow, not stalled."""
 
-    first_result_ms: int = field(default=5000, metadata={"min": 1})
-    total_ms: int = field(default=15000, metadata={"min": 1})
+    first_result_ms: int = field(default=10000, metadata={"min": 1})
+    total_ms: int = field(default=30000, metadata={"min": 1})
 
 
 @dataclass
@@ -50,8 +51,8 @@ class LLMDeadline:
 class TTSDeadline:
     """One sentence: to its first audio, and in all."""
 
-    first_result_ms: int = field(default=5000, metadata={"min": 1})
-    total_ms: int = field(default=20000, metadata={"min": 1})
+    first_result_ms: int = field(default=8000, metadata={"min": 1})
+    total_ms: int = field(default=30000, metadata={"min": 1})
 
 
 @dataclass
