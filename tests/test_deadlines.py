@@ -8,10 +8,13 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
 import websockets
 
 from tests.fakes.base import Drip
 from tests.fakes.openai_fake import ChatReply, FakeOpenAI
+from voicebot.deadlines import BoundedSTTStream, Deadline, DeadlineExceeded
+from voicebot.providers import STTStream, Transcript
 
 from .support import Client, base_config, serve, silence, tone
 
@@ -191,3 +194,37 @@ async def test_dripping_tts_hands_over_to_the_fallback(tmp_path):
             assert not [e for _, e in c.events if e.get("type") == "error"]
             await c.close()
         await a.wait_disconnect("speech")
+
+
+class SlowWrites(STTStream):
+    """A recogniser that takes every write of audio slowly (a peer that reads at a trickle)."""
+
+    async def send(self, pcm: bytes) -> None:
+        await asyncio.sleep(0.2)
+
+    async def finalize(self) -> Transcript:
+        return Transcript("at last", final=True)
+
+
+async def test_stt_transcript_is_due_from_the_end_of_the_turn_even_behind_slow_writes():
+    opened: list[SlowWrites] = []
+
+    def open_stream() -> SlowWrites:
+        opened.append(SlowWrites())
+        return opened[-1]
+
+    stream = BoundedSTTStream(open_stream, Deadline(1.0, 0.5), provider="slow", endpointing=False)
+    loop = asyncio.get_running_loop()
+    await stream.send(b"\0\0")  # before the turn ended: only the per-write bound applies
+    stream.turn_ended()
+    began = loop.time()
+    with pytest.raises(DeadlineExceeded, match=r"within 0\.5 s of the end of the turn"):
+        for _ in range(10):  # audio still queued for the recogniser when the turn ended
+            await stream.send(b"\0\0")
+    await stream.send(b"\0\0")  # the rest of that utterance is dropped at once
+    with pytest.raises(DeadlineExceeded):
+        await stream.finalize()  # and the caller hears the apology without a second wait
+    assert loop.time() - began < 0.7
+    await stream.send(b"\0\0")  # the next utterance: a new recogniser
+    assert (await stream.finalize()).text == "at last" and len(opened) == 2
+    await stream.aclose()

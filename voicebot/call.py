@@ -41,7 +41,6 @@ from .providers import (
     ProviderError,
     SpeechStarted,
     STTEvent,
-    STTStream,
     Transcript,
     UtteranceEnd,
 )
@@ -159,7 +158,7 @@ class Call:
         self._stt = self._bounded_stt("stt")
         self._stt.on_event = self._on_stt_event
         # a fast streaming recogniser beside a whole-utterance one: live words, nothing final
-        self._partials: STTStream | None = None
+        self._partials: BoundedSTTStream | None = None
         if runtime.providers.get("partials") is not None:
             self._partials = self._bounded_stt("partials")
             self._partials.on_event = self._on_partial_event
@@ -212,7 +211,7 @@ class Call:
             self.variables = {**resume.get("variables", {}), **self.variables}
         self.dialogue: Dialogue = self._new_dialogue(flow, resume and resume.get("dialogue"))
 
-    def _bounded_stt(self, role: str) -> STTStream:
+    def _bounded_stt(self, role: str) -> BoundedSTTStream:
         provider, rate = self.runtime.providers[role], self._rate
         return BoundedSTTStream(
             lambda: provider.stream(rate),
@@ -491,6 +490,7 @@ class Call:
         if self._turn.n != self.turns_count + 1 or self._turn.speech_end is None:
             self._turn_speech_end(self._loop.time())
         self._turn.turn_end = self._loop.time()
+        self._stt.turn_ended()  # the transcript's deadline counts from now
         self._to_stt("finalize", None)
         self._spawn(self._status("processing"), "status")
 

@@ -31,9 +31,9 @@ CLOSE_GRACE_S = 1.0
 
 @dataclass
 class STTDeadline:
-    """`first_result_ms`: the transcript after the caller stops talking, and any one write of
-    audio. `total_ms`: the recogniser's time over one utterance (its writes and the transcript).
-    Longer than the others: a local Whisper on a busy machine is slow, not stalled."""
+    """`first_result_ms`: any one call into the recogniser (a write of audio, the transcript).
+    `total_ms`: from the end of the caller's turn to the transcript, audio still queued for the
+    recogniser included. Roomy: a local Whisper on a busy machine is slow, not stalled."""
 
     first_result_ms: int = field(default=10000, metadata={"min": 1})
     total_ms: int = field(default=30000, metadata={"min": 1})
@@ -151,10 +151,14 @@ class BoundedLLM(LLM):
 
 
 class BoundedSTTStream(STTStream):
-    """A call's recogniser with the STT deadline. After a missed deadline the stream is
-    discarded: audio for the rest of that utterance is dropped, its `finalize()` fails at once
-    (so the caller hears the apology without waiting again), and the next utterance gets a new
-    stream, so one stall does not cost the rest of the call."""
+    """A call's recogniser with the STT deadline: each call into it within `first_s`, and the
+    transcript within `total_s` of the end of the caller's turn (`turn_ended()`), audio still
+    queued for it included. A count from the turn's end, not a sum over the call: a recogniser
+    that hears hours of silence is not slow.
+
+    After a missed deadline the stream is discarded: audio for the rest of that utterance is
+    dropped, its `finalize()` fails at once (the caller hears the apology without a second
+    wait), and the next utterance gets a new stream, so one stall does not cost the call."""
 
     def __init__(
         self,
@@ -169,7 +173,7 @@ class BoundedSTTStream(STTStream):
         self._deadline = deadline
         self._provider = provider
         self._inner: STTStream | None = None
-        self._spent = 0.0
+        self._due: float | None = None  # loop time the transcript is due by
         self._failed: DeadlineExceeded | None = None
         self._stream()
 
@@ -183,6 +187,11 @@ class BoundedSTTStream(STTStream):
             self._inner = self._open()
             self._inner.on_event = self.emit
         return self._inner
+
+    def turn_ended(self) -> None:
+        """The caller's turn is over: its transcript is due within `total_s` from now."""
+        if self._due is None:
+            self._due = asyncio.get_running_loop().time() + self._deadline.total_s
 
     async def send(self, pcm: bytes) -> None:
         if self._failed is None:
@@ -199,10 +208,10 @@ class BoundedSTTStream(STTStream):
                 raise DeadlineExceeded(str(failed), provider=self._provider)
             return await self._run(lambda s: s.finalize(), "transcript")
         finally:
-            self._spent = 0.0
+            self._due = None
 
     async def cancel(self) -> None:
-        self._failed, self._spent = None, 0.0
+        self._failed, self._due = None, None
         if self._inner is not None:
             await self._run(lambda s: s.cancel(), "audio")
 
@@ -210,20 +219,19 @@ class BoundedSTTStream(STTStream):
         await self._discard()
 
     async def _run(self, op: Callable[[STTStream], Awaitable[T]], what: str) -> T:
-        stream = self._stream()
-        loop = asyncio.get_running_loop()
-        allowed = min(self._deadline.first_s, self._deadline.total_s - self._spent)
-        began = loop.time()
+        d, name = self._deadline, self._provider
+        allowed = d.first_s
+        if self._due is not None:
+            allowed = min(allowed, self._due - asyncio.get_running_loop().time())
         budget = asyncio.timeout(max(0.0, allowed))
         try:
             async with budget:
-                return await op(stream)
+                return await op(self._stream())
         except TimeoutError:
             if not budget.expired():
                 raise
-            d, name = self._deadline, self._provider
             if allowed < d.first_s:
-                message = f"{name}: utterance not complete within {d.total_s:g} s"
+                message = f"{name}: no transcript within {d.total_s:g} s of the end of the turn"
             elif what == "transcript":
                 message = f"{name}: no transcript within {d.first_s:g} s"
             else:
@@ -233,8 +241,6 @@ class BoundedSTTStream(STTStream):
             if what != "transcript":
                 self._failed = failed
             raise failed from None
-        finally:
-            self._spent += loop.time() - began
 
     async def _discard(self) -> None:
         stream, self._inner = self._inner, None
