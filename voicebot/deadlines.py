@@ -7,14 +7,15 @@ result and its total time. Only time spent waiting for the provider counts; a TT
 back because the caller is still hearing the previous second of audio is not slow.
 
 A step over its deadline raises `DeadlineExceeded`, a `ProviderError`, so the call reacts as to
-any provider failure: a fallback chain hands over (each member gets the deadline), or the caller
-hears the apology.
+any provider failure: a fallback chain hands over (each member gets its first-result time in
+turn), or the caller hears the apology.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -90,6 +91,17 @@ class DeadlineExceeded(ProviderError):
 # ----------------------------------------------------------------------------------- streams
 
 
+@contextlib.asynccontextmanager
+async def _within(seconds: float) -> AsyncIterator[asyncio.Timeout]:
+    """`asyncio.timeout(seconds)` with its timer scheduled in an empty context. A cancelled
+    timer stays in the loop's heap until its time comes, holding the context it was scheduled
+    in; the call's context holds the call, which would then outlive its hang-up by a deadline."""
+    async with asyncio.timeout(None) as budget:
+        when = asyncio.get_running_loop().time() + max(0.0, seconds)
+        contextvars.Context().run(budget.reschedule, when)
+        yield budget
+
+
 async def bounded(
     stream: AsyncIterator[T], deadline: Deadline, *, provider: str, what: str
 ) -> AsyncIterator[T]:
@@ -104,14 +116,14 @@ async def bounded(
             if first:
                 allowed = min(allowed, deadline.first_s)
             began = loop.time()
-            budget = asyncio.timeout(max(0.0, allowed))
+            budget: asyncio.Timeout | None = None
             try:
-                async with budget:
+                async with _within(allowed) as budget:
                     item = await anext(stream)
             except StopAsyncIteration:
                 return
             except TimeoutError:
-                if not budget.expired():
+                if budget is None or not budget.expired():
                     raise
                 message = _late(provider, what, deadline, first)
                 raise DeadlineExceeded(message, provider=provider) from None
@@ -223,12 +235,12 @@ class BoundedSTTStream(STTStream):
         allowed = d.first_s
         if self._due is not None:
             allowed = min(allowed, self._due - asyncio.get_running_loop().time())
-        budget = asyncio.timeout(max(0.0, allowed))
+        budget: asyncio.Timeout | None = None
         try:
-            async with budget:
+            async with _within(allowed) as budget:
                 return await op(self._stream())
         except TimeoutError:
-            if not budget.expired():
+            if budget is None or not budget.expired():
                 raise
             if allowed < d.first_s:
                 message = f"{name}: no transcript within {d.total_s:g} s of the end of the turn"
@@ -246,5 +258,5 @@ class BoundedSTTStream(STTStream):
         stream, self._inner = self._inner, None
         if stream is not None:
             with contextlib.suppress(Exception, TimeoutError):
-                async with asyncio.timeout(CLOSE_GRACE_S):
+                async with _within(CLOSE_GRACE_S):
                     await stream.aclose()
