@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..context_budget import fit_to_budget
 from ..dialogue import (
     BotOutput,
     Dialogue,
