@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import audio
+from .deadlines import BoundedSTTStream, bounded
 from .dialogue import (
     Dialogue,
     Hangup,
@@ -41,7 +42,6 @@ from .providers import (
     ProviderError,
     SpeechStarted,
     STTEvent,
-    STTStream,
     Transcript,
     UtteranceEnd,
 )
@@ -160,13 +160,12 @@ class Call:
         self._context = contextvars.copy_context()
         self._context.run(usage_sink.set, lambda usage: runtime.hook.usage(call=self, usage=usage))
         self._stt_provider = runtime.providers["stt"]
-        self._stt = self._stt_provider.stream(self._rate)
+        self._stt = self._bounded_stt("stt")
         self._stt.on_event = self._on_stt_event
         # a fast streaming recogniser beside a whole-utterance one: live words, nothing final
-        partials = runtime.providers.get("partials")
-        self._partials: STTStream | None = None
-        if partials is not None:
-            self._partials = partials.stream(self._rate)
+        self._partials: BoundedSTTStream | None = None
+        if runtime.providers.get("partials") is not None:
+            self._partials = self._bounded_stt("partials")
             self._partials.on_event = self._on_partial_event
         self._partials_queue: asyncio.Queue[bytes | None] = asyncio.Queue(STT_QUEUE_FRAMES)
         self._vad_provider = runtime.providers["vad"]
@@ -216,6 +215,15 @@ class Call:
             self.turns_count = int(resume.get("turns_count", 0))
             self.variables = {**resume.get("variables", {}), **self.variables}
         self.dialogue: Dialogue = self._new_dialogue(flow, resume and resume.get("dialogue"))
+
+    def _bounded_stt(self, role: str) -> BoundedSTTStream:
+        provider, rate = self.runtime.providers[role], self._rate
+        return BoundedSTTStream(
+            lambda: provider.stream(rate),
+            self.runtime.deadlines[role],
+            provider=provider.name,
+            endpointing=provider.endpointing,
+        )
 
     def _new_dialogue(
         self, flow: str | None = None, snapshot: dict[str, Any] | None = None
@@ -328,12 +336,26 @@ class Call:
 
     def _idle_check(self) -> None:
         timeout = self.runtime.config.security.limits.idle_timeout_s
+        now = self._loop.time()
+        if self._bot_busy():
+            # the caller is waiting for the bot, not idle: the countdown starts again once the
+            # bot is back to listening (`_maybe_listen`)
+            self._last_activity = now
         due = self._last_activity + timeout
-        if self._loop.time() < due:
+        if now < due:
             self._idle = self._loop.call_at(due, self._idle_check)
             return
         self._idle = None
         self._close_soon(4008, "idle timeout: no audio or messages received")
+
+    def _bot_busy(self) -> bool:
+        """Answering (STT, LLM, TTS) or speaking."""
+        return (
+            self._turns.state is State.PROCESSING
+            or self._turns.bot_speaking
+            or bool(self._segments)
+            or (self._reply is not None and not self._reply.done())
+        )
 
     def _too_long(self) -> None:
         self._close_soon(4008, "maximum call length reached")
@@ -484,6 +506,7 @@ class Call:
         if self._turn.n != self.turns_count + 1 or self._turn.speech_end is None:
             self._turn_speech_end(self._loop.time())
         self._turn.turn_end = self._loop.time()
+        self._stt.turn_ended()  # the transcript's deadline counts from now
         self._to_stt("finalize", None)
         self._spawn(self._status("processing"), "status")
 
@@ -777,7 +800,7 @@ class Call:
                 log.warning("call %s: dialogue provider failed: %s", self.id, exc)
                 await self._error("provider_failed", str(exc))
                 splitter.flush()
-                reply.append(self._cfg.apology)
+                reply.append(spaced(reply[-1] if reply else "", self._cfg.apology, False, False))
                 await sentences.put((self._cfg.apology, True, "apology"))
             for piece in splitter.flush():
                 await sentences.put((piece, barge_in, cache_key))
@@ -800,8 +823,12 @@ class Call:
 
     async def _speak(self, sentences: asyncio.Queue[tuple[str, bool, str | None] | None]) -> None:
         tts = self.runtime.providers["tts"]
+        deadline = self.runtime.deadlines["tts"]
         preferred = AudioFormat(self.format.sample_rate, _reply_encoding(self.format))
+        failed = False
         while (item := await sentences.get()) is not None:
+            if failed:
+                continue  # one failure per reply: not a deadline's wait for every sentence
             text, barge_in, cache_key = item
             seg = Segment(text, barge_in, mark=f"seg-{next(self._mark_ids)}")
             try:
@@ -809,6 +836,7 @@ class Call:
                     chunks = tts.synthesize_cached(text, preferred, cache_key=cache_key)
                 else:
                     chunks = tts.synthesize(text, preferred)
+                chunks = bounded(chunks, deadline, provider=tts.name, what="audio")
                 async with contextlib.aclosing(chunks):  # barge-in closes the upstream now
                     async for chunk in chunks:
                         if self._turn.first_tts is None:
@@ -819,6 +847,7 @@ class Call:
             except ProviderError as exc:
                 log.warning("call %s: TTS failed: %s", self.id, exc)
                 await self._error("tts_failed", f"speech synthesis failed: {exc}")
+                failed = True
             for frame in self._outbound.end_segment():
                 await self._playback.put((frame, seg))
             await self._playback.put(seg)  # end-of-segment marker
@@ -908,6 +937,7 @@ class Call:
         if self._turns.bot_speaking or self._ended.is_set():
             return
         self._turns.reply_done()
+        self._last_activity = self._loop.time()  # the idle countdown starts now (_idle_check)
         if self._hangup_after_playback is not None:
             self._finish_hangup()
             return

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import yaml
 
+from .deadlines import DeadlinesConfig
 from .extras import provider_problems
 from .options import ConfigError, Problem, build, check_ranges, suggest
 from .providers import ROLES, BatchSTT
@@ -49,7 +50,7 @@ class BargeInConfig:
 class FallbackConfig:
     """How provider chains (`stt: [deepgram, whisper]`) hand over."""
 
-    first_result_ms: int = field(default=3000, metadata={"min": 0})  # 0: the provider's timeout
+    first_result_ms: int = field(default=3000, metadata={"min": 0})  # 0: the role's deadline
     cooldown_s: float = field(default=30.0, metadata={"min": 0})
 
 
@@ -66,6 +67,7 @@ class PipelineConfig:
     tts_cache_mb: int = field(default=32, metadata={"min": 0, "max": 4096})
     barge_in: BargeInConfig = field(default_factory=BargeInConfig)
     fallback: FallbackConfig = field(default_factory=FallbackConfig)
+    deadlines: DeadlinesConfig = field(default_factory=DeadlinesConfig)
     apology: str = "Sorry, I'm having trouble right now. Please try again in a moment."
     #: Said before hanging up when a flow's `transfer` cannot be made (always, on /ws/voice).
     transfer_failed: str = (
@@ -81,6 +83,8 @@ class DialogueConfig:
     greeting: str = "Hello! How can I help you?"
     system_prompt: str = "You are a helpful voice assistant. Answer in one or two short sentences."
     noinput_timeout_ms: int = field(default=8000, metadata={"min": 0})
+    #: The conversation sent to the LLM (`mode: llm`) is trimmed to about this many tokens.
+    context_tokens: int = field(default=3000, metadata={"min": 100})
 
 
 @dataclass

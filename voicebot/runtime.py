@@ -12,6 +12,7 @@ from typing import Any
 from . import __version__
 from .call import Call, CallIO
 from .config import CONFIG_ROLES, Config, validate_providers
+from .deadlines import BoundedLLM, Deadline
 from .dialogue import Dialogue, DialogueContext
 from .plugins import PluginManager, make_plugin_manager
 from .providers import AudioFormat, Provider, ProviderError
@@ -64,6 +65,8 @@ class Runtime:
         validate_providers(config, self.registry)
         self.workers = WorkerPool()
         self.providers: dict[str, Any] = {}
+        #: per `providers` role: how long one step through it may take (see voicebot.deadlines)
+        self.deadlines: dict[str, Deadline] = {}
         self.calls: dict[str, Call] = {}
         self.no_calls = asyncio.Event()  # set whenever the last call has ended
         self.no_calls.set()
@@ -103,6 +106,9 @@ class Runtime:
                     ) from exc
                 started.append(provider)
             self.providers[role] = started[0] if len(started) == 1 else self._chain(kind, started)
+            limits = getattr(self.config.pipeline.deadlines, kind, None)
+            if limits is not None:
+                self.deadlines[role] = Deadline.of(limits, members=len(started))
         if self.config.pipeline.tts_cache_mb > 0:
             self.providers["tts"] = CachedTTS(
                 self.providers["tts"], self.config.pipeline.tts_cache_mb * 1024 * 1024
@@ -177,8 +183,11 @@ class Runtime:
         from .fallback import build_chain
 
         fb = self.config.pipeline.fallback
-        budget = fb.first_result_ms / 1000 if fb.first_result_ms else None
-        return build_chain(role, providers, budget=budget, cooldown=fb.cooldown_s)
+        # each member gets at most its role's first-result deadline before the next one
+        budget_ms = getattr(self.config.pipeline.deadlines, role).first_result_ms
+        if fb.first_result_ms:
+            budget_ms = min(budget_ms, fb.first_result_ms)
+        return build_chain(role, providers, budget=budget_ms / 1000, cooldown=fb.cooldown_s)
 
     def new_dialogue(
         self,
@@ -191,11 +200,12 @@ class Runtime:
     ) -> Dialogue:
         """A dialogue for one conversation with the process's shared providers: fresh, starting
         in `flow`, or resumed from a `Dialogue.snapshot()`."""
+        llm = self.providers.get("llm")
         ctx = DialogueContext(
             call_id=call_id,
             variables=variables,
             intent=self.providers.get("intent"),
-            llm=self.providers.get("llm"),
+            llm=BoundedLLM(llm, self.deadlines["llm"]) if llm is not None else None,
             actions=self.registry.actions,
             slot_types=self.registry.slot_types,
         )

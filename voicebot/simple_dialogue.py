@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .config import DialogueConfig
+from .context_budget import fit_to_budget
 from .dialogue import BotOutput, Dialogue, DialogueContext, Hangup, Listen, Say, UserInput
 from .providers import Message, ProviderError, Usage
 
@@ -54,6 +55,10 @@ class SimpleDialogue(Dialogue):
             yield Say(f"You said: {text}.")
             return
         self.messages.append(Message("user", text))
+        # kept, not only sent, within the budget: a long call must not grow without bound
+        self.messages = fit_to_budget(
+            self.messages[0], [], self.messages[1:], self.cfg.context_tokens
+        )
         reply: list[str] = []
         try:
             async for out in self.ctx.llm.stream(self.messages):

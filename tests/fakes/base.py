@@ -42,12 +42,30 @@ class Drop:
 
 
 @dataclass(frozen=True)
+class Drip:
+    """Send `after_chunks` chunks, then the rest one byte every `every` seconds: a server that
+    is never silent long enough for a per-read timeout, yet never finishes."""
+
+    every: float
+    after_chunks: int = 0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Answer 200 with this body and content type whatever was asked (a misrouted proxy, a
+    captive portal)."""
+
+    body: bytes = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body></body></html>"
+    content_type: str = "text/html"
+
+
+@dataclass(frozen=True)
 class Ok:
     """Answer normally (useful after a Fail in a script)."""
 
 
 OK = Ok()
-Behaviour = Fail | Stall | Drop | Ok
+Behaviour = Fail | Stall | Drop | Drip | Answer | Ok
 
 
 @dataclass
@@ -142,6 +160,10 @@ class FakeServer:
             headers=fail.headers,
         )
 
+    @staticmethod
+    def answer_response(answer: Answer) -> web.Response:
+        return web.Response(body=answer.body, headers={"Content-Type": answer.content_type})
+
     async def stream(
         self,
         route: str,
@@ -159,7 +181,12 @@ class FakeServer:
             async for chunk in _aiter(chunks):
                 if await self._before_chunk(behaviour, sent, request):
                     return resp
-                await resp.write(chunk)
+                if isinstance(behaviour, Drip) and sent >= behaviour.after_chunks:
+                    for i in range(len(chunk)):
+                        await resp.write(chunk[i : i + 1])
+                        await asyncio.sleep(behaviour.every)
+                else:
+                    await resp.write(chunk)
                 sent += 1
                 if pace:
                     await asyncio.sleep(pace)

@@ -19,7 +19,7 @@ from aiohttp import WSMsgType, web
 
 from voicebot.audio import encode
 
-from .base import Drop, Fail, FakeServer
+from .base import Answer, Drop, Fail, FakeServer
 from .openai_fake import split, tone
 
 MS_PER_CHAR = 20
@@ -222,6 +222,8 @@ class FakeDeepgram(FakeServer):
         behaviour = self.next_behaviour("speak")
         if isinstance(behaviour, Fail):
             return self.fail_response(behaviour)
+        if isinstance(behaviour, Answer):
+            return self.answer_response(behaviour)
         q = request.query
         assert q.get("container") == "none", "raw audio expected: container=none"
         encoding, rate = q.get("encoding", "linear16"), int(q.get("sample_rate", "24000"))

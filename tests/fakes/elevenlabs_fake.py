@@ -7,7 +7,7 @@ from aiohttp import web
 
 from voicebot.audio import encode
 
-from .base import Fail, FakeServer
+from .base import Answer, Fail, FakeServer
 from .openai_fake import split, tone
 
 MS_PER_CHAR = 20
@@ -30,6 +30,8 @@ class FakeElevenLabs(FakeServer):
         behaviour = self.next_behaviour("tts")
         if isinstance(behaviour, Fail):
             return self.fail_response(behaviour)
+        if isinstance(behaviour, Answer):
+            return self.answer_response(behaviour)
         if not request.headers.get("xi-api-key"):
             return web.json_response({"detail": {"status": "invalid_api_key"}}, status=401)
         output_format = request.query.get("output_format", "mp3_44100_128")

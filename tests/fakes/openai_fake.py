@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-from .base import Fail, FakeServer
+from .base import Answer, Drip, Fail, FakeServer
 
 PCM_RATE = 24000
 MS_PER_CHAR = 20
@@ -150,7 +150,13 @@ class FakeOpenAI(FakeServer):
         if isinstance(behaviour, Fail):
             return self.fail_response(behaviour)
         text = self.transcripts.popleft() if self.transcripts else "hello world"
-        return web.json_response({"text": text, "usage": {"type": "duration", "seconds": seconds}})
+        answer = {"text": text, "usage": {"type": "duration", "seconds": seconds}}
+        if isinstance(behaviour, Drip):
+            body = json.dumps(answer).encode()
+            return await self.stream(
+                "transcriptions", request, [body], behaviour, "application/json"
+            )
+        return web.json_response(answer)
 
     async def speech(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -158,6 +164,8 @@ class FakeOpenAI(FakeServer):
         behaviour = self.next_behaviour("speech")
         if isinstance(behaviour, Fail):
             return self.fail_response(behaviour)
+        if isinstance(behaviour, Answer):
+            return self.answer_response(behaviour)
         assert body["response_format"] == "pcm", body
         chunks = split(speech_pcm(body["input"], PCM_RATE), 1001)  # odd: tests sample alignment
         return await self.stream("speech", request, chunks, behaviour, "audio/pcm", self.audio_pace)
