@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from voicebot.appkeys import AUTH
-from voicebot.auth import Authenticator, AuthError, RedactAccessLog
+from voicebot.auth import Authenticator, AuthError
 from voicebot.config import AuthConfig, JWTConfig
+from voicebot.redact import RedactCredentials
 
 from .support import Client, base_config, serve
 from .test_voice_ws import _no_calls_left
@@ -263,7 +264,7 @@ def test_access_log_hides_query_tokens():
         "aiohttp.access", logging.INFO, "", 0,
         '127.0.0.1 "GET /ws/voice?sample_rate=16000&token=eyJ.secret.sig HTTP/1.1" 101', (), None,
     )  # fmt: skip
-    RedactAccessLog().filter(record)
+    RedactCredentials().filter(record)
     assert "eyJ" not in record.getMessage()
     assert "token=[redacted]" in record.getMessage()
 

@@ -8,6 +8,7 @@ from aiohttp import web
 
 RUNTIME: web.AppKey[Any] = web.AppKey("runtime")
 SESSIONS: web.AppKey[Any] = web.AppKey("sessions")
+SESSION_LIMIT: web.AppKey[Any] = web.AppKey("session_limit")  # new sessions per client
 CONNECTIONS: web.AppKey[dict[str, Any]] = web.AppKey("connections")
 CHATS: web.AppKey[dict[str, Any]] = web.AppKey("chats")
 AUTH: web.AppKey[Any] = web.AppKey("auth")

@@ -1,9 +1,10 @@
 """Who is calling: JWT or static API key, from wherever a client can put a credential.
 
-Browsers cannot set headers on a WebSocket, so a token may also arrive in the `token` query
-parameter, as the second entry of `Sec-WebSocket-Protocol: bearer, <token>`, or in a first
-`{"type":"auth","token":…}` message. Whatever the route, the token itself is never logged: failures
-log the reason only, and `redact_access_log` keeps it out of aiohttp's access log.
+REST clients send it in a header. Browsers cannot set headers on a WebSocket, so on `/ws/voice` a
+token may also arrive in the `token` query parameter, as the second entry of
+`Sec-WebSocket-Protocol: bearer, <token>`, or in a first `{"type":"auth","token":…}` message.
+Whatever the route, the token itself is never logged: failures log the reason only, and
+`voicebot.redact` keeps credentials out of aiohttp's logs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -139,7 +139,11 @@ class Authenticator:
             raise AuthError(f"token has no '{exc.claim}' claim") from None
         except (jwt.InvalidTokenError, jwt.PyJWKError, ValueError, TypeError):
             raise AuthError("token is malformed") from None
-        return Principal(str(claims["sub"]), float(claims["exp"]), claims)
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not subject.strip():
+            # an empty subject would own nothing and match every unowned session
+            raise AuthError("token has an empty 'sub' claim")
+        return Principal(subject, float(claims["exp"]), claims)
 
     def _key_for(self, alg: str, kid: str | None) -> Any:
         # the key follows the algorithm family, so a public key can never serve as an HMAC secret
@@ -160,14 +164,20 @@ class Authenticator:
 # ------------------------------------------------------------------------- where tokens live
 
 
-def token_from_request(request: web.Request) -> str:
-    """A credential from the Authorization/X-API-Key header, the subprotocol, or the query."""
+def token_from_headers(request: web.Request) -> str:
+    """A credential from the Authorization or X-API-Key header: the only places REST looks."""
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    if request.headers.get("X-API-Key"):
-        return request.headers["X-API-Key"]
+    return request.headers.get("X-API-Key", "")
+
+
+def token_from_request(request: web.Request) -> str:
+    """A WebSocket's credential: a header, else the subprotocol, else the query."""
+    token = token_from_headers(request)
+    if token:
+        return token
     offered = subprotocols(request)
     for i, proto in enumerate(offered[:-1]):
         if proto.lower() in _SUBPROTOCOL_ALIASES:
@@ -230,28 +240,3 @@ async def authenticate_ws(
     if token is None:
         raise AuthError('authentication required: first message must be {"type":"auth",…}')
     return authn.verify(token)
-
-
-# ------------------------------------------------------------------------------- access log
-
-_QUERY_TOKEN = re.compile(r"([?&](?:token|access_token|api_key)=)[^&\s\"]*")
-
-
-class RedactAccessLog(logging.Filter):
-    """aiohttp logs the request line with its query string: mask any token in it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = _QUERY_TOKEN.sub(r"\1[redacted]", record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                _QUERY_TOKEN.sub(r"\1[redacted]", a) if isinstance(a, str) else a
-                for a in record.args
-            )
-        return True
-
-
-def redact_access_log() -> None:
-    logger = logging.getLogger("aiohttp.access")
-    if not any(isinstance(f, RedactAccessLog) for f in logger.filters):
-        logger.addFilter(RedactAccessLog())

@@ -142,6 +142,12 @@ class SessionsConfig:
     ttl_s: float = field(default=900.0, metadata={"min": 1})
     single_use: bool = False
     resume_grace_s: float = field(default=120.0, metadata={"min": 0})
+    #: Bounds on what anonymous clients can make the server hold (docs/security.md).
+    max_sessions: int = field(default=10_000, metadata={"min": 1})
+    max_total_bytes: int = field(default=8 * 1024 * 1024, metadata={"min": 64 * 1024})
+    max_field_bytes: int = field(default=2048, metadata={"min": 64, "max": 1024 * 1024})
+    create_per_minute: float = field(default=60.0, metadata={"min": 0.1})
+    create_burst: int = field(default=20, metadata={"min": 1})
 
 
 @dataclass

@@ -76,6 +76,7 @@ class Runtime:
         self.calls_total = 0
         self.turns: deque[dict[str, Any]] = deque(maxlen=1000)
         self._dialogue_factory: Any = None
+        self.flow_library: Any = None  # the FlowLibrary, in dialogue.mode flows
 
     @property
     def hook(self) -> Any:
@@ -224,6 +225,7 @@ class Runtime:
                 timezone=self.config.flows.timezone,
                 registry=self.registry,
             )
+            self.flow_library = lib
 
             def flows(ctx: DialogueContext, flow: str | None, snapshot: dict | None) -> Dialogue:
                 if snapshot:
@@ -237,6 +239,10 @@ class Runtime:
             return SimpleDialogue(ctx, self.config.dialogue, mode, snapshot)
 
         return simple
+
+    def knows_flow(self, name: str) -> bool:
+        """Whether a call could start in flow `name` now (never, outside dialogue.mode flows)."""
+        return self.flow_library is not None and name in self.flow_library.current().flows
 
     def record_turn(self, turn: dict[str, Any]) -> None:
         self.turns.append(turn)

@@ -11,16 +11,18 @@ from typing import Any
 
 from aiohttp import web
 
+from . import redact
 from .appkeys import AUTH, RUNTIME, SESSIONS, STORAGE, SUBJECT
 from .audit import AuditLog
-from .auth import Authenticator, AuthError, redact_access_log, token_from_request
+from .auth import Authenticator, AuthError, token_from_headers
 from .options import ConfigError, Problem
 from .storage import Storage, StorageError, cipher, database_path
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # REST routes that act on calls or cost money; /health and /metrics stay open for probes
-PROTECTED_PREFIXES = ("/api/", "/calls", "/ws/stats")
+PROTECTED_PREFIXES = ("/api/", "/calls")
+PROTECTED_PATHS = frozenset({"/ws/stats", "/telephony/stats"})
 CORS_METHODS = "GET, POST, DELETE, OPTIONS"
 CORS_HEADERS = "Authorization, Content-Type, X-API-Key"
 
@@ -31,7 +33,7 @@ def install(app: web.Application, runtime: Any) -> None:
         app[AUTH] = Authenticator(cfg.security.auth, cfg.resolve)
     except (ValueError, OSError) as exc:
         raise _config_error(cfg, "security.auth", exc) from None
-    redact_access_log()
+    redact.install()
     app.middlewares.append(cors_middleware(frozenset(cfg.security.cors_origins)))
     app.middlewares.append(auth_middleware)
     runtime.pm.register(AuditLog(), "voicebot.audit")
@@ -103,10 +105,13 @@ def _json_error(status: int, code: str, message: str, **headers: str) -> web.Res
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """REST credentials come in a header only (docs/security.md): a query string ends up in
+    access logs and browser history, and a subprotocol means nothing outside a WebSocket."""
     authn: Authenticator = request.app[AUTH]
-    if authn.enabled and request.path.startswith(PROTECTED_PREFIXES):
+    path = request.path
+    if authn.enabled and (path.startswith(PROTECTED_PREFIXES) or path in PROTECTED_PATHS):
         try:
-            request[SUBJECT] = authn.verify(token_from_request(request)).subject
+            request[SUBJECT] = authn.verify(token_from_headers(request)).subject
         except AuthError as exc:
             return _json_error(
                 401, "unauthorized", str(exc), **{"WWW-Authenticate": 'Bearer realm="voicebot"'}

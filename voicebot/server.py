@@ -6,7 +6,6 @@ A thin shell: each route hands over to the runtime or a transport module.
 from __future__ import annotations
 
 import base64
-import binascii
 import logging
 import time
 from pathlib import Path
@@ -15,32 +14,48 @@ from typing import Any
 from aiohttp import web
 
 from . import security
-from .appkeys import CHATS, CONNECTIONS, RUNTIME, SESSIONS, SUBJECT, TRIMMER
+from .appkeys import CHATS, CONNECTIONS, RUNTIME, SESSION_LIMIT, SESSIONS, SUBJECT, TRIMMER
 from .dialogue import Say, UserInput
+from .limits import ClientRateLimit, client_key
 from .memory import MemoryTrimmer
 from .providers import ProviderError
+from .rest import (
+    RestError,
+    bounded_str,
+    check_metadata,
+    json_error,
+    json_object,
+    read_body,
+    rest_errors,
+    too_many,
+    voice_url,
+)
 from .runtime import Runtime
 from .sentences import join_pieces
-from .sessions import SessionStore
+from .sessions import Session, SessionsFull, SessionStore
 from .transports.browser import voice_ws
 
 log = logging.getLogger("voicebot.server")
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
-MAX_CHAT_SESSIONS = 10_000
 
 
 def create_app(runtime: Runtime) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[RUNTIME] = runtime
     sessions = runtime.config.security.sessions
+    chats: dict[str, Any] = {}  # chat session id → its dialogue; forgotten with the session
     app[SESSIONS] = SessionStore(
         ttl_s=sessions.ttl_s,
         single_use=sessions.single_use,
         resume_grace_s=sessions.resume_grace_s,
+        max_sessions=sessions.max_sessions,
+        max_total_bytes=sessions.max_total_bytes,
+        on_forget=lambda session_id: chats.pop(session_id, None),
     )
+    app[SESSION_LIMIT] = ClientRateLimit(sessions.create_per_minute, sessions.create_burst)
     app[CONNECTIONS] = {}
-    app[CHATS] = {}
+    app[CHATS] = chats
     app[TRIMMER] = MemoryTrimmer(runtime, runtime.config.server.malloc_trim_s)
     app.router.add_get("/", index)
     app.router.add_get("/ws/voice", voice_ws)
@@ -53,6 +68,7 @@ def create_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/metrics", metrics)
     transports = [add_routes(app, runtime) for add_routes in _transport_routes()]
     security.install(app, runtime)
+    app.middlewares.append(rest_errors)  # innermost: CORS headers still reach its answers
 
     async def on_startup(app: web.Application) -> None:
         await runtime.start()
@@ -89,45 +105,40 @@ def _transport_routes() -> list[Any]:
     return [add_routes]
 
 
-def _json_error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"type": "error", "code": code, "message": message}, status=status)
+def _take_creation_token(request: web.Request) -> None:
+    """Session creation is rate-limited per client (`security.sessions.create_per_minute`)."""
+    client = client_key(request.remote, request.get(SUBJECT))
+    wait = request.app[SESSION_LIMIT].retry_after(client)
+    if wait:
+        raise too_many("rate_limited", "too many new sessions from this client; slow down", wait)
 
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
+def _new_session(request: web.Request, *, namespace: str = "", flow: str | None = None) -> Session:
+    """A session for this client within the store's bounds (the caller took a creation token)."""
     try:
-        body = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(
-            text='{"type":"error","code":"invalid_json","message":"body is not valid JSON"}',
-            content_type="application/json",
-        ) from None
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(
-            text='{"type":"error","code":"invalid_body","message":"body must be a JSON object"}',
-            content_type="application/json",
+        return request.app[SESSIONS].create(
+            namespace=namespace, flow=flow, subject=request.get(SUBJECT)
         )
-    return body
+    except SessionsFull as exc:
+        raise too_many("sessions_full", str(exc), exc.retry_after, status=503) from None
 
 
 async def create_session(request: web.Request) -> web.Response:
-    body = await _json_body(request)
-    metadata = body.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        return _json_error(400, "invalid_body", "`metadata` must be an object")
-    session = request.app[SESSIONS].create(
-        namespace=str(body.get("namespace", "")),
-        flow=body.get("flow"),
-        metadata=metadata,
-        subject=request.get(SUBJECT),
-    )
-    scheme = "wss" if request.secure else "ws"
+    runtime: Runtime = request.app[RUNTIME]
+    max_bytes = runtime.config.security.sessions.max_field_bytes
+    _take_creation_token(request)  # every attempt counts, so a flood is cut before parsing
+    body = await json_object(request, max_bytes=8 * max_bytes + 4096)  # fields, JSON escapes
+    namespace = bounded_str(body, "namespace", max_bytes) or ""
+    flow = bounded_str(body, "flow", max_bytes)
+    if flow is not None and not runtime.knows_flow(flow):
+        raise RestError(400, "unknown_flow", "`flow` is not the name of a flow of this server")
+    check_metadata(body, max_bytes)
+    session = _new_session(request, namespace=namespace, flow=flow)
     return web.json_response(
         {
             "session_id": session.id,
             "expires_at": session.expires_at,
-            "ws_url": f"{scheme}://{request.host}/ws/voice?session_id={session.id}",
+            "ws_url": voice_url(request, runtime.config.server.public_url, session.id),
         }
     )
 
@@ -159,21 +170,25 @@ async def chat(request: web.Request) -> web.Response:
     from .dialogue import Hangup
 
     runtime: Runtime = request.app[RUNTIME]
-    body = await _json_body(request)
+    body = await json_object(request)
     text = body.get("text")
     if not isinstance(text, str) or not text.strip():
-        return _json_error(400, "invalid_text", "`text` must be a non-empty string")
+        return json_error(400, "invalid_text", "`text` must be a non-empty string")
     if len(text) > runtime.config.security.limits.max_text_chars:
-        return _json_error(413, "text_too_long", "text is over the configured limit")
+        return json_error(413, "text_too_long", "text is over the configured limit")
     chats: dict[str, Any] = request.app[CHATS]
     session_id = body.get("session_id")
-    dialogue = chats.get(session_id) if isinstance(session_id, str) else None
+    dialogue = None
+    if isinstance(session_id, str):
+        # another subject's conversation is as unknown as one that never existed
+        session = request.app[SESSIONS].get(session_id)
+        if session is not None and session.subject == request.get(SUBJECT):
+            dialogue = chats.get(session_id)
     greeting: list[tuple[str, bool]] = []
     if dialogue is None:
-        session_id = request.app[SESSIONS].create(namespace="chat").id
+        _take_creation_token(request)
+        session_id = _new_session(request, namespace="chat").id
         dialogue = runtime.new_dialogue(session_id, {"channel": "chat"})
-        if len(chats) >= MAX_CHAT_SESSIONS:
-            chats.pop(next(iter(chats)))
         chats[session_id] = dialogue
         greeting = [(o.text, o.delta) async for o in dialogue.start() if isinstance(o, Say)]
     reply: list[tuple[str, bool]] = []
@@ -185,7 +200,7 @@ async def chat(request: web.Request) -> web.Response:
             elif isinstance(out, Hangup):
                 ended = True
     except ProviderError as exc:
-        return _json_error(502, "provider_failed", str(exc))
+        return json_error(502, "provider_failed", str(exc))
     if ended:
         chats.pop(session_id, None)
     return web.json_response(
@@ -207,21 +222,23 @@ async def transcribe(request: web.Request) -> web.Response:
         rate = int(request.query.get("sample_rate", "16000"))
         encoding = request.query.get("encoding", "pcm_s16le")
         if request.content_type == "application/json":
-            body = await _json_body(request)
-            data = base64.b64decode(body.get("audio", ""), validate=True)
+            audio = (await json_object(request)).get("audio", "")
+            if not isinstance(audio, str):
+                return json_error(400, "invalid_audio", "`audio` must be a base64 string")
+            data = base64.b64decode(audio, validate=True)
         else:
-            data = await request.read()
+            data = await read_body(request)
         frames = InboundAudio(rate, encoding, runtime.config.pipeline.sample_rate).push(data)
-    except (ValueError, binascii.Error) as exc:
-        return _json_error(400, "invalid_audio", str(exc))
+    except ValueError as exc:  # binascii.Error and AudioFormatError are ValueErrors
+        return json_error(400, "invalid_audio", str(exc))
     if not frames:
-        return _json_error(400, "invalid_audio", "no audio in the request")
+        return json_error(400, "invalid_audio", "no audio in the request")
     stream = runtime.providers["stt"].stream(runtime.config.pipeline.sample_rate)
     try:
         await stream.send(b"".join(frames))
         result = await stream.finalize()
     except ProviderError as exc:
-        return _json_error(502, "stt_failed", str(exc))
+        return json_error(502, "stt_failed", str(exc))
     finally:
         await stream.aclose()
     return web.json_response({"text": result.text, "confidence": result.confidence})
