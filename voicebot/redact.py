@@ -39,8 +39,8 @@ LOGGERS = (
 
 _DELIM = r"(?:[?&;]|%3[Ff]|%26)"  # also percent-encoded, as in a URL inside a parameter
 _PARAM = re.compile(
-    rf"(?P<head>{_DELIM}(?P<name>(?:(?!%3[Dd]|%26)[^=&;\s\"'#?<>])+)(?:=|%3[Dd]))"
-    r"(?P<value>(?:(?!%26)[^&;\s\"'#<>])*)"
+    rf"(?P<head>{_DELIM}(?P<name>(?:(?!%3[DdFf]|%26)[^=&;\s\"'#?<>])+)(?:=|%3[Dd]))"
+    r"(?P<value>[^&;\s\"'#<>]*)"
 )
 _HEADER = re.compile(
     r"(?i)(?P<head>\bauthorization\b[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic|token)\s+)?"
@@ -63,15 +63,22 @@ def _param_name(raw: str) -> str:
     return name.strip().lower()
 
 
-def _mask_param(m: re.Match[str]) -> str:
-    if _param_name(m["name"]) in SENSITIVE_PARAMS:
-        return m["head"] + MASK
-    return m[0]
+def _mask_params(text: str, depth: int = 0) -> str:
+    def mask(m: re.Match[str]) -> str:
+        if _param_name(m["name"]) in SENSITIVE_PARAMS:
+            return m["head"] + MASK
+        if depth >= 2:
+            return m[0]
+        # a value may hold an encoded URL with its own query (`?next=%2Fa%3Ftoken%3D…`);
+        # the depth bound keeps a crafted line from costing more than a few passes
+        return m["head"] + _mask_params(m["value"], depth + 1)
+
+    return _PARAM.sub(mask, text)
 
 
 def redact(text: str) -> str:
     """`text` with every credential it may contain masked."""
-    text = _PARAM.sub(_mask_param, text)
+    text = _mask_params(text)
     text = _HEADER.sub(lambda m: m["head"] + MASK, text)
     return _JWT.sub(MASK, text)
 
@@ -100,8 +107,13 @@ class RedactCredentials(logging.Filter):
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError | RequestPayloadError):
             # the client's malformed request, not our bug: no traceback, none of its bytes
-            record.msg = "%s: malformed request (%s)"
-            record.args = (redact(_message(record)), _kind(exc))
+            record.msg, record.args = (
+                "%s: malformed request (%s)",
+                (
+                    redact(_message(record)),
+                    _kind(exc),
+                ),
+            )
             record.exc_info = record.exc_text = None
             record.levelno, record.levelname = logging.INFO, "INFO"
         else:
