@@ -27,16 +27,26 @@ class RestError(Exception):
     """A refusal the client caused; becomes its JSON error response (see `rest_errors`)."""
 
     def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        *,
+        close: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers or {}
+        self.close = close  # the connection cannot carry another request
 
     def response(self) -> web.Response:
-        return json_error(self.status, self.code, self.message, self.headers)
+        response = json_error(self.status, self.code, self.message, self.headers)
+        if self.close:
+            response.force_close()
+        return response
 
 
 def json_error(
@@ -52,15 +62,27 @@ def too_many(code: str, message: str, retry_after: float, status: int = 429) -> 
     return RestError(status, code, message, {"Retry-After": str(max(1, math.ceil(retry_after)))})
 
 
+#: `Content-Encoding`s a REST body may have. Not deflate: aiohttp (3.14) leaves the handler
+#: waiting forever on a deflate body that ends early, and no client needs it.
+BODY_ENCODINGS = frozenset({"", "identity", "gzip", "x-gzip"})
+
+
 async def read_body(request: web.Request) -> bytes:
     """The whole body; a body that cannot be read (broken compression, over the size limit)
     is the client's error."""
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in BODY_ENCODINGS:
+        raise RestError(
+            415, "unsupported_encoding", "Content-Encoding must be gzip or none", close=True
+        )
     try:
         return await request.read()
     except RequestPayloadError as exc:
         # the stream is broken: answer, close the connection, and do not read the rest of it
         request.content.feed_eof()
-        raise RestError(400, "invalid_body", f"the body cannot be read: {exc}") from None
+        why = getattr(exc.__cause__, "message", "") or "it is cut short or badly encoded"
+        reason = f"the body cannot be read: {why}"
+        raise RestError(400, "invalid_body", reason, close=True) from None
     except web.HTTPRequestEntityTooLarge as exc:
         raise RestError(413, "body_too_large", exc.text or "the body is too large") from None
 

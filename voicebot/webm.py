@@ -180,7 +180,7 @@ class WebmDemuxer:
             self.channels = int.from_bytes(payload, "big")
         elif elem in (SIMPLE_BLOCK, BLOCK):
             track_info = _vint(bytearray(payload), 0, keep_marker=False)
-            if track_info is None:
+            if track_info is None or len(payload) < track_info[1] + 3:
                 raise WebmError("truncated block")
             track, n = track_info
             if len(payload) < n + 3:
