@@ -85,6 +85,7 @@ async def test_running_server_picks_up_an_edit_and_refuses_a_broken_one(tmp_path
     version = "nodes:\n  hi:\n    say: Version {n}.\n    listen:\n      - goto: hi\n"
     flow.write_text(version.format(n=1))
     cfg = base_config(dialogue={"mode": "flows"}, flows={"dir": "flows", "start": "main"})
+    cfg["security"] = {"sessions": {"create_burst": 1000}}  # a new chat every poll
 
     async def greeting(http: aiohttp.ClientSession) -> str:
         async with http.post(f"{server.http}/api/chat", json={"text": "hello"}) as resp:
