@@ -171,6 +171,8 @@ def test_session_bodies(server_port, body, h):
             sent = json.loads(body) if body.strip() else {}
         except ValueError:  # JSON only in the charset the request named
             return
+        if not isinstance(sent, dict):  # a gzip body cut short: the server read a prefix
+            return
         assert sent.get("flow") in (None, "main", "booking", "support"), sent
 
 

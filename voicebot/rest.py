@@ -90,11 +90,13 @@ async def read_body(request: web.Request) -> bytes:
 async def json_object(request: web.Request, max_bytes: int = 0) -> dict[str, Any]:
     """The body as a JSON object; an empty body is an empty object. A declared length over
     `max_bytes` (when given) is refused before a byte of the body is read."""
-    if not request.can_read_body:
+    if not request.body_exists:
         return {}
     if max_bytes and (request.content_length or 0) > max_bytes:
         raise RestError(413, "body_too_large", f"the body is over {max_bytes} bytes")
     raw = await read_body(request)
+    if not raw:  # also a gzip stream cut short before its first byte (aiohttp does not tell)
+        return {}
     try:
         text = raw.decode(request.charset or "utf-8")
     except LookupError:
