@@ -4,13 +4,19 @@ one, including requests so malformed that aiohttp quotes them, and percent-encod
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import pytest
+import yaml
+from aiohttp import web
 
+from voicebot.config import load_config
 from voicebot.redact import redact
+from voicebot.runtime import Runtime
+from voicebot.server import create_app
 
-from .support import base_config, serve
+from .support import Server, base_config, serve
 
 KEY = "k3y-Secret-Value-0123456789"  # a valid API key: the server accepts it
 
@@ -69,6 +75,23 @@ CASES = {
 }
 
 
+@contextlib.asynccontextmanager
+async def plain_serve(tmp_path, config):
+    """`serve`, but on aiohttp's own `AppRunner`, as an application embedding voicebot's app
+    would run it: without `voicebot.connections`' handling of malformed requests."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    runtime = Runtime(load_config(path, env={}))
+    runner = web.AppRunner(create_app(runtime), shutdown_timeout=2)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield Server(runtime, runner, site._server.sockets[0].getsockname()[1])
+    finally:
+        await runner.cleanup()
+
+
 def all_logged(caplog) -> str:
     """Everything a handler could write: messages, tracebacks, stack info and extra fields."""
     out = [caplog.text]
@@ -79,9 +102,11 @@ def all_logged(caplog) -> str:
     return "\n".join(out)
 
 
-async def test_no_credential_in_any_log_line(tmp_path, caplog):
+@pytest.mark.parametrize("runner", ["voicebot", "plain aiohttp"])
+async def test_no_credential_in_any_log_line(tmp_path, caplog, runner):
     caplog.set_level(logging.DEBUG)
-    async with serve(tmp_path, api_key_config()) as server:
+    serving = serve if runner == "voicebot" else plain_serve
+    async with serving(tmp_path, api_key_config()) as server:
         for name, (data, status) in CASES.items():
             head = await exchange(server.port, data)
             assert head.startswith(f"HTTP/1.1 {status} ".encode()) or (
@@ -97,11 +122,12 @@ async def test_no_credential_in_any_log_line(tmp_path, caplog):
     logged = all_logged(caplog)
     assert "[redacted]" in logged and KEY not in logged
     assert KEY[:12] not in logged  # not even a prefix of it
-    # a malformed request is the client's fault: one line at INFO, no traceback
+    # a malformed request is the client's fault: one line, no traceback
     assert "Traceback" not in logged
-    bad = [r for r in caplog.records if "malformed request" in r.getMessage()]
-    assert len(bad) == 7 and all(r.levelno == logging.INFO for r in bad)
-    assert any("LineTooLong" in r.getMessage() for r in bad)
+    bad = [r for r in caplog.records if "malformed" in r.getMessage()]
+    assert bad and any("LineTooLong" in r.getMessage() for r in bad)
+    if runner == "plain aiohttp":  # this filter's own line (voicebot's runner answers first)
+        assert len(bad) == 7 and all(r.levelno == logging.INFO for r in bad)
 
 
 @pytest.mark.parametrize(
