@@ -214,10 +214,19 @@ async def chat(request: web.Request) -> web.Response:
 
 
 async def transcribe(request: web.Request) -> web.Response:
-    """Audio (raw PCM16 body, or JSON `{"audio": base64}`) at `sample_rate` → text."""
-    from .audio import InboundAudio
+    """Audio (raw body, or JSON `{"audio": base64}`) at `sample_rate` → text.
+
+    Bounded like a call's whole utterance: at most `pipeline.max_utterance_ms` once decoded
+    (charged before decoding, so an Opus bomb costs no more than that), Opus decoded on the worker
+    pool, and the recogniser held to the STT deadline."""
+    from .audio import AudioLimitError, InboundAudio
+    from .deadlines import BoundedSTTStream
+    from .limits import AudioBudget
 
     runtime: Runtime = request.app[RUNTIME]
+    pipeline = runtime.config.pipeline
+    cap_s = pipeline.max_utterance_ms / 1000
+    meter = AudioBudget(runtime.config.security.limits, cap_s).meter(cap_s, streamed=False)
     try:
         rate = int(request.query.get("sample_rate", "16000"))
         encoding = request.query.get("encoding", "pcm_s16le")
@@ -228,14 +237,29 @@ async def transcribe(request: web.Request) -> web.Response:
             data = base64.b64decode(audio, validate=True)
         else:
             data = await read_body(request)
-        frames = InboundAudio(rate, encoding, runtime.config.pipeline.sample_rate).push(data)
+        conv = InboundAudio(rate, encoding, pipeline.sample_rate)
+        if encoding == "webm":
+            frames = await runtime.workers.run(conv.push, data, meter)
+        else:
+            frames = conv.push(data, meter)
+    except AudioLimitError as exc:
+        return json_error(413, "audio_too_large", str(exc))
     except ValueError as exc:  # binascii.Error and AudioFormatError are ValueErrors
         return json_error(400, "invalid_audio", str(exc))
+    except ProviderError as exc:  # the worker pool is full
+        return json_error(503, "overloaded", str(exc))
     if not frames:
         return json_error(400, "invalid_audio", "no audio in the request")
-    stream = runtime.providers["stt"].stream(runtime.config.pipeline.sample_rate)
+    provider = runtime.providers["stt"]
+    stream = BoundedSTTStream(
+        lambda: provider.stream(pipeline.sample_rate),
+        runtime.deadlines["stt"],
+        provider=provider.name,
+        endpointing=provider.endpointing,
+    )
     try:
         await stream.send(b"".join(frames))
+        stream.turn_ended()
         result = await stream.finalize()
     except ProviderError as exc:
         return json_error(502, "stt_failed", str(exc))
