@@ -10,11 +10,15 @@ import asyncio
 import base64
 import contextlib
 import json
+import subprocess
+import sys
 import time
 import tracemalloc
+from pathlib import Path
 
 import pytest
 import websockets
+import yaml
 
 from voicebot.audio import AudioLimitError, InboundAudio
 from voicebot.config import LimitsConfig
@@ -24,6 +28,8 @@ from .attacks import opus_bomb_blocks, opus_bomb_webm, webm_header
 from .support import Client, base_config, serve
 from .test_limits import closed_with, open_ws, still_served
 from .test_voice_ws import _no_calls_left
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pytest.importorskip("av")
 
@@ -170,3 +176,27 @@ def test_streamed_audio_bursts_5_s_and_a_whole_utterance_30_s():
     with pytest.raises(AudioLimitError) as refused:
         whole.meter(2.0)(0.5)  # the utterance used the budget: streaming must wait for it
     assert refused.value.code == "rate_limited"
+
+
+def test_the_opus_decoder_is_imported_at_start_up_not_on_the_first_callers_loop(tmp_path):
+    """Importing PyAV costs 0.2–0.3 s of CPU: on the event loop at the first WebM call it would
+    stall every other call (seen as a 295 ms loop stall in the soak's bomb phase)."""
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump(base_config()))
+    code = (
+        "import asyncio, sys\n"
+        "from voicebot.config import load_config\n"
+        "from voicebot.runtime import Runtime\n"
+        f"rt = Runtime(load_config({str(cfg)!r}, env={{}}))\n"
+        "assert 'av' not in sys.modules\n"
+        "async def main():\n"
+        "    await rt.start()\n"
+        "    await rt.stop()\n"
+        "asyncio.run(main())\n"
+        "print('av' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"

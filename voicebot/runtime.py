@@ -9,7 +9,7 @@ import time
 from collections import deque
 from typing import Any
 
-from . import __version__
+from . import __version__, webm
 from .call import Call, CallIO
 from .config import CONFIG_ROLES, Config, validate_providers
 from .deadlines import BoundedLLM, Deadline
@@ -115,6 +115,7 @@ class Runtime:
                 self.providers["tts"], self.config.pipeline.tts_cache_mb * 1024 * 1024
             )
         self._dialogue_factory = self._make_dialogue_factory()
+        await asyncio.to_thread(webm.preload)
         self.lag.start()
 
     async def stop(self) -> None:
