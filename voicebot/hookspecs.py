@@ -54,8 +54,15 @@ def register_intent(register: Register) -> None:
 
 
 @hookspec
+def register_telephony(register: Register) -> None:
+    """Register phone carriers: `register(Carrier(serializer=..., webhooks=(...)))`, one
+    `voicebot.telephony.carrier.Carrier` with its media format, HTTP routes and call control."""
+
+
+@hookspec
 def register_transports(register: Register) -> None:
-    """Register telephony media-stream serializers: `register(name, serializer_class)`."""
+    """Deprecated: use `register_telephony`. `register(name, serializer_class)` registers a
+    carrier with a media stream only (no webhooks)."""
 
 
 @hookspec

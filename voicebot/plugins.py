@@ -16,6 +16,7 @@ import pluggy
 
 from . import hookspecs
 from .providers import ROLES, Provider
+from .telephony.carrier import Carrier
 
 ENTRY_POINT_GROUP = "voicebot"
 
@@ -31,7 +32,8 @@ class Registry:
     providers: dict[str, dict[str, type[Provider]]] = field(
         default_factory=lambda: {role: {} for role in ROLES}
     )
-    transports: dict[str, Any] = field(default_factory=dict)
+    transports: dict[str, Any] = field(default_factory=dict)  # carrier name → serializer class
+    carriers: dict[str, Carrier] = field(default_factory=dict)
     actions: dict[str, Callable[..., Any]] = field(default_factory=dict)
     slot_types: dict[str, Callable[..., Any]] = field(default_factory=dict)
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -106,6 +108,9 @@ class PluginManager:
                 impl = getattr(plugin, f"register_{role}", None)
                 if impl is not None:
                     impl(register=self._provider_register(reg, role, label))
+            impl = getattr(plugin, "register_telephony", None)
+            if impl is not None:
+                impl(register=self._carrier_register(reg, label))
             for hook, table in (
                 ("register_transports", reg.transports),
                 ("register_actions", reg.actions),
@@ -135,12 +140,28 @@ class PluginManager:
         return register
 
     @staticmethod
+    def _carrier_register(reg: Registry, label: str) -> Callable[[Carrier], None]:
+        def register(carrier: Carrier) -> None:
+            if not isinstance(carrier, Carrier):
+                raise PluginError(
+                    f"plugin '{label}' registered {carrier!r} as a carrier, but it is not a "
+                    "voicebot.telephony.carrier.Carrier"
+                )
+            _claim(reg, "transports", carrier.name, label)
+            reg.carriers[carrier.name] = carrier
+            reg.transports[carrier.name] = carrier.serializer
+
+        return register
+
+    @staticmethod
     def _named_register(
         reg: Registry, kind: str, table: dict[str, Any], label: str
     ) -> Callable[[str, Any], None]:
         def register(name: str, obj: Any) -> None:
             _claim(reg, kind, name, label)
             table[name] = obj
+            if kind == "transports":  # the deprecated hook: a carrier with a media stream only
+                reg.carriers[name] = Carrier(serializer=obj)
 
         return register
 

@@ -113,7 +113,11 @@ InboundEvent = Connected | Start | Media | Dtmf | Mark | Stop
 
 
 class CallControl(Protocol):
-    """Provider REST operations on a live call (one instance per process, shared by calls)."""
+    """Provider REST operations on a live call (one instance per process, shared by calls).
+
+    It may also define `async hangup(start)`: called when the bot ends a call (not when the
+    caller hung up, nor after a transfer), for a carrier whose call outlives its media stream;
+    it raises `TelephonyError` saying why it failed."""
 
     async def transfer(self, start: Start, target: str) -> None:
         """Redirect the call to `target`; raises `TelephonyError` saying why it failed."""

@@ -87,6 +87,7 @@ class TelephonyCallIO:
         self._sent_marks: set[str] = set()
         self._cleared_marks: set[str] = set()
         self._unknown_mark_logged = False
+        self.transferred = False
 
     async def _send(self, text: str) -> None:
         if self._ws.closed:
@@ -142,7 +143,19 @@ class TelephonyCallIO:
         except TelephonyError as exc:
             log.error("call %s: transfer to %s failed: %s", self._start.call_sid, target, exc)
             return False
+        self.transferred = True
         return True
+
+    async def hangup(self) -> None:
+        """End the call at the carrier, when its call control can (`CallControl.hangup`): the
+        bot ended the call, and closing the media stream alone may not hang up the phone."""
+        hangup = getattr(self._control, "hangup", None)
+        if hangup is None or self.transferred:
+            return
+        try:
+            await hangup(self._start)
+        except TelephonyError as exc:
+            log.error("call %s: hang-up failed: %s", self._start.call_sid, exc)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         if not self._ws.closed:
@@ -276,6 +289,7 @@ class MediaStream:
         finally:
             # the call ended itself (hang-up, transfer, idle): the reader must stop too
             if not self.ws.closed:
+                await self.io.hangup()
                 await self.ws.close()
 
     async def _read(self) -> None:

@@ -11,8 +11,9 @@ A phone route is one of four states, chosen at start-up from the config (docs/te
   default config's state without `TWILIO_AUTH_TOKEN`, so it still starts, takes browser calls,
   and says at start-up how to turn phone calls on.
 
-Whatever the state, a Twilio media stream needs a one-time token that only the voice webhook
-mints (`StreamTokens`), and the wire never sets a reserved call variable.
+Whatever the state, a media stream of a carrier that answers calls by webhook (Twilio) needs a
+one-time token that only its answer webhook mints (`StreamTokens`), and the wire never sets a
+reserved call variable.
 """
 
 from __future__ import annotations
@@ -164,32 +165,36 @@ class StreamTokens:
         self.ttl_s = ttl_s
         self.capacity = capacity
         self._clock = clock
-        self._pending: dict[str, tuple[float, str, dict[str, str]]] = {}
+        self._pending: dict[str, tuple[float, str, str, dict[str, str]]] = {}
 
     def __len__(self) -> int:
         return len(self._pending)
 
-    def mint(self, variables: Mapping[str, str]) -> str:
-        """A new token that `take` will trade, once and within `ttl_s`, for `variables`."""
+    def mint(self, variables: Mapping[str, str], call_id: str = "") -> str:
+        """A new token that `take` will trade, once and within `ttl_s`, for `variables`; only
+        for a stream of `call_id` when one is given."""
         now = self._clock()
-        for key, (expires, _, _) in list(self._pending.items()):  # oldest first
+        for key, (expires, *_) in list(self._pending.items()):  # oldest first
             if expires > now and len(self._pending) < self.capacity:
                 break
             del self._pending[key]
         key, secret = secrets.token_urlsafe(12), secrets.token_urlsafe(24)
-        self._pending[key] = (now + self.ttl_s, secret, dict(variables))
+        self._pending[key] = (now + self.ttl_s, secret, call_id, dict(variables))
         return f"{key}.{secret}"
 
-    def take(self, token: Any) -> dict[str, str] | None:
-        """The variables minted with `token`, consuming it; None if unknown, used or expired."""
+    def take(self, token: Any, call_id: str = "") -> dict[str, str] | None:
+        """The variables minted with `token`, consuming it; None if unknown, used, expired, or
+        minted for a call other than `call_id`."""
         if not isinstance(token, str):
             return None
         key, _, secret = token.partition(".")
         entry = self._pending.get(key)
         if entry is None:
             return None
-        expires, expected, variables = entry
+        expires, expected, bound, variables = entry
         if not hmac.compare_digest(secret.encode("utf-8", "replace"), expected.encode()):
             return None
         del self._pending[key]
+        if bound and bound != call_id:
+            return None
         return variables if expires > self._clock() else None

@@ -1,9 +1,9 @@
-"""Phone calls: the routes of every registered telephony provider, and their shared state.
+"""Phone calls: the routes of every registered carrier, and their shared state.
 
-`/telephony/{provider}/media` (and `/twilio/media`) upgrade to a media stream (`media_stream.py`)
-once the phone door (`phone_door.py`) lets the request through; Twilio's HTTP webhooks live in
-`twilio_webhooks.py`.
-One `Telephony` per app holds each provider's options and REST client, the open streams and the
+`/telephony/{provider}/media` (and each carrier's `media_paths`, e.g. `/twilio/media`) upgrade to
+a media stream (`media_stream.py`) once the phone door (`phone_door.py`) lets the request
+through; each carrier's HTTP webhooks are mounted behind the same door by `webhooks.py`.
+One `Telephony` per app holds each carrier's options and REST client, the open streams and the
 inbound lag figures behind `GET /telephony/stats`.
 """
 
@@ -16,12 +16,14 @@ from typing import Any
 from aiohttp import web
 
 from ..audit import audit
+from ..telephony.carrier import Carrier
 from ..telephony.serializer import CallControl, MediaStreamSerializer, Start
-from . import phone_door, twilio_webhooks
+from . import phone_door
 from .browser import release_heartbeat
 from .lag import LagHistogram
 from .media_stream import MediaStream
 from .public_url import request_url
+from .webhooks import add_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +83,12 @@ class Telephony:
     def public_url(self) -> str:
         return self.runtime.config.server.public_url
 
+    def carrier(self, provider: str) -> Carrier | None:
+        return self.runtime.pm.registry.carriers.get(provider)
+
     def serializer(self, provider: str) -> type[MediaStreamSerializer] | None:
-        return self.runtime.pm.registry.transports.get(provider)
+        carrier = self.carrier(provider)
+        return carrier.serializer if carrier else None
 
     def options(self, provider: str) -> Any:
         cls = self.serializer(provider)
@@ -103,9 +109,10 @@ class Telephony:
 
     async def media(self, request: web.Request, provider: str | None = None) -> web.StreamResponse:
         name = provider or request.match_info["provider"]
-        cls = self.serializer(name)
-        if cls is None:
+        carrier = self.carrier(name)
+        if carrier is None:
             raise web.HTTPNotFound(text=f"no telephony provider '{name}' is installed")
+        cls = carrier.serializer
         mode = self.door(name)
         if mode == "closed":
             raise phone_door.refusal(403, "phone_calls_off", self.closed_reason(name))
@@ -119,14 +126,14 @@ class Telephony:
                 url,
             )
             raise phone_door.refusal(403, "bad_signature", "invalid signature")
-        if name == twilio_webhooks.PROVIDER:
-            admit = self._admit_twilio  # the webhook vouched for the call, through its token
-        else:
-            subject = phone_door.subject_of(request, name) if mode == "auth" else None
-            trusted = {"subject": subject} if subject is not None else {}
+        trusted: dict[str, str] = {}
+        if mode == "auth" and not carrier.stream_token:  # else the token vouches for the call
+            trusted = {"subject": phone_door.subject_of(request, name)}
 
-            def admit(start: Start) -> dict[str, str] | None:
-                return trusted
+        def admit(start: Start) -> dict[str, str] | None:
+            if carrier.stream_token or phone_door.TOKEN_PARAMETER in start.custom_parameters:
+                return self._admit_token(start)
+            return trusted
 
         limits = self.runtime.config.security.limits
         ws = web.WebSocketResponse(
@@ -157,13 +164,11 @@ class Telephony:
                 self.idle.set()
         return ws
 
-    def _admit_twilio(self, start: Start) -> dict[str, str] | None:
-        """The variables the voice webhook minted this stream's token with; None when the token
+    def _admit_token(self, start: Start) -> dict[str, str] | None:
+        """The variables the answer webhook minted this stream's token with; None when the token
         is missing, used, expired, or was minted for another call."""
-        trusted = self.tokens.take(start.custom_parameters.get(phone_door.TOKEN_PARAMETER))
-        if trusted is None or trusted.get("CallSid", start.call_sid) not in ("", start.call_sid):
-            return None
-        return trusted
+        token = start.custom_parameters.get(phone_door.TOKEN_PARAMETER)
+        return self.tokens.take(token, call_id=start.call_sid)
 
     async def stats(self, request: web.Request) -> web.Response:
         """`?reset=1` starts a new measurement window for the lag figures after reading them."""
@@ -196,16 +201,19 @@ TELEPHONY = web.AppKey("telephony", Telephony)
 
 
 def add_routes(app: web.Application, runtime: Any) -> Telephony:
-    """Media streams at `/telephony/{provider}/media` (and `/twilio/media`), Twilio webhooks."""
+    """Media streams at `/telephony/{provider}/media`, and each registered carrier's own media
+    paths and webhooks."""
     telephony = Telephony(runtime)
     app[TELEPHONY] = telephony
-
-    async def twilio_media(request: web.Request) -> web.StreamResponse:
-        return await telephony.media(request, "twilio")
-
     app.router.add_get("/telephony/{provider}/media", telephony.media)
-    app.router.add_get("/twilio/media", twilio_media)
     app.router.add_get("/telephony/stats", telephony.stats)
-    twilio_webhooks.add_routes(app, telephony)
+    for name, carrier in sorted(runtime.pm.registry.carriers.items()):
+
+        async def media(request: web.Request, name: str = name) -> web.StreamResponse:
+            return await telephony.media(request, name)
+
+        for path in carrier.media_paths:
+            app.router.add_get(path, media)
+        add_webhooks(app, telephony, carrier)
     app.on_cleanup.append(telephony.aclose)
     return telephony

@@ -1,0 +1,96 @@
+"""What a carrier plugin hands the core: one typed object per phone carrier.
+
+A carrier is more than a media-stream format: it answers its calls with an HTTP webhook, reports
+call status on another, and may redirect or end a live call through its REST API. A plugin
+returns all of it as one `Carrier` from `register_telephony`, so a new carrier is one plugin
+folder and no core edit. The core mounts the media stream at `/telephony/{name}/media` (plus any
+`media_paths`), puts every `Webhook` behind the phone door (closed / `security.auth` / the
+carrier's signature), and hands the handler a `WebhookCall` with the verified parameters and the
+few core services a webhook needs (capacity, one-time stream tokens, the media URL).
+
+Nothing here does I/O or imports aiohttp: handlers receive and return aiohttp objects, but the
+shape of a carrier is plain data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from .serializer import MediaStreamSerializer
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+#: A webhook's parameters, the (name, value) pairs its signature covers, and the raw body.
+WebhookForm = tuple[Mapping[str, str], list[tuple[str, str]], bytes]
+
+
+class WebhookCall(Protocol):
+    """What a carrier's webhook handler gets once the request passed the phone door."""
+
+    request: web.Request
+    params: Mapping[str, str]
+    #: the `security.auth` subject when the door is `auth`, else None
+    subject: str | None
+
+    def at_capacity(self) -> bool:
+        """The process (or this subject) may not take another call: refuse it the carrier's way."""
+
+    def media_url(self) -> str:
+        """The public `wss://` URL of this carrier's media stream, for the answer document."""
+
+    def mint_token(self, variables: Mapping[str, str], call_id: str = "") -> str:
+        """A one-time stream token that trades, on the media stream's `Start`, for `variables`
+        (plus the subject); bound to `call_id` when given. Pass it as the start parameter
+        named `TOKEN_PARAMETER`."""
+
+    def count_status(self, status: str) -> None:
+        """Count one status callback in `GET /telephony/stats` (use a bounded set of names)."""
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """One HTTP route a carrier calls: `handler(call)` answers it once the door let it in.
+
+    `read` parses the request into a `WebhookForm` before the door's credential or signature
+    check (which needs the signed parameters), raising a `web.HTTPException` with a JSON body
+    for a body it cannot read; None reads a form-encoded POST or a GET's query string."""
+
+    path: str
+    handler: Callable[[WebhookCall], Awaitable[web.StreamResponse]]
+    methods: tuple[str, ...] = ("POST",)
+    read: Callable[[web.Request], Awaitable[WebhookForm]] | None = None
+
+
+@dataclass(frozen=True)
+class Carrier:
+    """Everything one phone carrier plugs in.
+
+    - `serializer`: the media-stream wire format; its `name` names the carrier in routes and
+      config, its `Options` is the `telephony.{name}` schema, and its class methods
+      `authenticate()` (request signatures), `call_control()` (transfer and hang-up through the
+      carrier's API) and `transfer_problem()` complete it.
+    - `webhooks`: the answer and status routes, behind the phone door.
+    - `media_paths`: extra paths for the media stream besides `/telephony/{name}/media`.
+    - `stream_token`: the media stream must carry a token minted by an answer webhook; without
+      it, a stream carrying a token is still checked, and one without is admitted by the door.
+    - `signature_header`: the request header carrying the signature, named in refusal logs.
+    - `display_name`: how messages name the carrier ("Twilio"); its `name` by default.
+    """
+
+    serializer: type[MediaStreamSerializer]
+    webhooks: tuple[Webhook, ...] = ()
+    media_paths: tuple[str, ...] = ()
+    stream_token: bool = False
+    signature_header: str = ""
+    display_name: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.serializer.name
+
+    @property
+    def title(self) -> str:
+        return self.display_name or self.name
