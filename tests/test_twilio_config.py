@@ -7,8 +7,8 @@ import pytest
 from voicebot.config import load_config, validate_providers
 from voicebot.options import ConfigError
 from voicebot.plugins import make_plugin_manager
-from voicebot.telephony.twilio import TwilioOptions, TwilioSerializer
 from voicebot.transports.telephony import provider_options
+from voicebot_plugins.twilio.serializer import TwilioOptions, TwilioSerializer
 
 
 def load(tmp_path, text: str, env: dict | None = None):

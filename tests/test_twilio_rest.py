@@ -7,8 +7,8 @@ import pytest
 from aiohttp import web
 
 from voicebot.telephony.serializer import Start
-from voicebot.telephony.twilio import TwilioOptions, TwilioSerializer
-from voicebot.telephony.twilio_rest import TwilioRestClient, TwilioRestError
+from voicebot_plugins.twilio.rest import TwilioRestClient, TwilioRestError
+from voicebot_plugins.twilio.serializer import TwilioOptions, TwilioSerializer
 
 SID, TOKEN = "AC0123", "secret-token"
 START = Start(stream_sid="MZ1", call_sid="CA42", account_sid=SID)

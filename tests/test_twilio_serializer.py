@@ -21,7 +21,7 @@ from voicebot.telephony.serializer import (
     UnknownEvent,
     UnsupportedFormat,
 )
-from voicebot.telephony.twilio import TwilioSerializer
+from voicebot_plugins.twilio.serializer import TwilioSerializer
 
 START = {
     "event": "start",

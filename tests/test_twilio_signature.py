@@ -5,7 +5,7 @@ import base64
 import hashlib
 import hmac
 
-from voicebot.telephony.twilio_signature import url_variants, validate_signature
+from voicebot_plugins.twilio.signature import url_variants, validate_signature
 
 TOKEN = "12345"
 URL = "https://mycompany.com/myapp.php?foo=1&bar=2"

@@ -24,7 +24,7 @@ from voicebot.telephony.serializer import (
     Stop,
     TelephonyError,
 )
-from voicebot.telephony.twilio import TwilioSerializer
+from voicebot_plugins.twilio.serializer import TwilioSerializer
 
 from .support import serve
 from .twilio_e2e_support import assert_nothing_left, record

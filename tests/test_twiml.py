@@ -2,7 +2,7 @@
 
 import xml.etree.ElementTree as ET
 
-from voicebot.telephony import twiml
+from voicebot_plugins.twilio import twiml
 
 
 def test_connect_stream_with_parameters():

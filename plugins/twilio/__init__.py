@@ -1,9 +1,15 @@
-"""Twilio Media Streams, registered exactly as a third-party carrier would be."""
+"""Twilio as a carrier plugin, registered exactly as a third-party carrier would be.
+
+Everything Twilio-specific lives in this package: the media-stream wire format (`serializer`),
+the voice and status webhooks (`webhooks`), TwiML (`twiml`), the REST client for transfers
+(`rest`) and `X-Twilio-Signature` (`signature`). The core only sees the `Carrier` below.
+"""
 
 from voicebot.hookspecs import hookimpl
 from voicebot.telephony.carrier import Carrier, Webhook
-from voicebot.telephony.twilio import TwilioSerializer
-from voicebot.transports.twilio_webhooks import status, voice
+
+from .serializer import TwilioSerializer
+from .webhooks import status, voice
 
 TWILIO = Carrier(
     serializer=TwilioSerializer,

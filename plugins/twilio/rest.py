@@ -14,8 +14,9 @@ from urllib.parse import quote
 
 import aiohttp
 
+from voicebot.telephony.serializer import Start, TelephonyError
+
 from . import twiml
-from .serializer import Start, TelephonyError
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,10 @@ import logging
 
 from aiohttp import web
 
-from ..telephony import twiml
-from ..telephony.carrier import WebhookCall
-from .phone_door import TOKEN_PARAMETER
+from voicebot.telephony.carrier import WebhookCall
+from voicebot.transports.phone_door import TOKEN_PARAMETER
+
+from . import twiml
 
 log = logging.getLogger(__name__)
 

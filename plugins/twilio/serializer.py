@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .serializer import (
+from voicebot.telephony.serializer import (
     CallControl,
     Connected,
     Dtmf,
@@ -30,7 +30,8 @@ from .serializer import (
     UnknownEvent,
     UnsupportedFormat,
 )
-from .twilio_signature import validate_signature
+
+from .signature import validate_signature
 
 DTMF_DIGITS = frozenset("0123456789*#ABCDabcd")
 
@@ -133,7 +134,7 @@ class TwilioSerializer(MediaStreamSerializer):
 
     @classmethod
     def call_control(cls, options: TwilioOptions) -> CallControl | None:
-        from .twilio_rest import TwilioRestClient
+        from .rest import TwilioRestClient
 
         if cls.transfer_problem(options) is not None:
             return None
