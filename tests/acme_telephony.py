@@ -36,8 +36,8 @@ class AcmeSerializer(MediaStreamSerializer):
                 return Media(base64.b64decode(msg["data"], validate=True))
             if kind == "session.start":
                 return Start(
-                    stream_sid=msg["session"],
-                    call_sid=msg["call"],
+                    stream_id=msg["session"],
+                    call_id=msg["call"],
                     custom_parameters=msg.get("vars", {}),
                     media_format=MediaFormat("alaw", 8000),
                 )

@@ -11,7 +11,7 @@ from voicebot_plugins.twilio.rest import TwilioRestClient, TwilioRestError
 from voicebot_plugins.twilio.serializer import TwilioOptions, TwilioSerializer
 
 SID, TOKEN = "AC0123", "secret-token"
-START = Start(stream_sid="MZ1", call_sid="CA42", account_sid=SID)
+START = Start(stream_id="MZ1", call_id="CA42", account_id=SID)
 
 
 @pytest.fixture

@@ -51,9 +51,9 @@ def test_connected():
 def test_start():
     start = parse(START)
     assert start == Start(
-        stream_sid="MZ123",
-        call_sid="CA123",
-        account_sid="AC123",
+        stream_id="MZ123",
+        call_id="CA123",
+        account_id="AC123",
         custom_parameters={"From": "+15550001111", "To": "+15550002222"},
         media_format=MediaFormat("mulaw", 8000, 1),
         tracks=("inbound",),

@@ -81,10 +81,10 @@ class TwilioRestClient:
                 f"cannot transfer to {target!r}: use an E.164 number (+15551234567), a sip: URI "
                 "or a client: identity"
             )
-        if not start.call_sid:
+        if not start.call_id:
             raise TwilioRestError("cannot transfer: the stream did not say which call it carries")
-        await self.update_call(start.call_sid, twiml.dial(target, self.caller_id))
-        log.info("call %s transferred to %s", start.call_sid, target)
+        await self.update_call(start.call_id, twiml.dial(target, self.caller_id))
+        log.info("call %s transferred to %s", start.call_id, target)
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -68,7 +68,7 @@ class TwilioSerializer(MediaStreamSerializer):
 
     def bind(self, start: Start) -> None:
         super().bind(start)
-        self._sid_json = json.dumps(start.stream_sid)
+        self._sid_json = json.dumps(start.stream_id)
         self._media_prefix = '{"event":"media","streamSid":' + self._sid_json
         self._media_prefix += ',"media":{"payload":"'
 
@@ -224,9 +224,9 @@ def _start(msg: dict[str, Any]) -> Start:
     if not isinstance(tracks, list):
         raise MalformedStart("start.tracks must be a list")
     return Start(
-        stream_sid=stream_sid,
-        call_sid=str(start.get("callSid") or ""),
-        account_sid=str(start.get("accountSid") or ""),
+        stream_id=stream_sid,
+        call_id=str(start.get("callSid") or ""),
+        account_id=str(start.get("accountSid") or ""),
         custom_parameters={str(k): str(v) for k, v in params.items()},
         media_format=_media_format(start.get("mediaFormat")),
         tracks=tuple(str(t) for t in tracks),

@@ -76,9 +76,13 @@ class Connected:
 
 @dataclass(frozen=True)
 class Start:
-    stream_sid: str
-    call_sid: str
-    account_sid: str = ""
+    """A stream begins: carrier-neutral names, each serializer maps its own wire fields (Twilio:
+    `streamSid`, `callSid`, `accountSid`, `customParameters`, `mediaFormat`). The call's
+    variables keep their documented names (`call_sid`, `stream_sid`, `account_sid`)."""
+
+    stream_id: str
+    call_id: str
+    account_id: str = ""
     custom_parameters: Mapping[str, str] = field(default_factory=dict)
     media_format: MediaFormat = field(default_factory=MediaFormat)
     tracks: tuple[str, ...] = ("inbound",)
@@ -103,7 +107,7 @@ class Mark:
 
 @dataclass(frozen=True)
 class Stop:
-    call_sid: str = ""
+    call_id: str = ""
 
 
 InboundEvent = Connected | Start | Media | Dtmf | Mark | Stop
@@ -136,11 +140,11 @@ class MediaStreamSerializer(ABC):
     Options: ClassVar[type] = NoOptions
 
     def __init__(self) -> None:
-        self.stream_sid: str | None = None
+        self.stream_id: str | None = None
 
     def bind(self, start: Start) -> None:
         """Remember the stream this serializer renders for."""
-        self.stream_sid = start.stream_sid
+        self.stream_id = start.stream_id
 
     @abstractmethod
     def parse(self, message: str | bytes) -> InboundEvent:
@@ -181,6 +185,6 @@ class MediaStreamSerializer(ABC):
         return None
 
     def _require_stream(self) -> str:
-        if self.stream_sid is None:
+        if self.stream_id is None:
             raise NotStarted("the stream has not started yet (no start message received)")
-        return self.stream_sid
+        return self.stream_id

@@ -133,7 +133,7 @@ class TelephonyCallIO:
         if self._control is None:
             log.error(
                 "call %s: cannot transfer to %s: %s",
-                self._start.call_sid,
+                self._start.call_id,
                 target,
                 self._no_transfer,
             )
@@ -141,7 +141,7 @@ class TelephonyCallIO:
         try:
             await self._control.transfer(self._start, target)
         except TelephonyError as exc:
-            log.error("call %s: transfer to %s failed: %s", self._start.call_sid, target, exc)
+            log.error("call %s: transfer to %s failed: %s", self._start.call_id, target, exc)
             return False
         self.transferred = True
         return True
@@ -155,7 +155,7 @@ class TelephonyCallIO:
         try:
             await hangup(self._start)
         except TelephonyError as exc:
-            log.error("call %s: hang-up failed: %s", self._start.call_sid, exc)
+            log.error("call %s: hang-up failed: %s", self._start.call_id, exc)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         if not self._ws.closed:
@@ -240,7 +240,7 @@ class MediaStream:
         if trusted is None:
             reason = "stream token missing, used or expired"
             audit("auth_failed", transport=self.ser.name, remote=self._remote, reason=reason)
-            log.warning("%s stream %s refused: %s", self.ser.name, start.stream_sid, reason)
+            log.warning("%s stream %s refused: %s", self.ser.name, start.stream_id, reason)
             await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason.encode())
             return False
         subject = trusted.get("subject")
@@ -249,7 +249,7 @@ class MediaStream:
             limits.max_calls_per_subject
         ):
             log.warning(
-                "%s call %s refused: too many calls for its subject", self.ser.name, start.call_sid
+                "%s call %s refused: too many calls for its subject", self.ser.name, start.call_id
             )
             await self.ws.close(
                 code=WSCloseCode.TRY_AGAIN_LATER,
@@ -261,9 +261,9 @@ class MediaStream:
         variables = {
             **drop_reserved(start.custom_parameters, self.ser.name),
             **trusted,
-            "call_sid": start.call_sid,
-            "stream_sid": start.stream_sid,
-            "account_sid": start.account_sid,
+            "call_sid": start.call_id,
+            "stream_sid": start.stream_id,
+            "account_sid": start.account_id,
             "telephony_provider": self.ser.name,
         }
         try:
@@ -274,18 +274,18 @@ class MediaStream:
                 variables=variables,
             )
         except CapacityError as exc:
-            log.warning("%s call %s refused: %s", self.ser.name, start.call_sid, exc)
+            log.warning("%s call %s refused: %s", self.ser.name, start.call_id, exc)
             await self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"server at capacity")
             return False
-        self._call_task = asyncio.create_task(self._run_call(), name=f"call-{start.call_sid}")
-        log.info("%s call %s started (stream %s)", self.ser.name, start.call_sid, start.stream_sid)
+        self._call_task = asyncio.create_task(self._run_call(), name=f"call-{start.call_id}")
+        log.info("%s call %s started (stream %s)", self.ser.name, start.call_id, start.stream_id)
         return True
 
     async def _run_call(self) -> None:
         try:
             await self.runtime.run_call(self.call)
         except Exception:  # a bug in one call must not take the connection handler with it
-            log.exception("%s call %s failed", self.ser.name, self.ser.stream_sid)
+            log.exception("%s call %s failed", self.ser.name, self.ser.stream_id)
         finally:
             # the call ended itself (hang-up, transfer, idle): the reader must stop too
             if not self.ws.closed:
@@ -312,11 +312,11 @@ class MediaStream:
             elif isinstance(event, Dtmf):
                 call.dtmf(event.digit)
             elif isinstance(event, Stop):
-                log.info("%s call %s: stop received", self.ser.name, self.ser.stream_sid)
+                log.info("%s call %s: stop received", self.ser.name, self.ser.stream_id)
                 call.hangup("remote")
                 await self.ws.close()
             elif isinstance(event, Start):
-                log.warning("%s stream %s: second start ignored", self.ser.name, event.stream_sid)
+                log.warning("%s stream %s: second start ignored", self.ser.name, event.stream_id)
 
     def _measure_lag(self, timestamp_ms: int) -> None:
         """How late this frame is read, against the earliest arrival its timestamp allows: the
@@ -365,7 +365,7 @@ class MediaStream:
         size = len(event.payload) if isinstance(event, Media) else 0
         refusal = self._limiter.admit(size, self._format)
         if refusal is not None:
-            log.warning("%s stream %s: rate limit: %s", self.ser.name, self.ser.stream_sid, refusal)
+            log.warning("%s stream %s: rate limit: %s", self.ser.name, self.ser.stream_id, refusal)
             if self.call is not None:
                 self.call.end_reason = "rate limited"
             await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"rate limit exceeded")

@@ -168,7 +168,7 @@ class Telephony:
         """The variables the answer webhook minted this stream's token with; None when the token
         is missing, used, expired, or was minted for another call."""
         token = start.custom_parameters.get(phone_door.TOKEN_PARAMETER)
-        return self.tokens.take(token, call_id=start.call_sid)
+        return self.tokens.take(token, call_id=start.call_id)
 
     async def stats(self, request: web.Request) -> web.Response:
         """`?reset=1` starts a new measurement window for the lag figures after reading them."""
