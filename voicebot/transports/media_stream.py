@@ -88,6 +88,7 @@ class TelephonyCallIO:
         self._cleared_marks: set[str] = set()
         self._unknown_mark_logged = False
         self.transferred = False
+        self._hung_up = False
 
     async def _send(self, text: str) -> None:
         if self._ws.closed:
@@ -146,20 +147,20 @@ class TelephonyCallIO:
         self.transferred = True
         return True
 
-    async def hangup(self) -> None:
-        """End the call at the carrier, when its call control can (`CallControl.hangup`): the
-        bot ended the call, and closing the media stream alone may not hang up the phone."""
-        hangup = getattr(self._control, "hangup", None)
-        if hangup is None or self.transferred:
-            return
-        try:
-            await hangup(self._start)
-        except TelephonyError as exc:
-            log.error("call %s: hang-up failed: %s", self._start.call_id, exc)
-
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        if not self._ws.closed:
-            await self._ws.close(code=code, message=reason.encode()[:120])
+        """The call ends itself (the bot hung up, idle, an error): end it at the carrier too,
+        when its call control can (`CallControl.hangup`; closing the media stream alone may not
+        hang up the phone), unless it was transferred; then close the stream."""
+        if self._ws.closed:
+            return
+        hangup = getattr(self._control, "hangup", None)
+        if hangup is not None and not self.transferred and not self._hung_up:
+            self._hung_up = True
+            try:
+                await hangup(self._start)
+            except TelephonyError as exc:
+                log.error("call %s: hang-up failed: %s", self._start.call_id, exc)
+        await self._ws.close(code=code, message=reason.encode()[:120])
 
 
 class MediaStream:
@@ -288,9 +289,10 @@ class MediaStream:
             log.exception("%s call %s failed", self.ser.name, self.ser.stream_id)
         finally:
             # the call ended itself (hang-up, transfer, idle): the reader must stop too
-            if not self.ws.closed:
-                await self.io.hangup()
+            if self.call.end_reason == "remote":
                 await self.ws.close()
+            else:
+                await self.io.close()
 
     async def _read(self) -> None:
         call = self.call
