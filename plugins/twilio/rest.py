@@ -16,7 +16,7 @@ import aiohttp
 
 from voicebot.telephony.serializer import Start, TelephonyError
 
-from . import twiml
+from .twiml import dial
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class TwilioRestClient:
             )
         if not start.call_id:
             raise TwilioRestError("cannot transfer: the stream did not say which call it carries")
-        await self.update_call(start.call_id, twiml.dial(target, self.caller_id))
+        await self.update_call(start.call_id, dial(target, self.caller_id))
         log.info("call %s transferred to %s", start.call_id, target)
 
     async def aclose(self) -> None:

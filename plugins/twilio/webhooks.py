@@ -16,7 +16,7 @@ from aiohttp import web
 from voicebot.telephony.carrier import WebhookCall
 from voicebot.transports.phone_door import TOKEN_PARAMETER
 
-from . import twiml
+from .twiml import connect_stream, reject
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,10 @@ async def voice(call: WebhookCall) -> web.Response:
     form = call.params
     if call.at_capacity():
         log.warning("Twilio call %r rejected: at capacity", form.get("CallSid"))
-        return web.Response(text=twiml.reject("busy"), content_type="text/xml")
+        return web.Response(text=reject("busy"), content_type="text/xml")
     params = {name: str(form.get(name, "")) for name in STREAM_PARAMETERS}
     token = call.mint_token(params, call_id=params["CallSid"])
-    doc = twiml.connect_stream(call.media_url(), {**params, TOKEN_PARAMETER: token})
+    doc = connect_stream(call.media_url(), {**params, TOKEN_PARAMETER: token})
     return web.Response(text=doc, content_type="text/xml")
 
 

@@ -12,20 +12,35 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from ..audit import audit
 from ..limits import calls_of
 from ..telephony.carrier import Carrier, Webhook, WebhookForm
-from .phone_door import refusal, subject_of
+from .phone_door import StreamTokens, refusal, subject_of
 from .public_url import public_base, request_url, ws_base
 
-if TYPE_CHECKING:
-    from .telephony import Telephony
-
 log = logging.getLogger(__name__)
+
+
+class Telephony(Protocol):
+    """What the webhooks need of `telephony.Telephony` (typed here, so neither module imports
+    the other's)."""
+
+    runtime: Any
+    tokens: StreamTokens
+    status_counts: dict[str, int]
+
+    @property
+    def public_url(self) -> str: ...
+
+    def door(self, provider: str) -> str: ...
+
+    def closed_reason(self, provider: str) -> str: ...
+
+    def options(self, provider: str) -> Any: ...
 
 
 async def read_form(request: web.Request, title: str) -> WebhookForm:
