@@ -12,34 +12,19 @@ try:
 except ImportError:  # Python >= 3.13: the audioop-lts package provides the same module
     import audioop_lts as audioop  # type: ignore[no-redef]
 
-from collections.abc import Callable
 from fractions import Fraction
 
 import numpy as np
 import soxr
 
+# re-exported: callers catch the errors as `audio.AudioFormatError` and so on
+from .audio_types import AudioFormatError as AudioFormatError
+from .audio_types import AudioLimitError as AudioLimitError
+from .audio_types import Meter as Meter
+
 ENCODINGS = ("pcm_s16le", "mulaw", "alaw")
 INBOUND_ENCODINGS = (*ENCODINGS, "webm")  # Opus in WebM from browsers: decoded, never sent
 MIN_RATE, MAX_RATE = 8000, 48000
-
-
-class AudioFormatError(ValueError):
-    pass
-
-
-class AudioLimitError(ValueError):
-    """Audio over a budget counted in decoded seconds (see `limits.AudioBudget`): `code` goes into
-    the JSON `error`, `reason` into the close frame (1008)."""
-
-    def __init__(self, code: str, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.reason = reason
-
-
-# Charged with the seconds of audio a piece of input holds, *before* it is decoded; raises
-# AudioLimitError to stop decoding, so a decompression bomb is refused having cost its cap.
-Meter = Callable[[float], None]
 
 
 def check_format(sample_rate: int, encoding: str, allowed: tuple[str, ...] = ENCODINGS) -> None:

@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from .audio import AudioLimitError, Meter
+from .audio_types import AudioLimitError, Meter
 from .config import LimitsConfig
 from .providers import AudioFormat
 

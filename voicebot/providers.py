@@ -16,24 +16,12 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+# re-exported: plugin authors import the errors from here
+from .provider_errors import ModelMissingError as ModelMissingError
+from .provider_errors import ProviderError as ProviderError
+
 if TYPE_CHECKING:
     from .workers import WorkerPool
-
-
-class ProviderError(Exception):
-    """A provider failed in a way the call can survive (fallback, retry or a spoken apology).
-
-    `retryable` tells a fallback chain whether the same request may be sent again.
-    """
-
-    def __init__(self, message: str, *, provider: str = "", retryable: bool = False) -> None:
-        super().__init__(message)
-        self.provider = provider
-        self.retryable = retryable
-
-
-class ModelMissingError(ProviderError):
-    """A local model is not installed; the message names the package that ships it."""
 
 
 @dataclass

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .audio import AudioFormatError, AudioLimitError, Meter
+from .audio_types import AudioFormatError, AudioLimitError, Meter
 
 # element IDs (with their length-marker bits, as written in the file)
 EBML = 0x1A45DFA3

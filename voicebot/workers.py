@@ -19,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from .providers import ProviderError
+from .provider_errors import ProviderError
 
 T = TypeVar("T")
 
