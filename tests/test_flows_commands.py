@@ -209,3 +209,47 @@ def test_chat_and_test_report_a_broken_config(tmp_path: Path) -> None:
     out = io.StringIO()
     assert commands.test_main([], str(config), stdout=out) == 2
     assert "unknown provider 'keywrd'" in out.getvalue()
+
+
+def test_chat_and_test_build_providers_as_run_does_with_fallback_chains(tmp_path: Path) -> None:
+    """The flows CLI gets its providers from the runtime's builder: an llm list is a fallback
+    chain there too, not just its first member."""
+    write(
+        tmp_path / "bot",
+        main="""
+        nodes:
+          a:
+            say: Hi.
+            llm:
+              system: Be brief.
+            on_error: sorry
+          sorry:
+            say: Let me get a colleague.
+            hangup:
+    """,
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        textwrap.dedent("""
+        flows: {dir: bot, start: main}
+        plugins: [tests.broken_llm]
+        providers:
+          llm: [broken, {use: stub, reply: "The second one answers."}]
+    """)
+    )
+    write(
+        tmp_path / "bot" / "tests",
+        t="""
+        tests:
+          - name: the chain falls back
+            steps:
+              - user: hello
+                bot: {contains: "The second one answers."}
+    """,
+    )
+    out = io.StringIO()
+    assert commands.test_main([], str(config), stdout=out) == 0, out.getvalue()
+    out = io.StringIO()
+    assert commands.chat_main(str(config), None, stdin=io.StringIO("hello\n"), stdout=out) == 0
+    assert "bot> The second one answers.\n" in out.getvalue()
+    assert "colleague" not in out.getvalue()

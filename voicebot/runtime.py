@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Collection
 from typing import Any
 
 from . import __version__, webm
@@ -22,6 +23,7 @@ from .workers import WorkerPool
 log = logging.getLogger("voicebot")
 
 DEFAULT_PROVIDERS = {"vad": "webrtc", "stt": "pocketsphinx", "tts": "espeak"}
+KEYWORD_INTENT = "keyword"  # the registered name of the model-free intent classifier
 
 
 class CapacityError(Exception):
@@ -77,6 +79,8 @@ class Runtime:
         self.turns: deque[dict[str, Any]] = deque(maxlen=1000)
         self._dialogue_factory: Any = None
         self.flow_library: Any = None  # the FlowLibrary, in dialogue.mode flows
+        #: the intent classifier dialogues get when none is configured (see start_providers)
+        self.fallback_intent: Provider | None = None
 
     @property
     def hook(self) -> Any:
@@ -85,42 +89,61 @@ class Runtime:
     # ----------------------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        for role, name in DEFAULT_PROVIDERS.items():
-            if role not in self.config.chains:
-                from .config import ProviderSpec
-
-                cls = self.registry.provider(role, name)
-                self.config.chains[role] = [ProviderSpec(use=name, options=cls.Options())]
-        for role, chain in self.config.chains.items():
-            started = []
-            kind = CONFIG_ROLES[role]
-            for spec in chain:
-                cls = self.registry.provider(kind, spec.use)
-                provider: Provider = cls(spec.options, workers=self.workers)
-                try:
-                    await provider.start()
-                except ImportError as exc:  # a plugin that did not declare `requires`
-                    raise ProviderError(
-                        f"{spec.use}: cannot start, module {exc.name or exc} is not installed: "
-                        f"run {cls.install or f'pip install {exc.name}'}",
-                        provider=spec.use,
-                    ) from exc
-                started.append(provider)
-            self.providers[role] = started[0] if len(started) == 1 else self._chain(kind, started)
-            limits = getattr(self.config.pipeline.deadlines, kind, None)
-            if limits is not None:
-                self.deadlines[role] = Deadline.of(limits, members=len(started))
-        if self.config.pipeline.tts_cache_mb > 0:
-            self.providers["tts"] = CachedTTS(
-                self.providers["tts"], self.config.pipeline.tts_cache_mb * 1024 * 1024
-            )
+        await self.start_providers()
         self._dialogue_factory = self._make_dialogue_factory()
         await asyncio.to_thread(webm.preload)
         self.lag.start()
 
+    async def start_providers(self, roles: Collection[str] | None = None) -> None:
+        """Start the configured providers of `roles` (all, with the defaults, when None).
+
+        The one way providers are built, for `voicebot run` and the flows CLI alike: fallback
+        chains, the shared worker pool, per-role deadlines and the TTS cache. Without a configured
+        `intent`, the `keyword` classifier (looked up by its registered name) stands in, so flows
+        with intents work with no model at all.
+        """
+        from .config import ProviderSpec
+
+        if roles is None:
+            for role, name in DEFAULT_PROVIDERS.items():
+                if role not in self.config.chains:
+                    cls = self.registry.provider(role, name)
+                    self.config.chains[role] = [ProviderSpec(use=name, options=cls.Options())]
+        for role, chain in self.config.chains.items():
+            if roles is not None and role not in roles:
+                continue
+            kind = CONFIG_ROLES[role]
+            started = [await self._start_provider(kind, spec) for spec in chain]
+            self.providers[role] = started[0] if len(started) == 1 else self._chain(kind, started)
+            limits = getattr(self.config.pipeline.deadlines, kind, None)
+            if limits is not None:
+                self.deadlines[role] = Deadline.of(limits, members=len(started))
+        if "tts" in self.providers and self.config.pipeline.tts_cache_mb > 0:
+            self.providers["tts"] = CachedTTS(
+                self.providers["tts"], self.config.pipeline.tts_cache_mb * 1024 * 1024
+            )
+        if "intent" not in self.providers and (roles is None or "intent" in roles):
+            cls = self.registry.provider("intent", KEYWORD_INTENT)
+            spec = ProviderSpec(use=KEYWORD_INTENT, options=cls.Options())
+            self.fallback_intent = await self._start_provider("intent", spec)
+
+    async def _start_provider(self, kind: str, spec: Any) -> Provider:
+        cls = self.registry.provider(kind, spec.use)
+        provider: Provider = cls(spec.options, workers=self.workers)
+        try:
+            await provider.start()
+        except ImportError as exc:  # a plugin that did not declare `requires`
+            raise ProviderError(
+                f"{spec.use}: cannot start, module {exc.name or exc} is not installed: "
+                f"run {cls.install or f'pip install {exc.name}'}",
+                provider=spec.use,
+            ) from exc
+        return provider
+
     async def stop(self) -> None:
         await self.lag.stop()
-        for provider in self.providers.values():
+        extra = [self.fallback_intent] if self.fallback_intent is not None else []
+        for provider in [*self.providers.values(), *extra]:
             try:
                 await provider.aclose()
             except Exception:  # shutting down: log and go on closing the rest
@@ -202,18 +225,27 @@ class Runtime:
     ) -> Dialogue:
         """A dialogue for one conversation with the process's shared providers: fresh, starting
         in `flow`, or resumed from a `Dialogue.snapshot()`."""
+        ctx = self.dialogue_context(call_id, variables, report_usage)
+        return self._dialogue_factory(ctx, flow, snapshot)
+
+    def dialogue_context(
+        self, call_id: str, variables: dict[str, Any], report_usage: Any = None
+    ) -> DialogueContext:
+        """What a dialogue may use of the process: the started providers (the LLM held to its
+        deadlines), plugin actions and slot types. The flows CLI builds its dialogues on it too."""
         llm = self.providers.get("llm")
+        intent = self.providers.get("intent")
         ctx = DialogueContext(
             call_id=call_id,
             variables=variables,
-            intent=self.providers.get("intent"),
+            intent=intent if intent is not None else self.fallback_intent,
             llm=BoundedLLM(llm, self.deadlines["llm"]) if llm is not None else None,
             actions=self.registry.actions,
             slot_types=self.registry.slot_types,
         )
         if report_usage is not None:
             ctx.report_usage = report_usage
-        return self._dialogue_factory(ctx, flow, snapshot)
+        return ctx
 
     def _make_dialogue_factory(self) -> Any:
         mode = self.config.dialogue.mode

@@ -1,8 +1,9 @@
 """`voicebot chat`, `voicebot test` and `voicebot schema`: working on flows without audio.
 
-Both chat and test build the providers the flows need (intent classifier, LLM) from the config
-file's plain dict when one is given; without one, intents use the `keyword` classifier and llm
-nodes report that no LLM is configured.
+Both chat and test start the providers the flows need (intent classifier, LLM) the way `voicebot
+run` does, through `Runtime.start_providers` (fallback chains, the worker pool, deadlines); without
+a configured classifier, intents use the `keyword` one and llm nodes report that no LLM is
+configured.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ def schema_main(stdout: TextIO = sys.stdout) -> int:
 
 # ------------------------------------------------------------------------------ settings
 
+FLOW_ROLES = ("intent", "llm")  # the providers a flow uses without audio
+
 
 class Settings:
-    """The parts of config.yaml that flow tooling needs, plus the providers built from it.
+    """The parts of config.yaml that flow tooling needs, plus the runtime holding its providers.
 
     With a config file, it is read and validated by `voicebot.config` exactly as `voicebot run`
     does; without one, flows come from ./flows and intents use the `keyword` classifier.
@@ -47,47 +50,22 @@ class Settings:
             self.flows_dir = self.config.resolve(self.config.flows.dir)
         self.start = self.config.flows.start
         self.timezone = self.config.flows.timezone
-        self.intent: Any = None
-        self.llm: Any = None
+        self.runtime: Any = None
         self.registry: Any = None
-        self.providers: list[Any] = []
 
     async def build(self) -> None:
-        from ..config import validate_providers
-        from ..plugins import make_plugin_manager
+        from ..runtime import Runtime
 
-        self.registry = make_plugin_manager(self.config.plugins).registry
-        validate_providers(self.config, self.registry)
-        self.intent = await self._provider("intent")
-        self.llm = await self._provider("llm")
-        if self.intent is None:
-            from voicebot_plugins.intent_keyword import KeywordIntent
-
-            self.intent = KeywordIntent()
-
-    async def _provider(self, role: str) -> Any:
-        chain = self.config.chains.get(role)
-        if not chain:
-            return None
-        spec = chain[0]
-        provider = self.registry.provider(role, spec.use)(spec.options)
-        await provider.start()
-        self.providers.append(provider)
-        return provider
+        self.runtime = Runtime(self.config)
+        self.registry = self.runtime.registry
+        await self.runtime.start_providers(FLOW_ROLES)
 
     def context(self, call_id: str, variables: dict[str, Any] | None = None) -> DialogueContext:
-        return DialogueContext(
-            call_id=call_id,
-            variables=dict(variables or {}),
-            intent=self.intent,
-            llm=self.llm,
-            actions=self.registry.actions if self.registry else {},
-            slot_types=self.registry.slot_types if self.registry else {},
-        )
+        return self.runtime.dialogue_context(call_id, dict(variables or {}))
 
     async def aclose(self) -> None:
-        for provider in self.providers:
-            await provider.aclose()
+        if self.runtime is not None:
+            await self.runtime.stop()
 
 
 # ---------------------------------------------------------------------------------- chat

@@ -78,7 +78,6 @@ class FlowLibrary:
         self.flows = load_flows(self.directory, registry)
         self._check_start(self.flows)
         self._checked_at = time.monotonic()
-        self._fallback_intent: Any = None
 
     def _check_start(self, flows: FlowSet) -> None:
         if self.start not in flows.flows:
@@ -121,19 +120,7 @@ class FlowLibrary:
 
     def new_dialogue(self, ctx: DialogueContext, flow: str | None = None) -> FlowDialogue:
         flows = self.current()
-        if ctx.intent is None:
-            ctx.intent = self._keyword_intent()
         return FlowDialogue(flows, ctx, flow or self.start, timezone=self.timezone)
 
     def restore_dialogue(self, ctx: DialogueContext, snapshot: dict[str, Any]) -> FlowDialogue:
-        if ctx.intent is None:
-            ctx.intent = self._keyword_intent()
         return FlowDialogue.restore(self.current(), ctx, snapshot, timezone=self.timezone)
-
-    def _keyword_intent(self) -> Any:
-        """Flows with intents work without any configured classifier: keywords and examples."""
-        if self._fallback_intent is None:
-            from voicebot_plugins.intent_keyword import KeywordIntent
-
-            self._fallback_intent = KeywordIntent()
-        return self._fallback_intent
