@@ -19,10 +19,11 @@ import time
 import wave
 from pathlib import Path
 
+from wer import word_errors  # benchmarks/wer.py: a script's folder is on sys.path
+
 from voicebot.audio import Resampler, decode, encode
 from voicebot.plugins import make_plugin_manager
 from voicebot.providers import STTEvent
-from voicebot.wer import word_errors
 from voicebot.workers import WorkerPool
 
 DATA = Path(__file__).parent / "data" / "speech"

@@ -14,9 +14,9 @@ import pytest_asyncio
 import websockets
 import yaml
 
+from benchmarks.wer import normalize_words, wer
 from voicebot.audio import Resampler, decode, encode
 from voicebot.providers import AudioFormat
-from voicebot.wer import normalize_words, wer
 
 from .support import Client, Server, base_config, serve, silence, tone
 from .twilio_e2e_support import assert_nothing_left, record, synthesize

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
+from benchmarks.wer import wer
 from voicebot.audio import Resampler, decode, encode
 from voicebot.flows.builtin_intents import intent_spec
 from voicebot.providers import TTS, AudioChunk, AudioFormat, IntentSpec, ModelMissingError
 from voicebot.tts_cache import CachedTTS
-from voicebot.wer import wer
 from voicebot.workers import WorkerPool
 from voicebot_plugins.intent_embedding import EmbeddingIntent, keyword_score
 from voicebot_plugins.stt_whisper import WhisperSTT
