@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import websockets
 
+from voicebot.stats import percentile
+
 DATA = Path(__file__).parent / "data" / "speech"
 RATE = 16000
 FRAME_MS = 20
@@ -61,8 +63,7 @@ def noise_floor(seed: int) -> bytes:
 
 
 def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(p * len(s)))] if s else float("nan")
+    return percentile(values, p, empty=float("nan"))
 
 
 class Caller:

@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 import websockets
 
+from voicebot.stats import percentile
+
 RATE = 16000
 FRAME_MS = 20
 FRAME_SAMPLES = RATE * FRAME_MS // 1000
@@ -94,10 +96,7 @@ def health(port: int) -> dict:
 
 
 def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, int(p * len(s)))]
+    return percentile(values, p, empty=float("nan"))
 
 
 class Stats:

@@ -17,6 +17,7 @@ from .deadlines import BoundedLLM, Deadline
 from .dialogue import Dialogue, DialogueContext
 from .plugins import PluginManager, make_plugin_manager
 from .providers import AudioFormat, Provider, ProviderError
+from .stats import percentile
 from .tts_cache import CachedTTS
 from .workers import WorkerPool
 
@@ -49,8 +50,7 @@ class LoopLagMonitor:
             self.samples.append(max(0.0, loop.time() - before - self.interval) * 1000)
 
     def percentile(self, p: float) -> float:
-        s = sorted(self.samples)
-        return round(s[min(len(s) - 1, int(p * len(s)))], 2) if s else 0.0
+        return round(percentile(self.samples, p), 2)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -33,6 +33,7 @@ from .rest import (
 from .runtime import Runtime
 from .sentences import join_pieces
 from .sessions import Session, SessionsFull, SessionStore
+from .stats import percentile
 from .transports.browser import voice_ws
 
 log = logging.getLogger("voicebot.server")
@@ -283,12 +284,9 @@ async def metrics(request: web.Request) -> web.Response:
         "# TYPE voicebot_inference_queue gauge",
         f"voicebot_inference_queue {runtime.workers.stats()['queued']}",
     ]
-    v2v = sorted(t["voice_to_voice_ms"] for t in runtime.turns if t.get("voice_to_voice_ms"))
+    v2v = [t["voice_to_voice_ms"] for t in runtime.turns if t.get("voice_to_voice_ms")]
     if v2v:
         lines.append("# TYPE voicebot_voice_to_voice_ms gauge")
         for q in (0.5, 0.95):
-            lines.append(
-                f'voicebot_voice_to_voice_ms{{quantile="{q}"}} '
-                f"{v2v[min(len(v2v) - 1, int(q * len(v2v)))]}"
-            )
+            lines.append(f'voicebot_voice_to_voice_ms{{quantile="{q}"}} {percentile(v2v, q)}')
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from .provider_errors import ProviderError
+from .stats import percentile
 
 T = TypeVar("T")
 
@@ -80,10 +81,10 @@ class WorkerPool:
         self.completed += 1
 
     def stats(self) -> dict[str, Any]:
-        waits = sorted(self._waits_ms)
+        waits = list(self._waits_ms)
 
         def pct(p: float) -> float:
-            return round(waits[min(len(waits) - 1, int(p * len(waits)))], 2) if waits else 0.0
+            return round(percentile(waits, p), 2)
 
         return {
             "workers": self.max_workers,
