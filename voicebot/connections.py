@@ -42,6 +42,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 
+from .rest import json_error
+
 log = logging.getLogger("voicebot.connections")
 
 LOG_EVERY_S = 10.0
@@ -167,10 +169,7 @@ class GuardedRequestHandler(RequestHandler):
         self._guard.quiet.warning(
             "bad_request", "malformed HTTP request from %s: %s (%d)", self._client, name, status
         )
-        response = web.json_response(
-            {"type": "error", "code": "bad_request", "message": f"malformed HTTP request ({name})"},
-            status=status,
-        )
+        response = json_error(status, "bad_request", f"malformed HTTP request ({name})")
         response.force_close()
         return response
 

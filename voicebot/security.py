@@ -16,6 +16,7 @@ from .appkeys import AUTH, RUNTIME, SESSIONS, STORAGE, SUBJECT
 from .audit import AuditLog
 from .auth import Authenticator, AuthError, token_from_headers
 from .options import ConfigError, Problem
+from .rest import json_error
 from .storage import Storage, StorageError, cipher, database_path
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -85,22 +86,16 @@ async def delete_session(request: web.Request) -> web.Response:
     sessions = request.app[SESSIONS]
     session = sessions.get(session_id)
     if session is not None and subject is not None and session.subject != subject:
-        return _json_error(404, "not_found", "session not found")
+        return json_error(404, "not_found", "session not found")
     live = [c for c in request.app[RUNTIME].calls.values() if c.session_id == session_id]
     if live:
-        return _json_error(409, "call_in_progress", "end the session's call before erasing it")
+        return json_error(409, "call_in_progress", "end the session's call before erasing it")
     pending = session is not None and sessions.delete(session_id)
     storage: Storage | None = request.app[STORAGE]
     erased = await storage.erase_session(session_id, subject) if storage is not None else 0
     if not pending and not erased:
-        return _json_error(404, "not_found", "session not found")
+        return json_error(404, "not_found", "session not found")
     return web.json_response({"session_id": session_id, "deleted": True, "calls_erased": erased})
-
-
-def _json_error(status: int, code: str, message: str, **headers: str) -> web.Response:
-    return web.json_response(
-        {"type": "error", "code": code, "message": message}, status=status, headers=headers
-    )
 
 
 @web.middleware
@@ -113,8 +108,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         try:
             request[SUBJECT] = authn.verify(token_from_headers(request)).subject
         except AuthError as exc:
-            return _json_error(
-                401, "unauthorized", str(exc), **{"WWW-Authenticate": 'Bearer realm="voicebot"'}
+            return json_error(
+                401, "unauthorized", str(exc), {"WWW-Authenticate": 'Bearer realm="voicebot"'}
             )
     return await handler(request)
 
@@ -129,7 +124,7 @@ def cors_middleware(origins: frozenset[str]) -> Any:
         allowed = origin is not None and origin in origins and rest
         if request.method == "OPTIONS" and origin is not None and rest:
             if not allowed:
-                return _json_error(403, "cors_refused", f"origin {origin} is not allowed")
+                return json_error(403, "cors_refused", f"origin {origin} is not allowed")
             response: web.StreamResponse = web.Response(status=204)
         else:
             try:
