@@ -7,9 +7,10 @@ import textwrap
 import pytest
 
 from voicebot.config import load_config
+from voicebot.hookspecs import hookimpl
 from voicebot.options import ConfigError
 from voicebot.plugins import PluginError, make_plugin_manager
-from voicebot.providers import AudioFormat
+from voicebot.providers import TTS, AudioChunk, AudioFormat
 from voicebot.runtime import Runtime
 
 PLUGIN = """
@@ -115,3 +116,27 @@ def test_provider_options_are_validated_against_its_schema(tmp_path):
 def test_module_listed_under_plugins_that_does_not_exist(tmp_path):
     with pytest.raises(PluginError, match="could not be imported"):
         make_plugin_manager(["no_such_module_here"])
+
+
+def test_register_hooks_are_called_through_pluggy() -> None:
+    """pluggy dispatches the `register_*` hooks, so its `@hookimpl` options hold: an
+    implementation named by `specname`, and none for a plain function without the marker."""
+
+    class Quiet(TTS):
+        name = "quiet"
+
+        async def synthesize(self, text, preferred):
+            yield AudioChunk(b"", 8000)
+
+    class Plugin:
+        @hookimpl(specname="register_tts")
+        def tts_providers(self, register):
+            register(Quiet)
+
+        def register_llm(self, register):  # no @hookimpl: not a hook implementation
+            raise AssertionError("called without @hookimpl")
+
+    pm = make_plugin_manager()
+    pm.register(Plugin(), "quiet_plugin")
+    assert pm.registry.provider("tts", "quiet") is Quiet
+    assert pm.registry.owners[("tts", "quiet")] == "quiet_plugin"

@@ -102,24 +102,31 @@ class PluginManager:
 
     def _build_registry(self) -> Registry:
         reg = Registry()
-        for plugin in self.pm.get_plugins():
+        plugins = self.pm.get_plugins()
+        for plugin in plugins:
             label = _plugin_label(self.pm, plugin)
+            others = [p for p in plugins if p is not plugin]
             for role in ROLES:
-                impl = getattr(plugin, f"register_{role}", None)
-                if impl is not None:
-                    impl(register=self._provider_register(reg, role, label))
-            impl = getattr(plugin, "register_telephony", None)
-            if impl is not None:
-                impl(register=self._carrier_register(reg, label))
+                self._call_one(
+                    plugin, others, f"register_{role}", self._provider_register(reg, role, label)
+                )
+            self._call_one(plugin, others, "register_telephony", self._carrier_register(reg, label))
             for hook, table in (
                 ("register_transports", reg.transports),
                 ("register_actions", reg.actions),
                 ("register_slot_types", reg.slot_types),
             ):
-                impl = getattr(plugin, hook, None)
-                if impl is not None:
-                    impl(register=self._named_register(reg, hook[len("register_") :], table, label))
+                kind = hook[len("register_") :]
+                self._call_one(plugin, others, hook, self._named_register(reg, kind, table, label))
         return reg
+
+    def _call_one(
+        self, plugin: object, others: list[object], hook: str, register: Callable[..., None]
+    ) -> None:
+        """Call one plugin's implementation of a `register_*` hook through pluggy (so `@hookimpl`
+        options such as `specname` apply), with a `register` that knows which plugin it serves:
+        that is how a duplicate name is reported with both plugins' names."""
+        self.pm.subset_hook_caller(hook, remove_plugins=others)(register=register)
 
     @staticmethod
     def _provider_register(reg: Registry, role: str, label: str) -> Callable[..., None]:
