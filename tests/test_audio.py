@@ -65,3 +65,11 @@ def test_bad_formats_are_refused():
         InboundAudio(4000, "pcm_s16le")
     with pytest.raises(AudioFormatError):
         OutboundAudio(16000, "opus")
+
+
+def test_audio_format_lives_in_the_audio_layer_and_plugins_still_import_it() -> None:
+    import voicebot.audio
+    import voicebot.providers
+
+    assert voicebot.audio.AudioFormat.__module__ == "voicebot.audio_types"
+    assert voicebot.providers.AudioFormat is voicebot.audio.AudioFormat

@@ -17,7 +17,8 @@ from fractions import Fraction
 import numpy as np
 import soxr
 
-# re-exported: callers catch the errors as `audio.AudioFormatError` and so on
+# re-exported: the audio layer's vocabulary, e.g. `except audio.AudioFormatError`
+from .audio_types import AudioFormat as AudioFormat
 from .audio_types import AudioFormatError as AudioFormatError
 from .audio_types import AudioLimitError as AudioLimitError
 from .audio_types import Meter as Meter

@@ -1,5 +1,5 @@
 """The audio vocabulary shared by the codecs (`audio`), the WebM/Opus decoder (`webm`) and the
-provider API: errors, the decode meter and the format a call's audio travels in.
+provider API: the format a call's audio travels in, errors and the decode meter.
 
 It imports nothing heavy and nothing of voicebot, so `audio` can use the WebM decoder while the
 decoder raises the same errors, without the two modules importing each other.
@@ -8,6 +8,16 @@ decoder raises the same errors, without the two modules importing each other.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class AudioFormat:
+    """A call's audio on the wire: what a transport negotiated, what TTS is asked to prefer."""
+
+    sample_rate: int = 16000
+    encoding: Literal["pcm_s16le", "mulaw", "alaw", "webm"] = "pcm_s16le"
 
 
 class AudioFormatError(ValueError):

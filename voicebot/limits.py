@@ -15,9 +15,8 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from .audio_types import AudioLimitError, Meter
+from .audio_types import AudioFormat, AudioLimitError, Meter
 from .config import LimitsConfig
-from .providers import AudioFormat
 
 # webm (compressed) is budgeted as if it were PCM16 at its rate: generous for bytes, and its real
 # cost is held by AudioBudget

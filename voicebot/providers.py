@@ -16,7 +16,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-# re-exported: plugin authors import the errors from here
+# re-exported: plugin authors import these from here
+from .audio_types import AudioFormat as AudioFormat
 from .provider_errors import ModelMissingError as ModelMissingError
 from .provider_errors import ProviderError as ProviderError
 
@@ -236,12 +237,6 @@ class BufferedSTTStream(STTStream):
 
 
 # --------------------------------------------------------------------------------------------- TTS
-
-
-@dataclass(frozen=True)
-class AudioFormat:
-    sample_rate: int = 16000
-    encoding: Literal["pcm_s16le", "mulaw", "alaw", "webm"] = "pcm_s16le"
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,13 @@ from collections.abc import Collection
 from typing import Any
 
 from . import __version__, webm
+from .audio_types import AudioFormat
 from .call import Call, CallIO
 from .config import CONFIG_ROLES, Config, validate_providers
 from .deadlines import BoundedLLM, Deadline
 from .dialogue import Dialogue, DialogueContext
 from .plugins import PluginManager, make_plugin_manager
-from .providers import AudioFormat, Provider, ProviderError
+from .providers import Provider, ProviderError
 from .stats import percentile
 from .tts_cache import CachedTTS
 from .workers import WorkerPool

@@ -12,7 +12,8 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
-from .providers import TTS, AudioChunk, AudioFormat
+from .audio_types import AudioFormat
+from .providers import TTS, AudioChunk
 
 _Key = tuple[str, str, int, str]
 
