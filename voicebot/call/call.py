@@ -24,9 +24,9 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import audio
-from .deadlines import BoundedSTTStream, bounded
-from .dialogue import (
+from .. import audio
+from ..deadlines import BoundedSTTStream, bounded
+from ..dialogue import (
     Dialogue,
     Hangup,
     IntentEvent,
@@ -36,8 +36,8 @@ from .dialogue import (
     Transfer,
     UserInput,
 )
-from .limits import AudioBudget
-from .providers import (
+from ..limits import AudioBudget
+from ..providers import (
     AudioFormat,
     ProviderError,
     SpeechStarted,
@@ -45,12 +45,12 @@ from .providers import (
     Transcript,
     UtteranceEnd,
 )
-from .sentences import SentenceSplitter, spaced
-from .turns import Action, State, TurnSettings, TurnTaker
-from .usage import usage_sink
+from ..sentences import SentenceSplitter, spaced
+from ..turns import Action, State, TurnSettings, TurnTaker
+from ..usage import usage_sink
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
+    from ..runtime import Runtime
 
 log = logging.getLogger("voicebot.call")
 
