@@ -53,7 +53,7 @@ async def runtime_for(tmp_path) -> Runtime:
 async def test_phone_call_vad_at_8k_and_stt_gets_16k(tmp_path):
     rt = await runtime_for(tmp_path)
     call = rt.new_call(transport="t", io=SilentIO(), audio_format=AudioFormat(8000, "mulaw"))
-    assert call._vad_rate == 8000  # webrtc judges telephone audio natively
+    assert call.listener._vad_rate == 8000  # webrtc judges telephone audio natively
     silence = encode(bytes(2 * 160), "mulaw")
     speech = encode(voiced(600, 8000), "mulaw")
     for _ in range(25):
@@ -63,8 +63,8 @@ async def test_phone_call_vad_at_8k_and_stt_gets_16k(tmp_path):
     for _ in range(20):  # the 300 ms hangover ends the turn
         call.feed_audio(silence)
     sent, kinds = b"", []
-    while not call._stt_queue.empty():
-        kind, item = call._stt_queue.get_nowait()
+    while not call.listener._stt_queue.empty():
+        kind, item = call.listener._stt_queue.get_nowait()
         kinds.append(kind)
         if kind == "audio":
             sent += item
@@ -89,7 +89,7 @@ async def test_wideband_callers_are_judged_at_the_pipeline_rate(tmp_path):
     rt = await runtime_for(tmp_path)
     for rate in (16000, 24000, 48000):
         call = rt.new_call(transport="t", io=SilentIO(), audio_format=AudioFormat(rate))
-        assert call._vad_rate == 16000 and call._stt_resampler is None
+        assert call.listener._vad_rate == 16000 and call.listener._stt_resampler is None
         call.hangup("test")
     await rt.stop()
 
@@ -100,10 +100,10 @@ async def test_unknown_marks_do_not_count_as_heard(tmp_path):
     rt = await runtime_for(tmp_path)
     call = rt.new_call(transport="t", io=SilentIO(), audio_format=AudioFormat(8000, "mulaw"))
     first, second = Segment("Hello.", True, "seg-1"), Segment("How can I help?", True, "seg-2")
-    call._segments.extend([first, second])
+    call.speaker._segments.extend([first, second])
     call.mark_played("seg-99")  # a stray or stale mark
-    assert not first.heard and not second.heard and len(call._segments) == 2
+    assert not first.heard and not second.heard and len(call.speaker._segments) == 2
     call.mark_played("seg-1")
-    assert first.heard and not second.heard and list(call._segments) == [second]
+    assert first.heard and not second.heard and list(call.speaker._segments) == [second]
     call.hangup("test")
     await rt.stop()

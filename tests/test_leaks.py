@@ -27,7 +27,7 @@ async def no_call_objects_alive(runtime) -> None:
     its call left the runtime's table, so wait for the garbage collector to find none."""
     while True:
         gc.collect()
-        if not any(isinstance(o, Call) and o.runtime is runtime for o in gc.get_objects()):
+        if not any(isinstance(o, Call) and o.services is runtime for o in gc.get_objects()):
             return
         await asyncio.sleep(0.02)  # teardown of the last connection is still running
 

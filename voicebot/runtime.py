@@ -12,7 +12,7 @@ from typing import Any
 
 from . import __version__, webm
 from .audio_types import AudioFormat
-from .call import Call, CallIO
+from .call import Call, CallIO, events
 from .config import CONFIG_ROLES, Config, validate_providers
 from .deadlines import BoundedLLM, Deadline
 from .dialogue import Dialogue, DialogueContext
@@ -159,9 +159,7 @@ class Runtime:
         except TimeoutError:
             pass
         for call in list(self.calls.values()):
-            await call.io.send_event(
-                {"type": "status", "status": "ended", "state": "ended", "reason": "server shutdown"}
-            )
+            await call.io.send_event(events.status("ended", reason="server shutdown"))
             await call.io.close(1001, "server shutting down")
             call.hangup("server shutdown")
 

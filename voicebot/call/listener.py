@@ -1,0 +1,290 @@
+"""The caller's side of a call: inbound frames → VAD → turn-taking → STT.
+
+Inbound audio is processed inline (decode, resample, VAD and turn-taking are microseconds of
+vectorised work per frame); STT gets its frames through one bounded queue and task, and an optional
+fast "partials" recogniser through another. What the turn-taker decides goes back to the call
+(`ListenerHost.act`), which owns the reply side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from .. import audio
+from ..audio import Meter
+from ..config import PipelineConfig
+from ..deadlines import BoundedSTTStream
+from ..providers import (
+    AudioFormat,
+    ProviderError,
+    SpeechStarted,
+    STTEvent,
+    Transcript,
+    UtteranceEnd,
+)
+from ..turns import Action, TurnTaker
+from .services import CallServices
+
+log = logging.getLogger("voicebot.call")
+
+STT_QUEUE_FRAMES = 500  # 10 s of 20 ms frames: a stalled STT sheds audio instead of memory
+
+
+class ListenerHost(Protocol):
+    """What the listener tells its call."""
+
+    def act(self, action: Action) -> None:
+        """A turn-taking decision (`voicebot.turns.Action`)."""
+
+    def heard_words(self, partial: Transcript) -> None:
+        """Words not yet final, from either recogniser."""
+
+    async def transcribed(self, result: Transcript) -> None:
+        """The final transcript of the turn that just ended."""
+
+    async def stt_failed(self, exc: ProviderError, finalizing: bool) -> None: ...
+
+
+class Listener:
+    def __init__(
+        self,
+        services: CallServices,
+        turns: TurnTaker,
+        host: ListenerHost,
+        fmt: AudioFormat,
+        spawn: Callable[[Awaitable[Any], str], asyncio.Task[Any]],
+        call_id: str,
+    ) -> None:
+        cfg: PipelineConfig = services.config.pipeline
+        self._services = services
+        self._turns = turns
+        self._host = host
+        self._spawn = spawn
+        self._call_id = call_id
+        self._rate = cfg.sample_rate
+        self._frame_ms = cfg.frame_ms
+        self._now_ms = 0.0
+        self._stt_provider = services.providers["stt"]
+        self.stt = self._bounded_stt("stt")
+        self.stt.on_event = self._on_stt_event
+        # a fast streaming recogniser beside a whole-utterance one: live words, nothing final
+        self._partials: BoundedSTTStream | None = None
+        if services.providers.get("partials") is not None:
+            self._partials = self._bounded_stt("partials")
+            self._partials.on_event = self._on_partial_event
+        self._partials_queue: asyncio.Queue[bytes | None] = asyncio.Queue(STT_QUEUE_FRAMES)
+        self._vad_provider = services.providers["vad"]
+        self._vad_threshold = self._vad_provider.threshold
+        self._preroll: deque[bytes] = deque(maxlen=max(1, cfg.preroll_ms // cfg.frame_ms))
+        self._hangover: list[bytes] | None = None  # silence held back from STT while speculating
+        self._stt_queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(STT_QUEUE_FRAMES)
+        self._vad_rate: int | None = None
+        self.listen_at(fmt)
+
+    def _bounded_stt(self, role: str) -> BoundedSTTStream:
+        provider, rate = self._services.providers[role], self._rate
+        return BoundedSTTStream(
+            lambda: provider.stream(rate),
+            self._services.deadlines[role],
+            provider=provider.name,
+            endpointing=provider.endpointing,
+        )
+
+    def start(self) -> None:
+        self._spawn(self._stt_loop(), "stt")
+        if self._partials is not None:
+            self._spawn(self._partials_loop(), "partials")
+
+    async def aclose(self) -> None:
+        """Close the recognisers (the call has cancelled the tasks feeding them)."""
+        for stream in (self.stt, self._partials):
+            if stream is not None:
+                try:
+                    await stream.aclose()
+                except Exception:  # hanging up: a recogniser that fails to close is let go
+                    log.debug("call %s: closing STT failed", self._call_id, exc_info=True)
+
+    @property
+    def endpointing(self) -> bool:
+        """Whether the recogniser ends turns itself. Asked of the stream, not the provider: a
+        fallback chain can hand over mid-call to a member that does not."""
+        return bool(getattr(self.stt, "endpointing", self._stt_provider.endpointing))
+
+    def listen_at(self, fmt: AudioFormat) -> None:
+        """Decode the caller's audio to frames at the rate the VAD will judge them at: the
+        caller's own rate when it is below the pipeline rate and the VAD works there natively."""
+        rate = fmt.sample_rate
+        native = fmt.encoding != "webm" and rate < self._rate
+        vad_rate = rate if native and self._vad_provider.supports_rate(rate) else self._rate
+        self._inbound = audio.InboundAudio(rate, fmt.encoding, vad_rate, self._frame_ms)
+        if self._vad_rate != vad_rate:
+            self._vad_rate = vad_rate
+            self._vad = self._vad_provider.stream(vad_rate)
+            self._stt_resampler = (
+                audio.Resampler(vad_rate, self._rate) if vad_rate != self._rate else None
+            )
+            self._stt_pending = bytearray()
+            batch_ms = 40 if self.endpointing else 100  # streaming recognisers want it sooner
+            self._stt_batch_bytes = vad_rate * batch_ms // 1000 * 2
+            self._preroll.clear()
+
+    # ------------------------------------------------------------------------- inbound audio
+
+    def feed(self, data: bytes, meter: Meter) -> None:
+        """Decode, frame and judge streamed caller audio. Raises `audio.AudioFormatError` and
+        `audio.AudioLimitError` for the call to refuse."""
+        for frame in self._inbound.push(data, meter):
+            self._on_frame(frame)
+
+    async def decode_whole(self, data: bytes, fmt: AudioFormat, meter: Meter) -> bytes:
+        """One complete utterance as PCM at the pipeline rate. Opus is decoded off the event
+        loop (30 s of it is ~100 ms of CPU). Raises like `feed`, and `ProviderError` when the
+        worker pool is full."""
+        conv = audio.InboundAudio(fmt.sample_rate, fmt.encoding, self._rate, self._frame_ms)
+        if fmt.encoding == "webm":
+            frames = await self._services.workers.run(conv.push, data, meter)
+        else:
+            frames = conv.push(data, meter)
+        return b"".join(frames)
+
+    def whole_utterance(self, pcm: bytes) -> None:
+        """STT gets this utterance instead of whatever it had."""
+        self._to_stt("cancel", None)
+        self._to_stt("audio", pcm)
+
+    def _on_frame(self, frame: bytes) -> None:
+        self._now_ms += self._frame_ms
+        speech = self._vad.process(frame) >= self._vad_threshold
+        if self.endpointing:
+            self._stt_audio(frame)
+        elif self._turns.in_utterance:
+            if self._hangover is not None and not speech:
+                # A speculative decode is running: hangover silence must not invalidate it.
+                # Held back, and sent after all if the caller speaks again.
+                self._hangover.append(frame)
+            else:
+                for held in self._hangover or ():
+                    self._stt_audio(held)
+                self._hangover = None
+                self._stt_audio(frame)
+        for action in self._turns.on_frame(self._now_ms, speech):
+            self._host.act(action)
+        if not self._turns.in_utterance:
+            self._preroll.append(frame)
+
+    def _stt_audio(self, frame: bytes) -> None:
+        """Utterance audio for STT. When it needs resampling, frames are gathered into short
+        batches first: per-call numpy overhead, not arithmetic, is what a 20 ms frame costs."""
+        if self._stt_resampler is None:
+            self._to_stt("audio", frame)
+            return
+        self._stt_pending += frame
+        if len(self._stt_pending) >= self._stt_batch_bytes:
+            self._flush_stt_audio()
+
+    def _flush_stt_audio(self) -> None:
+        if self._stt_pending and self._stt_resampler is not None:
+            pcm = self._stt_resampler.process(bytes(self._stt_pending))
+            self._stt_pending.clear()
+            self._to_stt("audio", pcm)
+
+    # ------------------------------------------------------------- what turn-taking decided
+
+    def start_utterance(self) -> None:
+        if not self.endpointing:
+            if self._stt_resampler is not None:
+                self._stt_resampler.reset()  # a new utterance: no history from the last one
+                self._stt_pending.clear()
+            for frame in self._preroll:
+                self._stt_audio(frame)
+        self._preroll.clear()
+
+    def speculate(self) -> None:
+        self._to_stt("speculate", None)
+        self._hangover = []
+
+    def end_utterance(self) -> None:
+        self._hangover = None
+
+    def cancel_utterance(self) -> None:
+        self._hangover = None
+        self._to_stt("cancel", None)
+
+    def finalize(self) -> None:
+        """The turn is over: the transcript's deadline counts from now."""
+        self.stt.turn_ended()
+        self._to_stt("finalize", None)
+
+    # ----------------------------------------------------------------------------------- STT
+
+    def _to_stt(self, kind: str, item: Any) -> None:
+        if self._partials is not None and kind in ("audio", "cancel", "finalize"):
+            self._to_partials(item if kind == "audio" else None)
+        if kind == "cancel":
+            self._stt_pending.clear()
+        elif kind != "audio" and self._stt_pending:
+            self._flush_stt_audio()  # speculate/finalize see every frame of the utterance
+        try:
+            self._stt_queue.put_nowait((kind, item))
+        except asyncio.QueueFull:
+            if kind == "audio":
+                return  # STT is stalled: shed audio, never memory
+            self._stt_queue.get_nowait()
+            self._stt_queue.put_nowait((kind, item))
+
+    def _to_partials(self, pcm: bytes | None) -> None:
+        """Audio for the partials recogniser, or None: the utterance is over, drop it."""
+        try:
+            self._partials_queue.put_nowait(pcm)
+        except asyncio.QueueFull:
+            if pcm is not None:
+                return  # it is behind: live words are a nicety, shed audio
+            self._partials_queue.get_nowait()
+            self._partials_queue.put_nowait(None)
+
+    async def _partials_loop(self) -> None:
+        assert self._partials is not None
+        while True:
+            pcm = await self._partials_queue.get()
+            try:
+                if pcm is None:
+                    await self._partials.cancel()
+                else:
+                    await self._partials.send(pcm)
+            except ProviderError as exc:
+                # the main recogniser still answers the turn; only live words are missing
+                log.warning("call %s: partials STT failed: %s", self._call_id, exc)
+
+    async def _stt_loop(self) -> None:
+        while True:
+            kind, item = await self._stt_queue.get()
+            try:
+                if kind == "audio":
+                    await self.stt.send(item)
+                elif kind == "speculate":
+                    await self.stt.speculate()
+                elif kind == "cancel":
+                    await self.stt.cancel()
+                elif kind == "finalize":
+                    await self._host.transcribed(await self.stt.finalize())
+            except ProviderError as exc:
+                log.warning("call %s: STT failed: %s", self._call_id, exc)
+                await self._host.stt_failed(exc, finalizing=kind == "finalize")
+
+    def _on_partial_event(self, event: STTEvent) -> None:
+        if isinstance(event, Transcript) and not event.final and event.text:
+            self._host.heard_words(event)
+
+    def _on_stt_event(self, event: STTEvent) -> None:
+        if isinstance(event, Transcript) and not event.final and event.text:
+            self._host.heard_words(event)
+        elif isinstance(event, SpeechStarted) and self.endpointing:
+            for action in self._turns.on_frame(self._now_ms, True):
+                self._host.act(action)
+        elif isinstance(event, UtteranceEnd) and self.endpointing:
+            for action in self._turns.end_turn():
+                self._host.act(action)
