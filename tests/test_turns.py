@@ -106,3 +106,32 @@ def test_words_do_not_matter_when_the_bot_is_silent():
     tt = TurnTaker(TurnSettings(min_speech_ms=100, barge_in_needs_words=True))
     _, acts = feed(tt, 0, "s" * 5)
     assert [a for _, a in acts] == [Action.START_UTTERANCE, Action.USER_STARTED]
+
+
+def test_who_may_cut_the_bot_off():
+    """The barge-in rules a call applies to speech, keys and the client's `interrupt`."""
+    tt = TurnTaker(TurnSettings())
+    assert not tt.may_interrupt(replying=False)  # nothing to interrupt
+    assert tt.may_interrupt(replying=True)  # still preparing its answer
+    assert not tt.key_interrupts()  # a key while it only prepares is just input
+    tt.set_bot_speaking(True, barge_in_allowed=True)
+    assert tt.may_interrupt(replying=False) and tt.key_interrupts()
+    tt.next_piece(barge_in_allowed=False)  # a disclaimer follows, still speaking
+    assert tt.bot_speaking and tt.state is State.SPEAKING
+    assert not tt.may_interrupt(replying=True) and not tt.key_interrupts()
+    tt.next_piece(barge_in_allowed=True)
+    assert tt.may_interrupt(replying=True)
+
+
+def test_an_unanswered_turn_is_kept_for_the_next_one():
+    tt = TurnTaker(TurnSettings(min_speech_ms=60, hangover_ms=100))
+    feed(tt, 0, "s" * 10 + "." * 10)
+    assert tt.state is State.PROCESSING
+    assert tt.answer_was_pending(replying=False)  # transcript not in yet
+    tt.set_bot_speaking(True)
+    assert not tt.answer_was_pending(replying=True)  # the bot is answering it out loud
+    tt.set_bot_speaking(False)
+    tt.reply_done()
+    assert tt.state is State.LISTENING
+    assert tt.answer_was_pending(replying=True)  # the reply runs but nothing was said yet
+    assert not tt.answer_was_pending(replying=False)

@@ -93,6 +93,30 @@ class TurnTaker:
         elif self.state == State.SPEAKING:
             self.state = State.LISTENING
 
+    def next_piece(self, barge_in_allowed: bool) -> None:
+        """The bot's reply went on to its next piece while it kept talking: that piece may not
+        be interruptible (a legal disclaimer) even if the last one was."""
+        self.barge_in_allowed = barge_in_allowed
+
+    # ------------------------------------------------------------------ barge-in rules
+
+    def may_interrupt(self, replying: bool) -> bool:
+        """Whether the bot may be cut off now (by speech, a key or the client's `interrupt`):
+        it is speaking a piece that allows it, or it is still preparing a reply (`replying`)."""
+        if self.bot_speaking:
+            return self.barge_in_allowed
+        return replying
+
+    def key_interrupts(self) -> bool:
+        """A key press cuts off interruptible speech; while the bot is only preparing its
+        reply, the key is just input."""
+        return self.bot_speaking and self.barge_in_allowed
+
+    def answer_was_pending(self, replying: bool) -> bool:
+        """An interruption came before the bot said anything of its answer: the caller's last
+        words were not yet answered and belong to their next turn."""
+        return self.state is State.PROCESSING or (replying and not self.bot_speaking)
+
     def set_processing(self) -> None:
         self.state = State.PROCESSING
 

@@ -83,7 +83,7 @@ class Conversation:
 
     def dtmf(self, digit: str) -> None:
         self._touch()
-        if self._turns.bot_speaking and self._turns.barge_in_allowed:
+        if self._turns.key_interrupts():
             self._barge_in()
         self._cancel_noinput()
         self.keys.press(digit)
@@ -241,11 +241,9 @@ class Conversation:
 
     def _barge_in(self) -> None:
         replying = self.speaker.replying
-        if not (self._turns.bot_speaking or replying):
+        if not self._turns.may_interrupt(replying):
             return
-        if self._turns.bot_speaking and not self._turns.barge_in_allowed:
-            return
-        if self._turns.state is State.PROCESSING or (replying and not self._turns.bot_speaking):
+        if self._turns.answer_was_pending(replying):
             # the caller resumed before we answered: keep what they said for the next turn
             if self.history and self.history[-1]["role"] == "user":
                 self._pending_text = self.history.pop()["text"]

@@ -274,7 +274,7 @@ class Speaker:
                     continue  # a barge-in cleared it while the status went out
             elif self._segments and self._segments[-1] is not seg:
                 self._segments.append(seg)
-                self._turns.barge_in_allowed = seg.barge_in
+                self._turns.next_piece(seg.barge_in)
             self._playout_end = max(self._playout_end, now)
             wait = self._playout_end - lead - now
             if wait > 0:
