@@ -1,7 +1,7 @@
-"""One call, split by job: `call` (lifecycle) and the pieces it composes: `listener` (frames →
-VAD → turn-taking → STT), `speaker` (replies → TTS → paced playback, what was heard),
-`conversation` (turns, barge-in, no-input), `dtmf`, `events` (everything sent to the caller) and
-`services` (what a call needs from the process and its transport).
+"""One call, split by job: `call` (lifecycle) composes a `conversation` (turns, barge-in,
+no-input), which owns a `listener` (frames → VAD → turn-taking → STT), a `speaker` (replies → TTS →
+paced playback, what was heard) and `dtmf` collection; `events` builds everything sent to the
+caller and `services` names what a call needs from the process and its transport.
 
 Importers keep using `from voicebot.call import Call, CallIO`.
 """

@@ -1,6 +1,6 @@
-"""One call's life: start, timers, caller input, turns, and the end. It owns the tasks of the call
-and composes the pieces that do the work: `Listener` (frames → VAD → turn-taking → STT), `Speaker`
-(replies → TTS → paced playback, what was heard) and `DtmfCollector`.
+"""One call's life: start, timers, and the end. It owns the tasks of the call
+and composes the `Conversation` that does the work (it holds the `Listener`, `Speaker` and
+`DtmfCollector`); transports talk to the call only.
 
 Few tasks per call, none per frame: inbound audio is processed inline by `feed_audio()`, STT runs
 in one task, each reply in one, playback in one. Every task runs in the call's context and is
@@ -18,17 +18,12 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from .. import audio
-from ..dialogue import Dialogue, Listen
+from ..dialogue import Dialogue
 from ..limits import AudioBudget
 from ..providers import AudioFormat, ProviderError
-from ..turns import State, TurnSettings, TurnTaker
 from ..usage import usage_sink
 from . import events
 from .conversation import Conversation
-from .dtmf import DtmfCollector
-from .events import TurnTimes
-from .listener import Listener
-from .speaker import Speaker
 
 if TYPE_CHECKING:
     from .services import CallIO, CallServices
@@ -36,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("voicebot.call")
 
 
-class Call(Conversation):
+class Call:
     """Per-call state and tasks. Created by `Runtime.new_call`, which passes itself as the call's
     `services` (anything that is a `CallServices`); the transport drives it."""
 
@@ -60,10 +55,10 @@ class Call(Conversation):
         self.session_id = session_id
         self.transport = transport
         self.variables: dict[str, Any] = dict(variables or {})
+        if resume:
+            self.variables = {**resume.get("variables", {}), **self.variables}
         self.started_at = time.time()
         self.state = "connected"
-        self.turns_count = 0
-        self.history: list[dict[str, Any]] = []
         self.end_reason = ""
         self.clean_end = False  # ended on purpose (end_call, goodbye, transfer), not dropped
         self.resumed = resume is not None
@@ -75,48 +70,32 @@ class Call(Conversation):
         self._audio_budget = AudioBudget(limits, cfg.max_utterance_ms / 1000)
         self._closing = False
         self._context = contextvars.copy_context()
-        self._context.run(usage_sink.set, self._report_usage)
+        self._context.run(usage_sink.set, self.report_usage)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._turns = TurnTaker(
-            TurnSettings(
-                frame_ms=cfg.frame_ms,
-                hangover_ms=cfg.vad_hangover_ms,
-                min_speech_ms=cfg.min_speech_ms,
-                max_utterance_ms=cfg.max_utterance_ms,
-                barge_in=cfg.barge_in.enabled,
-                barge_in_ms=cfg.barge_in.min_speech_ms,
-                barge_in_needs_words=cfg.barge_in.needs_words,
-            )
-        )
-        self.listener = Listener(services, self._turns, self, audio_format, self._spawn, self.id)
-        self.speaker = Speaker(services, io, self._turns, self, audio_format, self._spawn, self.id)
-        self.keys = DtmfCollector(self._loop, lambda: self._listen, self._dtmf_turn)
         self._ended = asyncio.Event()
         self._paused = False
-        self._listen = Listen()
-        self._noinput: asyncio.TimerHandle | None = None
         self._idle: asyncio.TimerHandle | None = None
         self._last_activity = 0.0
         self._max_len: asyncio.TimerHandle | None = None
         self._warn_at: asyncio.TimerHandle | None = None
-        self._hangup_after_playback: str | None = None
-        self._pending_text = ""
-        self.turn = TurnTimes(0)
-        if resume:
-            self.history = list(resume.get("history", []))
-            self.turns_count = int(resume.get("turns_count", 0))
-            self.variables = {**resume.get("variables", {}), **self.variables}
-        self.dialogue: Dialogue = self._new_dialogue(flow, resume and resume.get("dialogue"))
+        self.conversation = Conversation(self, services, io, audio_format, flow=flow, resume=resume)
+        self.listener = self.conversation.listener
+        self.speaker = self.conversation.speaker
 
-    def _report_usage(self, usage: Any) -> None:
+    @property
+    def dialogue(self) -> Dialogue:
+        return self.conversation.dialogue
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return self.conversation.history
+
+    @property
+    def turns_count(self) -> int:
+        return self.conversation.turns_count
+
+    def report_usage(self, usage: Any) -> None:
         self.services.hook.usage(call=self, usage=usage)
-
-    def _new_dialogue(
-        self, flow: str | None = None, snapshot: dict[str, Any] | None = None
-    ) -> Dialogue:
-        return self.services.new_dialogue(
-            self.id, self.variables, self._report_usage, flow=flow, snapshot=snapshot
-        )
 
     def snapshot(self) -> dict[str, Any]:
         """Everything needed to continue this conversation on a new connection."""
@@ -137,11 +116,10 @@ class Call(Conversation):
             self._warn_at = self._loop.call_later(
                 self._limits.max_call_s - self._limits.max_call_warning_s, self._warn_of_the_end
             )
-        self.listener.start()
-        self.speaker.start()
+        self.conversation.start()
         self.services.hook.call_started(call=self)
         await self.status("listening")
-        self.speaker.speak(self.dialogue.start())
+        self.conversation.greet()
         try:
             await self._ended.wait()
         finally:
@@ -157,12 +135,15 @@ class Call(Conversation):
     def ended(self) -> bool:
         return self._ended.is_set()
 
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
     async def _release(self) -> None:
-        for handle in (self._noinput, self._idle, self._max_len, self._warn_at):
+        for handle in (self._idle, self._max_len, self._warn_at):
             if handle is not None:
                 handle.cancel()
-        self.speaker.close()
-        self.keys.cancel()
+        self.conversation.close()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -171,7 +152,7 @@ class Call(Conversation):
         self.state = "ended"
         self.services.hook.call_ended(call=self, reason=self.end_reason or "ended")
 
-    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+    def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         # every task of the call runs in the call's context, whichever task asked for it, so
         # providers can report usage to this call (voicebot.usage)
         task = self._loop.create_task(
@@ -199,12 +180,15 @@ class Call(Conversation):
             timeout = self._limits.idle_timeout_s
             self._idle = self._loop.call_at(self._last_activity + timeout, self._idle_check)
 
+    def restart_idle(self) -> None:
+        self._last_activity = self._loop.time()
+
     def _idle_check(self) -> None:
         timeout = self._limits.idle_timeout_s
         now = self._loop.time()
-        if self._bot_busy():
+        if self.conversation.busy:
             # the caller is waiting for the bot, not idle: the countdown starts again once the
-            # bot is back to listening (`_maybe_listen`)
+            # bot is back to listening (`restart_idle`)
             self._last_activity = now
         due = self._last_activity + timeout
         if now < due:
@@ -212,15 +196,6 @@ class Call(Conversation):
             return
         self._idle = None
         self._close_soon(4008, "idle timeout: no audio or messages received")
-
-    def _bot_busy(self) -> bool:
-        """Answering (STT, LLM, TTS) or speaking."""
-        return (
-            self._turns.state is State.PROCESSING
-            or self._turns.bot_speaking
-            or self.speaker.has_segments
-            or self.speaker.replying
-        )
 
     def _too_long(self) -> None:
         self._close_soon(4008, "maximum call length reached")
@@ -235,7 +210,7 @@ class Call(Conversation):
                 await asyncio.gather(current, return_exceptions=True)
             self.speaker.say(self._limits.max_call_warning, "max-call-warning", barge_in=False)
 
-        self._spawn(warn(), "warning")
+        self.spawn(warn(), "warning")
 
     def _close_soon(self, code: int, reason: str, end_reason: str = "") -> None:
         if self._ended.is_set() or self._closing:
@@ -248,10 +223,10 @@ class Call(Conversation):
             await self.io.close(code, reason)
             self.hangup(reason)
 
-        self._spawn(close(), "close")
+        self.spawn(close(), "close")
 
-    def _finish_hangup(self) -> None:
-        reason = self._hangup_after_playback or "completed"
+    def finish(self, reason: str) -> None:
+        reason = reason or "completed"
 
         async def bye() -> None:
             self.end_reason = f"bot: {reason}"
@@ -260,7 +235,7 @@ class Call(Conversation):
             await self.io.close(1000, reason)
             self.hangup(self.end_reason)
 
-        self._spawn(bye(), "hangup")
+        self.spawn(bye(), "hangup")
 
     # --------------------------------------------------------------------------- caller input
 
@@ -282,7 +257,7 @@ class Call(Conversation):
     def _refuse_audio(self, code: str, message: str, close_code: int, reason: str) -> None:
         level = logging.INFO if close_code == 1007 else logging.WARNING  # a limit: abuse?
         log.log(level, "call %s: %s: %s", self.id, reason, message)
-        self._spawn(self.error(code, message), "error")
+        self.spawn(self.error(code, message), "error")
         # the outcome recorded for every rate limit, whichever layer applied it
         self._close_soon(close_code, reason, "rate limited" if code == "rate_limited" else "")
 
@@ -306,11 +281,49 @@ class Call(Conversation):
             return
         if self._ended.is_set():
             return
-        self._interrupt_reply()
-        self.listener.whole_utterance(pcm)
-        self._turn_speech_end(self._loop.time())
-        self._turns.set_processing()
-        self._end_of_speech()
+        self.conversation.whole_utterance(pcm)
+
+    def end_turn(self) -> None:
+        self._touch()
+        self.conversation.end_turn()
+
+    def text(self, text: str) -> None:
+        self._touch()
+        self.conversation.text(text)
+
+    def typing(self) -> None:
+        """The caller is typing into the page's text box: as much a sign of life as speech."""
+        self._touch()
+        self.conversation.typing()
+
+    def dtmf(self, digit: str) -> None:
+        self._touch()
+        self.conversation.dtmf(digit)
+
+    def set_format(self, fmt: AudioFormat) -> None:
+        """The client changed its audio format mid-call (the `config` message)."""
+        self.conversation.set_format(fmt)
+        self.format = fmt
+
+    def interrupt(self) -> None:
+        """The client asks the bot to stop talking."""
+        self._touch()
+        self.conversation.interrupt()
+
+    def pause(self) -> None:
+        self._touch()
+        self._paused = True
+        self.conversation.pause()
+
+    def resume(self) -> None:
+        self._touch()
+        self._paused = False
+        self.conversation.resume()
+
+    def reset(self) -> None:
+        """Forget the conversation and start the dialogue again."""
+        self._touch()
+        self.conversation.reset()
 
     def touch(self) -> None:
         """Any inbound message counts as activity (keeps the idle timer from firing)."""
@@ -330,17 +343,6 @@ class Call(Conversation):
 
     async def error(self, code: str, message: str) -> None:
         await self.io.send_event(events.error(code, message))
-
-    def emit_metrics(self) -> None:
-        turn = self.turn.breakdown()
-        self.services.hook.turn_completed(call=self, turn=turn)
-        self.services.record_turn(turn)
-        self._spawn(self.io.send_event(turn), "metrics")
-
-    def remember(self, role: str, text: str) -> None:
-        self.history.append({"role": role, "text": text, "at": time.time()})
-        if len(self.history) > 200:
-            del self.history[:50]
 
     def info(self) -> dict[str, Any]:
         snap = self.dialogue.snapshot()

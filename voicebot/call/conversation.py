@@ -1,19 +1,21 @@
 """How a call converses: what turn-taking decided, transcripts and other caller input made into
 dialogue turns, replies finished or cut off (barge-in), and the no-input prompt.
 
-A mixin of `Call` for now: these methods share the call's conversation state (history, dialogue,
-the turn being timed), which `Call` owns. It is also the host `Listener` and `Speaker` report to.
+It owns the conversation's state (dialogue, history, the turn being timed), the turn-taker, and
+the `Listener`, `Speaker` and `DtmfCollector` that report to it. Of its `Call` it asks (through
+`CallControl`) only what belongs to the call's life: tasks, status, errors, the idle clock, the end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..dialogue import Dialogue, Listen, UserInput
 from ..providers import AudioFormat, ProviderError, Transcript
-from ..turns import Action, State, TurnTaker
+from ..turns import Action, State, TurnSettings, TurnTaker
 from . import events
 from .dtmf import DtmfCollector
 from .events import TurnTimes
@@ -21,55 +23,146 @@ from .listener import Listener
 from .speaker import Segment, Speaker
 
 if TYPE_CHECKING:
-    from ..config import PipelineConfig
     from .services import CallIO, CallServices
 
 
+class CallControl(Protocol):
+    """What a conversation asks of its call. The call is also what hooks get as `call=`."""
+
+    id: str
+    variables: dict[str, Any]
+
+    @property
+    def ended(self) -> bool: ...
+    @property
+    def paused(self) -> bool: ...
+    def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]: ...
+    def restart_idle(self) -> None:
+        """The idle countdown starts again now."""
+
+    def finish(self, reason: str) -> None:
+        """The bot ends the call (its last words have played)."""
+
+    def report_usage(self, usage: Any) -> None: ...
+    async def status(self, state: str, **extra: Any) -> None: ...
+    async def error(self, code: str, message: str) -> None: ...
+
+
 class Conversation:
-    services: CallServices
-    io: CallIO
-    format: AudioFormat
-    dialogue: Dialogue
-    history: list[dict[str, Any]]
-    turns_count: int
-    turn: TurnTimes
-    listener: Listener
-    speaker: Speaker
-    keys: DtmfCollector
-    _cfg: PipelineConfig
-    _loop: asyncio.AbstractEventLoop
-    _turns: TurnTaker
-    _ended: asyncio.Event
-    _paused: bool
-    _listen: Listen
-    _noinput: asyncio.TimerHandle | None
-    _last_activity: float
-    _hangup_after_playback: str | None
-    _pending_text: str
+    def __init__(
+        self,
+        call: CallControl,
+        services: CallServices,
+        io: CallIO,
+        fmt: AudioFormat,
+        *,
+        flow: str | None = None,
+        resume: dict[str, Any] | None = None,
+    ) -> None:
+        cfg = services.config.pipeline
+        self._call = call
+        self._services = services
+        self._io = io
+        self._cfg = cfg
+        self._loop = asyncio.get_running_loop()
+        self._spawn = call.spawn
+        self._turns = TurnTaker(
+            TurnSettings(
+                frame_ms=cfg.frame_ms,
+                hangover_ms=cfg.vad_hangover_ms,
+                min_speech_ms=cfg.min_speech_ms,
+                max_utterance_ms=cfg.max_utterance_ms,
+                barge_in=cfg.barge_in.enabled,
+                barge_in_ms=cfg.barge_in.min_speech_ms,
+                barge_in_needs_words=cfg.barge_in.needs_words,
+            )
+        )
+        self.listener = Listener(services, self._turns, self, fmt, call.spawn, call.id)
+        self.speaker = Speaker(services, io, self._turns, self, fmt, call.spawn, call.id)
+        self.keys = DtmfCollector(self._loop, lambda: self._listen, self._dtmf_turn)
+        self._listen = Listen()
+        self._noinput: asyncio.TimerHandle | None = None
+        self._hangup_after_playback: str | None = None
+        self._pending_text = ""
+        self.turn = TurnTimes(0)
+        self.history: list[dict[str, Any]] = []
+        self.turns_count = 0
+        if resume:
+            self.history = list(resume.get("history", []))
+            self.turns_count = int(resume.get("turns_count", 0))
+        self.dialogue: Dialogue = self._new_dialogue(flow, resume and resume.get("dialogue"))
 
-    if TYPE_CHECKING:  # provided by Call
+    def _new_dialogue(
+        self, flow: str | None = None, snapshot: dict[str, Any] | None = None
+    ) -> Dialogue:
+        return self._services.new_dialogue(
+            self._call.id,
+            self._call.variables,
+            self._call.report_usage,
+            flow=flow,
+            snapshot=snapshot,
+        )
 
-        def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]: ...
-        def _touch(self) -> None: ...
-        def _new_dialogue(self) -> Dialogue: ...
-        def _finish_hangup(self) -> None: ...
-        async def status(self, state: str, **extra: Any) -> None: ...
-        async def error(self, code: str, message: str) -> None: ...
-        def remember(self, role: str, text: str) -> None: ...
+    def start(self) -> None:
+        """The call's long-lived tasks: STT (and partials) and playback."""
+        self.listener.start()
+        self.speaker.start()
+
+    def greet(self) -> None:
+        self.speaker.speak(self.dialogue.start())
+
+    def close(self) -> None:
+        """The call is ending: no timer of the conversation may fire."""
+        self._cancel_noinput()
+        self.speaker.close()
+        self.keys.cancel()
+
+    @property
+    def busy(self) -> bool:
+        """Answering (STT, LLM, TTS) or speaking."""
+        return (
+            self._turns.state is State.PROCESSING
+            or self._turns.bot_speaking
+            or self.speaker.has_segments
+            or self.speaker.replying
+        )
+
+    def whole_utterance(self, pcm: bytes) -> None:
+        """A complete utterance (no VAD): it interrupts the bot and is the caller's turn."""
+        self._interrupt_reply()
+        self.listener.whole_utterance(pcm)
+        self._turn_speech_end(self._loop.time())
+        self._turns.set_processing()
+        self._end_of_speech()
+
+    def remember(self, role: str, text: str) -> None:
+        self.history.append({"role": role, "text": text, "at": time.time()})
+        if len(self.history) > 200:
+            del self.history[:50]
+
+    async def status(self, state: str, **extra: Any) -> None:
+        await self._call.status(state, **extra)
+
+    async def error(self, code: str, message: str) -> None:
+        await self._call.error(code, message)
+
+    def emit_metrics(self) -> None:
+        turn = self.turn.breakdown()
+        self._services.hook.turn_completed(call=self._call, turn=turn)
+        self._services.record_turn(turn)
+        self._spawn(self._io.send_event(turn), "metrics")
 
     # ------------------------------------------------------------ caller input (not audio)
 
     def end_turn(self) -> None:
-        self._touch()
         for action in self._turns.end_turn():
             self.act(action)
 
     def text(self, text: str) -> None:
-        self._touch()
         self._interrupt_reply()
         self._turn_speech_end(self._loop.time())
         self.turn.turn_end = self.turn.stt_final = self._loop.time()
-        self.services.hook.transcript(call=self, transcript=Transcript(text, True, 1.0))
+        self._services.hook.transcript(call=self._call, transcript=Transcript(text, True, 1.0))
         self.remember("user", text)
         self._user_turn(UserInput("text", text=text))
 
@@ -77,12 +170,10 @@ class Conversation:
         """The caller is typing into the page's text box: as much a sign of life as speech, so
         a pending no-input prompt starts its wait again (typing a sentence takes longer than
         saying it)."""
-        self._touch()
         if self._noinput is not None:
             self._arm_noinput()
 
     def dtmf(self, digit: str) -> None:
-        self._touch()
         if self._turns.key_interrupts():
             self._barge_in()
         self._cancel_noinput()
@@ -98,32 +189,25 @@ class Conversation:
         """The client changed its audio format mid-call (the `config` message)."""
         self.listener.listen_at(fmt)
         self.speaker.set_format(fmt)
-        self.format = fmt
 
     def interrupt(self) -> None:
         """The client asks the bot to stop talking."""
-        self._touch()
         self._barge_in()
 
     def pause(self) -> None:
-        self._touch()
-        self._paused = True
         self._cancel_noinput()
-        self._spawn(self.status("paused"), "status")
+        self._spawn(self._call.status("paused"), "status")
 
     def resume(self) -> None:
-        self._touch()
-        self._paused = False
-        self._spawn(self.status("listening"), "status")
+        self._spawn(self._call.status("listening"), "status")
         self._arm_noinput()
 
     def reset(self) -> None:
         """Forget the conversation and start the dialogue again."""
-        self._touch()
         self._interrupt_reply()
         self.history.clear()
         self.dialogue = self._new_dialogue()
-        self.speaker.speak(self.dialogue.start())
+        self.greet()
 
     # ---------------------------------------------------------------- turns (ListenerHost)
 
@@ -133,7 +217,7 @@ class Conversation:
             self.listener.start_utterance()
         elif action is Action.USER_STARTED:
             self._cancel_noinput()
-            self._spawn(self.status("listening"), "status")
+            self._spawn(self._call.status("listening"), "status")
         elif action is Action.BARGE_IN:
             self._barge_in()
         elif action is Action.SPECULATE:
@@ -153,7 +237,7 @@ class Conversation:
             self._turn_speech_end(self._loop.time())
         self.turn.turn_end = self._loop.time()
         self.listener.finalize()
-        self._spawn(self.status("processing"), "status")
+        self._spawn(self._call.status("processing"), "status")
 
     def heard_words(self, partial: Transcript) -> None:
         self._spawn(self._send_transcript(partial), "partial")
@@ -161,7 +245,7 @@ class Conversation:
             self.act(action)
 
     async def _send_transcript(self, t: Transcript) -> None:
-        await self.io.send_event(events.transcript(t.text, t.final, t.confidence))
+        await self._io.send_event(events.transcript(t.text, t.final, t.confidence))
 
     async def transcribed(self, result: Transcript) -> None:
         self.turn.stt_final = self._loop.time()
@@ -172,17 +256,17 @@ class Conversation:
             return
         if not text:
             self._turns.reply_done()
-            await self.status("listening")
+            await self._call.status("listening")
             self._arm_noinput()
             return
         final = Transcript(text, True, result.confidence, result.language)
-        self.services.hook.transcript(call=self, transcript=final)
+        self._services.hook.transcript(call=self._call, transcript=final)
         await self._send_transcript(final)
         self.remember("user", text)
         self._user_turn(UserInput("speech", text=text, confidence=result.confidence))
 
     async def stt_failed(self, exc: ProviderError, finalizing: bool) -> None:
-        await self.error("stt_failed", f"speech recognition failed: {exc}")
+        await self._call.error("stt_failed", f"speech recognition failed: {exc}")
         if finalizing:
             self.speaker.apologise()
 
@@ -201,7 +285,9 @@ class Conversation:
         self._hangup_after_playback = reason
 
     def heard(self, seg: Segment) -> None:
-        self.services.hook.bot_spoke(call=self, text=seg.text, heard=seg.text, interrupted=False)
+        self._services.hook.bot_spoke(
+            call=self._call, text=seg.text, heard=seg.text, interrupted=False
+        )
 
     def reply_finished(self) -> None:
         self._maybe_listen(reply_running=False)
@@ -214,14 +300,14 @@ class Conversation:
         """Back to listening once the reply is complete and all of it has been played."""
         if reply_running or self.speaker.unplayed:
             return
-        if self._turns.bot_speaking or self._ended.is_set():
+        if self._turns.bot_speaking or self._call.ended:
             return
         self._turns.reply_done()
-        self._last_activity = self._loop.time()  # the idle countdown starts now (_idle_check)
+        self._call.restart_idle()
         if self._hangup_after_playback is not None:
-            self._finish_hangup()
+            self._call.finish(self._hangup_after_playback)
             return
-        self._spawn(self.status("listening"), "status")
+        self._spawn(self._call.status("listening"), "status")
         self._arm_noinput()
 
     # ------------------------------------------------------------------------------ barge-in
@@ -233,7 +319,7 @@ class Conversation:
         if cut is not None:
             said, heard = cut
             self.dialogue.interrupted(said, heard)
-            self.services.hook.bot_spoke(call=self, text=said, heard=heard, interrupted=True)
+            self._services.hook.bot_spoke(call=self._call, text=said, heard=heard, interrupted=True)
             if self.history and self.history[-1]["role"] == "assistant":
                 self.history[-1]["heard"] = heard
                 self.history[-1]["interrupted"] = True
@@ -249,14 +335,14 @@ class Conversation:
                 self._pending_text = self.history.pop()["text"]
         cut = self._interrupt_reply()
         extra = {} if cut is None else {"said": cut[0], "heard": cut[1]}
-        self._spawn(self.status("interrupted", **extra), "status")
+        self._spawn(self._call.status("interrupted", **extra), "status")
 
     # ------------------------------------------------------------------------------ no-input
 
     def _arm_noinput(self) -> None:
         self._cancel_noinput()
         timeout = self._listen.noinput_timeout_ms
-        if timeout and not self._paused and not self._ended.is_set():
+        if timeout and not self._call.paused and not self._call.ended:
             self._noinput = self._loop.call_later(timeout / 1000, self._on_noinput)
 
     def _cancel_noinput(self) -> None:
