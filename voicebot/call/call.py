@@ -18,9 +18,10 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from .. import audio
+from ..audio_types import AudioFormat
 from ..dialogue import Dialogue
 from ..limits import AudioBudget
-from ..providers import AudioFormat, ProviderError
+from ..providers import ProviderError
 from ..usage import usage_sink
 from . import events
 from .conversation import Conversation

@@ -13,8 +13,9 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..audio_types import AudioFormat
 from ..dialogue import Dialogue, Listen, UserInput
-from ..providers import AudioFormat, ProviderError, Transcript
+from ..providers import ProviderError, Transcript
 from ..turns import Action, State, TurnSettings, TurnTaker
 from . import events
 from .dtmf import DtmfCollector

@@ -15,11 +15,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from .. import audio
-from ..audio import Meter
+from ..audio_types import AudioFormat, Meter
 from ..config import PipelineConfig
 from ..deadlines import BoundedSTTStream
 from ..providers import (
-    AudioFormat,
     ProviderError,
     SpeechStarted,
     STTEvent,

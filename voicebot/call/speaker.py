@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import audio
+from ..audio_types import AudioFormat
 from ..deadlines import bounded
 from ..dialogue import Hangup, IntentEvent, Listen, Note, Say, Transfer
-from ..providers import AudioFormat, ProviderError
+from ..providers import ProviderError
 from ..sentences import SentenceSplitter, spaced
 from ..turns import TurnTaker
 from . import events
