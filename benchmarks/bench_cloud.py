@@ -16,9 +16,9 @@ from tests.fakes.base import Stall
 from tests.fakes.deepgram_fake import FakeDeepgram
 from tests.fakes.elevenlabs_fake import FakeElevenLabs
 from tests.fakes.openai_fake import FakeOpenAI, tone
-from voicebot.fallback import FallbackLLM
 from voicebot.providers import AudioFormat, Message
-from voicebot_plugins.deepgram_providers import DeepgramSTT, DeepgramTTS
+from voicebot.providers.fallback import FallbackLLM
+from voicebot_plugins.deepgram import DeepgramSTT, DeepgramTTS
 from voicebot_plugins.elevenlabs_providers import ElevenLabsTTS
 from voicebot_plugins.openai_providers import OpenAILLM, OpenAITTS
 

@@ -10,7 +10,7 @@ import time
 
 from voicebot.audio import Resampler, silence
 from voicebot.providers import AudioFormat
-from voicebot.workers import WorkerPool
+from voicebot.providers.workers import WorkerPool
 from voicebot_plugins._espeak_c import engine
 from voicebot_plugins._pocketsphinx_c import Decoder, default_model_paths
 from voicebot_plugins.stt_pocketsphinx import PocketsphinxSTT

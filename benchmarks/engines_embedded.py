@@ -21,7 +21,7 @@ from pathlib import Path
 
 from voicebot.audio import Resampler
 from voicebot.providers import AudioFormat, IntentSpec
-from voicebot.workers import WorkerPool
+from voicebot.providers.workers import WorkerPool
 from voicebot_plugins.intent_embedding import EmbeddingIntent
 from voicebot_plugins.stt_whisper import WhisperSTT
 from voicebot_plugins.tts_piper import PiperTTS

@@ -28,7 +28,7 @@ from intent_phrases import BLIND, BUILTIN, INTENTS, OUT_OF_SCOPE_SETS, SETS
 from voicebot.flows.builtin_intents import intent_spec
 from voicebot.plugins import make_plugin_manager
 from voicebot.providers import IntentSpec
-from voicebot.workers import WorkerPool
+from voicebot.providers.workers import WorkerPool
 
 
 def with_builtins(intents: list[IntentSpec], own: bool = True) -> list[IntentSpec]:

@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.attack_clients import opus_bomb, session_flood, slowloris
 from tests.support import base_config, serve, silence, tone
-from voicebot.appkeys import SESSIONS, TRIMMER
+from voicebot.server.appkeys import SESSIONS, TRIMMER
 
 ATTACKER = "127.0.0.2"  # loopback too; a second address, so per-address limits can tell
 

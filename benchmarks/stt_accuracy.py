@@ -24,7 +24,7 @@ from wer import word_errors  # benchmarks/wer.py: a script's folder is on sys.pa
 from voicebot.audio import Resampler, decode, encode
 from voicebot.plugins import make_plugin_manager
 from voicebot.providers import STTEvent
-from voicebot.workers import WorkerPool
+from voicebot.providers.workers import WorkerPool
 
 DATA = Path(__file__).parent / "data" / "speech"
 RATE = 16000

@@ -16,9 +16,9 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import field
 from typing import Any
 
-from voicebot.extras import install_extra
+from voicebot.config.extras import install_extra
 from voicebot.providers import AudioChunk, ProviderError, Usage
-from voicebot.usage import report_usage
+from voicebot.records.usage import report_usage
 
 log = logging.getLogger("voicebot.cloud")
 

@@ -30,7 +30,7 @@ from voicebot.providers import (
     Transcript,
     Usage,
 )
-from voicebot.usage import report_usage
+from voicebot.records.usage import report_usage
 
 from ._cloud import SampleAligner, SharedClient, audio_body, bounded, map_error, require_key
 

@@ -28,7 +28,7 @@ from voicebot.hookspecs import hookimpl
 from voicebot.providers import STT, ModelMissingError, ProviderError, STTStream, Transcript
 
 if TYPE_CHECKING:
-    from voicebot.workers import WorkerPool
+    from voicebot.providers.workers import WorkerPool
 
     from ._pocketsphinx_c import Decoder
 

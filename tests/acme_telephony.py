@@ -16,8 +16,9 @@ import aiohttp
 from aiohttp import web
 
 from voicebot.hookspecs import hookimpl
-from voicebot.telephony.carrier import Carrier, Webhook
-from voicebot.telephony.serializer import (
+from voicebot.telephony.carrier import (
+    TOKEN_PARAMETER,
+    Carrier,
     Connected,
     Dtmf,
     MalformedMessage,
@@ -29,8 +30,8 @@ from voicebot.telephony.serializer import (
     Stop,
     TelephonyError,
     UnknownEvent,
+    Webhook,
 )
-from voicebot.transports.phone_door import TOKEN_PARAMETER
 
 
 class AcmeSerializer(MediaStreamSerializer):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from voicebot.extras import install_extra
+from voicebot.config.extras import install_extra
 from voicebot.hookspecs import hookimpl
 from voicebot.providers import LLM, TTS, AudioChunk, AudioFormat
 

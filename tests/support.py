@@ -18,9 +18,9 @@ import yaml
 from aiohttp import web
 
 from voicebot.config import load_config
-from voicebot.connections import GuardedAppRunner, limits_from
 from voicebot.runtime import Runtime
-from voicebot.server import create_app
+from voicebot.server.app import create_app
+from voicebot.server.connections import GuardedAppRunner, limits_from
 
 
 def tone(ms: int, rate: int = 16000, freq: float = 300.0, amp: int = 8000) -> bytes:

@@ -71,5 +71,5 @@ def test_audio_format_lives_in_the_audio_layer_and_plugins_still_import_it() -> 
     import voicebot.audio
     import voicebot.providers
 
-    assert voicebot.audio.AudioFormat.__module__ == "voicebot.audio_types"
+    assert voicebot.audio.AudioFormat.__module__ == "voicebot.audio.types"
     assert voicebot.providers.AudioFormat is voicebot.audio.AudioFormat

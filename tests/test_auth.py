@@ -14,10 +14,10 @@ import websockets
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from voicebot.appkeys import AUTH
-from voicebot.auth import Authenticator, AuthError
 from voicebot.config import AuthConfig, JWTConfig
-from voicebot.redact import RedactCredentials
+from voicebot.server.appkeys import AUTH
+from voicebot.server.auth import Authenticator, AuthError
+from voicebot.server.redact import RedactCredentials
 
 from .support import Client, base_config, serve
 from .test_voice_ws import _no_calls_left

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from voicebot.extras import install_extra
+from voicebot.config.extras import install_extra
 
 from .missing_sdk_plugin import MISSING
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from voicebot.config import load_config
-from voicebot.fallback import FallbackSTT, FallbackTTS
-from voicebot.options import ConfigError
+from voicebot.config.options import ConfigError
+from voicebot.providers.fallback import FallbackSTT, FallbackTTS
 from voicebot.runtime import Runtime
-from voicebot_plugins.deepgram_providers import DeepgramSTT
+from voicebot_plugins.deepgram import DeepgramSTT
 from voicebot_plugins.openai_providers import OpenAILLM
 
 CONFIG = """\

@@ -17,8 +17,8 @@ from voicebot.providers import (
     Usage,
     UtteranceEnd,
 )
-from voicebot.usage import collect_usage
-from voicebot_plugins.deepgram_providers import DeepgramSTT, DeepgramTTS
+from voicebot.records.usage import collect_usage
+from voicebot_plugins.deepgram import DeepgramSTT, DeepgramTTS
 
 RATE = 16000
 SPEECH = tone(RATE // 50, RATE)  # 20 ms, loud

@@ -7,7 +7,7 @@ import pytest
 from tests.fakes.base import Fail, Stall
 from tests.fakes.elevenlabs_fake import FakeElevenLabs, eleven_audio
 from voicebot.providers import AudioFormat, ProviderError, Usage
-from voicebot.usage import collect_usage
+from voicebot.records.usage import collect_usage
 from voicebot_plugins.elevenlabs_providers import ElevenLabsTTS
 
 

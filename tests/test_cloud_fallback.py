@@ -11,9 +11,9 @@ from tests.fakes.base import Drop, Fail, Stall
 from tests.fakes.deepgram_fake import FakeDeepgram, speak_audio
 from tests.fakes.elevenlabs_fake import FakeElevenLabs
 from tests.fakes.openai_fake import FakeOpenAI, tone
-from voicebot.fallback import FallbackLLM, FallbackSTT, FallbackTTS, build_chain
 from voicebot.providers import AudioFormat, Message, ProviderError, UtteranceEnd
-from voicebot_plugins.deepgram_providers import DeepgramSTT, DeepgramTTS
+from voicebot.providers.fallback import FallbackLLM, FallbackSTT, FallbackTTS, build_chain
+from voicebot_plugins.deepgram import DeepgramSTT, DeepgramTTS
 from voicebot_plugins.elevenlabs_providers import ElevenLabsTTS
 from voicebot_plugins.openai_providers import OpenAILLM, OpenAISTT
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from voicebot.config import load_config
-from voicebot.options import ConfigError
+from voicebot.config.options import ConfigError
 
 
 def write(tmp_path, text: str):

@@ -17,7 +17,7 @@ import aiohttp
 import websockets
 import yaml
 
-from voicebot.connections import ACCEPT_EXHAUSTED
+from voicebot.server.connections import ACCEPT_EXHAUSTED
 
 from .support import Client, base_config, serve
 from .test_cli import free_port

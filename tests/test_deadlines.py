@@ -13,8 +13,8 @@ import websockets
 
 from tests.fakes.base import Drip
 from tests.fakes.openai_fake import ChatReply, FakeOpenAI
-from voicebot.deadlines import BoundedSTTStream, Deadline, DeadlineExceeded
 from voicebot.providers import STTStream, Transcript
+from voicebot.providers.deadlines import BoundedSTTStream, Deadline, DeadlineExceeded
 
 from .support import Client, base_config, serve, silence, tone
 

@@ -15,8 +15,8 @@ import websockets
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voicebot.auth import Authenticator, AuthError, token_from_message
 from voicebot.config import AuthConfig, JWTConfig
+from voicebot.server.auth import Authenticator, AuthError, token_from_message
 from voicebot.transports.browser_protocol import (
     Command,
     ProtocolError,

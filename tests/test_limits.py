@@ -13,8 +13,8 @@ import aiohttp
 import websockets
 
 from voicebot.config import LimitsConfig
-from voicebot.limits import ConnectionLimiter
 from voicebot.providers import AudioFormat
+from voicebot.server.limits import ConnectionLimiter
 
 from .support import Client, base_config, serve, silence
 from .test_auth import auth_config, make_token

@@ -8,7 +8,7 @@ import json
 from tests.fakes.openai_fake import ChatReply, FakeOpenAI
 from voicebot.config import DialogueConfig
 from voicebot.dialogue import DialogueContext, Say, UserInput
-from voicebot.simple_dialogue import SimpleDialogue
+from voicebot.dialogue.simple import SimpleDialogue
 from voicebot_plugins.openai_providers import OpenAILLM
 
 TURNS = 60

@@ -12,9 +12,9 @@ import yaml
 from aiohttp import web
 
 from voicebot.config import load_config
-from voicebot.redact import redact
 from voicebot.runtime import Runtime
-from voicebot.server import create_app
+from voicebot.server.app import create_app
+from voicebot.server.redact import redact
 
 from .support import Server, base_config, serve
 
@@ -78,7 +78,7 @@ CASES = {
 @contextlib.asynccontextmanager
 async def plain_serve(tmp_path, config):
     """`serve`, but on aiohttp's own `AppRunner`, as an application embedding voicebot's app
-    would run it: without `voicebot.connections`' handling of malformed requests."""
+    would run it: without `voicebot.server.connections`' handling of malformed requests."""
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     runtime = Runtime(load_config(path, env={}))

@@ -8,7 +8,7 @@ import time
 
 import websockets
 
-from voicebot.appkeys import TRIMMER
+from voicebot.server.appkeys import TRIMMER
 
 from .support import base_config, serve
 

@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 import websockets
 
-from voicebot.transports.phone_door import TOKEN_PARAMETER, StreamTokens
+from voicebot.server.phone_door import StreamTokens
+from voicebot.telephony.carrier import TOKEN_PARAMETER
 
 from .support import Client, base_config, serve
 from .test_auth import auth_config, make_token

@@ -7,8 +7,8 @@ import textwrap
 import pytest
 
 from voicebot.config import load_config
+from voicebot.config.options import ConfigError
 from voicebot.hookspecs import hookimpl
-from voicebot.options import ConfigError
 from voicebot.plugins import PluginError, make_plugin_manager
 from voicebot.providers import TTS, AudioChunk, AudioFormat
 from voicebot.runtime import Runtime

@@ -16,8 +16,8 @@ from benchmarks.wer import wer
 from voicebot.audio import Resampler, decode, encode
 from voicebot.flows.builtin_intents import intent_spec
 from voicebot.providers import TTS, AudioChunk, AudioFormat, IntentSpec, ModelMissingError
-from voicebot.tts_cache import CachedTTS
-from voicebot.workers import WorkerPool
+from voicebot.providers.tts_cache import CachedTTS
+from voicebot.providers.workers import WorkerPool
 from voicebot_plugins.intent_embedding import EmbeddingIntent, keyword_score
 from voicebot_plugins.stt_whisper import WhisperSTT
 from voicebot_plugins.tts_piper import PiperTTS, split_for_speech

@@ -21,7 +21,7 @@ import pytest
 from voicebot.audio import Resampler, silence
 from voicebot.plugins import make_plugin_manager
 from voicebot.providers import AudioFormat, ModelMissingError, ProviderError, Transcript
-from voicebot.workers import WorkerPool
+from voicebot.providers.workers import WorkerPool
 from voicebot_plugins._espeak_c import engine
 from voicebot_plugins.stt_pocketsphinx import PocketsphinxSTT
 from voicebot_plugins.tts_espeak import EspeakTTS, split_sentences

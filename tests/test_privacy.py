@@ -16,9 +16,9 @@ import pytest
 import websockets
 from cryptography.fernet import Fernet, MultiFernet
 
-from voicebot.appkeys import STORAGE
 from voicebot.config import StorageConfig
-from voicebot.storage import Database, StorageError, cipher
+from voicebot.records.storage import Database, StorageError, cipher
+from voicebot.server.appkeys import STORAGE
 
 from .support import Client, base_config, serve, silence, tone
 from .test_voice_ws import _no_calls_left

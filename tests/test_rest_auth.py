@@ -6,7 +6,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from voicebot.transports.telephony import TELEPHONY
+from voicebot.server.telephony import TELEPHONY
 
 from .support import serve
 from .test_auth import auth_config, make_token, open_ws, refused

@@ -8,7 +8,7 @@ import json
 import aiohttp
 import websockets
 
-from voicebot.appkeys import SESSIONS
+from voicebot.server.appkeys import SESSIONS
 
 from .support import Client, base_config, serve
 from .test_auth import auth_config, make_token

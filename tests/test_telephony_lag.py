@@ -1,6 +1,6 @@
 """The inbound frame lag histogram behind `/telephony/stats`."""
 
-from voicebot.transports.lag import LagHistogram
+from voicebot.telephony.lag import LagHistogram
 
 
 def test_lag_histogram_percentiles():

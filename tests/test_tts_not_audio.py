@@ -14,7 +14,7 @@ from tests.fakes.deepgram_fake import FakeDeepgram
 from tests.fakes.elevenlabs_fake import FakeElevenLabs
 from tests.fakes.openai_fake import FakeOpenAI
 from voicebot.providers import AudioFormat, ProviderError
-from voicebot_plugins.deepgram_providers import DeepgramTTS
+from voicebot_plugins.deepgram import DeepgramTTS
 from voicebot_plugins.elevenlabs_providers import ElevenLabsTTS
 from voicebot_plugins.openai_providers import OpenAITTS
 

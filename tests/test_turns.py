@@ -1,6 +1,6 @@
 """Turn-taking timing with a fake clock, frame by frame."""
 
-from voicebot.turns import Action, State, TurnSettings, TurnTaker
+from voicebot.call.turns import Action, State, TurnSettings, TurnTaker
 
 F = 20
 

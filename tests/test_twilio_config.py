@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from voicebot.config import load_config, validate_providers
-from voicebot.options import ConfigError
+from voicebot.config.options import ConfigError
 from voicebot.plugins import make_plugin_manager
-from voicebot.transports.telephony import provider_options
+from voicebot.server.telephony import provider_options
 from voicebot_plugins.twilio.serializer import TwilioOptions, TwilioSerializer
 
 

@@ -12,7 +12,7 @@ import string
 
 import websockets
 
-from voicebot.transports.phone_door import TOKEN_PARAMETER
+from voicebot.telephony.carrier import TOKEN_PARAMETER
 
 from .support import serve
 from .twilio_e2e_support import assert_nothing_left

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from voicebot.transports.telephony import TELEPHONY
+from voicebot.server.telephony import TELEPHONY
 
 from .support import memory_growth_per_call, serve
 from .twilio_phone import Phone, mulaw_silence, phone_config

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from voicebot.config import load_config
 from voicebot.plugins import make_plugin_manager
-from voicebot.transports.telephony import transfer_problems
+from voicebot.server.telephony import transfer_problems
 
 from .support import base_config, serve
 from .test_cli import run_cli

@@ -11,7 +11,7 @@ import pytest
 import websockets
 from yarl import URL
 
-from voicebot.transports.phone_door import TOKEN_PARAMETER
+from voicebot.telephony.carrier import TOKEN_PARAMETER
 
 from .support import base_config, serve
 from .twilio_phone import Phone, phone_config, stream_of, twilio_sign
@@ -135,7 +135,7 @@ async def test_at_capacity_the_call_is_rejected_busy(tmp_path):
 
 
 async def test_status_callback_is_recorded(tmp_path, caplog):
-    from voicebot.transports.telephony import TELEPHONY
+    from voicebot.server.telephony import TELEPHONY
 
     async with serve(tmp_path, config()) as server:
         url = f"{server.http}/twilio/status"

@@ -108,7 +108,7 @@ async def test_barge_in_stops_playback_and_next_turn_is_answered(tmp_path):
 
 
 def test_reply_pieces_join_like_speech():
-    from voicebot.sentences import join_pieces
+    from voicebot.dialogue.sentences import join_pieces
 
     # whole prompts get a space, even without final punctuation; LLM deltas are kept as given
     assert join_pieces(["Welcome to Luigi's", "How can I help?"]) == (

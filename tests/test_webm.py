@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import websockets
 
-from voicebot.webm import WebmDemuxer, WebmError, WebmOpusDecoder
+from voicebot.audio.webm import WebmDemuxer, WebmError, WebmOpusDecoder
 
 from .attacks import webm_header
 from .support import Client, base_config, serve, silence, tone

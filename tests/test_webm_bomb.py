@@ -21,8 +21,8 @@ import websockets
 import yaml
 
 from voicebot.audio import AudioLimitError, InboundAudio
+from voicebot.audio.budget import AudioBudget
 from voicebot.config import LimitsConfig
-from voicebot.limits import AudioBudget
 
 from .attacks import opus_bomb_blocks, opus_bomb_webm, webm_header
 from .support import Client, base_config, serve

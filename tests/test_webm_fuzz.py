@@ -12,9 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from voicebot.audio import AudioLimitError
-from voicebot.config import LimitsConfig
-from voicebot.limits import AudioBudget
-from voicebot.webm import (
+from voicebot.audio.budget import AudioBudget
+from voicebot.audio.webm import (
     AUDIO,
     BLOCK,
     BLOCK_GROUP,
@@ -34,6 +33,7 @@ from voicebot.webm import (
     WebmOpusDecoder,
     opus_packet_samples,
 )
+from voicebot.config import LimitsConfig
 
 from .attacks import BOMB_PACKET, simple_block, webm_header
 

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from voicebot.workers import WORKER_NICENESS, Overloaded, WorkerPool
+from voicebot.providers.workers import WORKER_NICENESS, Overloaded, WorkerPool
 
 
 async def test_cancelled_caller_keeps_the_slot_until_the_job_ends():

@@ -7,7 +7,7 @@ from typing import Any
 
 from voicebot.hookspecs import hookimpl
 from voicebot.providers import AudioFormat
-from voicebot.transports.telephony import TELEPHONY
+from voicebot.server.telephony import TELEPHONY
 
 from .twilio_phone import to_mulaw_8k
 

@@ -7,7 +7,7 @@ import logging
 import sys
 
 from . import __version__
-from .options import ConfigError
+from .config.options import ConfigError
 from .plugins import PluginError, make_plugin_manager
 
 
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from .flows.model import FlowError
     from .providers import ProviderError
-    from .serve import StartupError
+    from .server.serve import StartupError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .serve import serve
+    from .server.serve import serve
 
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -110,8 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _check(cfg) -> list:
     """Everything `voicebot check` verifies beyond the config file itself."""
     from .config import validate_providers
-    from .options import Problem
-    from .security import check_config
+    from .config.options import Problem
+    from .server.security import check_config
 
     pm = make_plugin_manager(cfg.plugins)
     validate_providers(cfg, pm.registry)
@@ -141,7 +141,7 @@ def _check(cfg) -> list:
 
 def _start_problems(cfg, flowset) -> list:
     """`flows.start` must name a flow, or every call would fail as it starts."""
-    from .options import Problem, suggest
+    from .config.options import Problem, suggest
 
     start = cfg.flows.start
     if start in flowset.flows or start in flowset.broken:  # a broken file is reported already
@@ -198,7 +198,7 @@ def _transfer_problems(cfg) -> list[str]:
         return []
     from .flows.library import load_flows
     from .flows.model import FlowError
-    from .transports.telephony import transfer_problems
+    from .server.telephony import transfer_problems
 
     registry = make_plugin_manager(cfg.plugins).registry
     try:

@@ -9,8 +9,8 @@ import re
 import typing
 from typing import Any
 
-from .extras import install_command
-from .options import type_name
+from .config.extras import install_command
+from .config.options import type_name
 from .plugins import PluginManager
 
 _FIELD = re.compile(r"^\s+(\w+)\s*:")

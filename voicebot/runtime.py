@@ -10,17 +10,18 @@ from collections import deque
 from collections.abc import Collection
 from typing import Any
 
-from . import __version__, webm
-from .audio_types import AudioFormat
+from . import __version__
+from .audio import webm
+from .audio.types import AudioFormat
 from .call import Call, CallIO, events
 from .config import CONFIG_ROLES, Config, validate_providers
-from .deadlines import BoundedLLM, Deadline
 from .dialogue import Dialogue, DialogueContext
 from .plugins import PluginManager, make_plugin_manager
 from .providers import Provider, ProviderError
+from .providers.deadlines import BoundedLLM, Deadline
+from .providers.tts_cache import CachedTTS
+from .providers.workers import WorkerPool
 from .stats import percentile
-from .tts_cache import CachedTTS
-from .workers import WorkerPool
 
 log = logging.getLogger("voicebot")
 
@@ -68,7 +69,8 @@ class Runtime:
         validate_providers(config, self.registry)
         self.workers = WorkerPool()
         self.providers: dict[str, Any] = {}
-        #: per `providers` role: how long one step through it may take (see voicebot.deadlines)
+        #: per `providers` role: how long one step through it may take (see
+        #: voicebot.providers.deadlines)
         self.deadlines: dict[str, Deadline] = {}
         self.calls: dict[str, Call] = {}
         self.no_calls = asyncio.Event()  # set whenever the last call has ended
@@ -204,7 +206,7 @@ class Runtime:
                 self.no_calls.set()
 
     def _chain(self, role: str, providers: list[Provider]) -> Any:
-        from .fallback import build_chain
+        from .providers.fallback import build_chain
 
         fb = self.config.pipeline.fallback
         # each member gets at most its role's first-result deadline before the next one
@@ -265,7 +267,7 @@ class Runtime:
                 return lib.new_dialogue(ctx, flow=flow)
 
             return flows
-        from .simple_dialogue import SimpleDialogue
+        from .dialogue.simple import SimpleDialogue
 
         def simple(ctx: DialogueContext, flow: str | None, snapshot: dict | None) -> Dialogue:
             return SimpleDialogue(ctx, self.config.dialogue, mode, snapshot)

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from voicebot.telephony.serializer import Start, TelephonyError
+from voicebot.telephony.carrier import Start, TelephonyError
 
 from .twiml import dial
 

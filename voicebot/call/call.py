@@ -18,11 +18,11 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from .. import audio
-from ..audio_types import AudioFormat
+from ..audio.budget import AudioBudget
+from ..audio.types import AudioFormat
 from ..dialogue import Dialogue
-from ..limits import AudioBudget
 from ..providers import ProviderError
-from ..usage import usage_sink
+from ..records.usage import usage_sink
 from . import events
 from .conversation import Conversation
 

@@ -13,15 +13,15 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..audio_types import AudioFormat
+from ..audio.types import AudioFormat
 from ..dialogue import Dialogue, Listen, UserInput
 from ..providers import ProviderError, Transcript
-from ..turns import Action, State, TurnSettings, TurnTaker
 from . import events
 from .dtmf import DtmfCollector
 from .events import TurnTimes
 from .listener import Listener
 from .speaker import Segment, Speaker
+from .turns import Action, State, TurnSettings, TurnTaker
 
 if TYPE_CHECKING:
     from .services import CallIO, CallServices

@@ -15,9 +15,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from .. import audio
-from ..audio_types import AudioFormat, Meter
+from ..audio.types import AudioFormat, Meter
 from ..config import PipelineConfig
-from ..deadlines import BoundedSTTStream
 from ..providers import (
     ProviderError,
     SpeechStarted,
@@ -25,8 +24,9 @@ from ..providers import (
     Transcript,
     UtteranceEnd,
 )
-from ..turns import Action, TurnTaker
+from ..providers.deadlines import BoundedSTTStream
 from .services import CallServices
+from .turns import Action, TurnTaker
 
 log = logging.getLogger("voicebot.call")
 

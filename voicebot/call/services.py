@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..deadlines import Deadline
     from ..dialogue import Dialogue
-    from ..workers import WorkerPool
+    from ..providers.deadlines import Deadline
+    from ..providers.workers import WorkerPool
 
 
 class CallServices(Protocol):

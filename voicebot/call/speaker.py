@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import audio
-from ..audio_types import AudioFormat
-from ..deadlines import bounded
+from ..audio.types import AudioFormat
 from ..dialogue import Hangup, IntentEvent, Listen, Note, Say, Transfer
+from ..dialogue.sentences import SentenceSplitter, spaced
 from ..providers import ProviderError
-from ..sentences import SentenceSplitter, spaced
-from ..turns import TurnTaker
+from ..providers.deadlines import bounded
 from . import events
 from .services import CallIO, CallServices
+from .turns import TurnTaker
 
 if TYPE_CHECKING:
     from .events import TurnTimes

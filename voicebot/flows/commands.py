@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..dialogue import DialogueContext, Hangup, IntentEvent, Listen, Note, Say, Transfer, UserInput
-from ..sentences import join_pieces
+from ..dialogue.sentences import join_pieces
 from .library import load_flows
 from .model import FlowError
 from .runner import FlowDialogue

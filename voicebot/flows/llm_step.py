@@ -7,8 +7,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ..context_budget import fit_to_budget
 from ..dialogue import BotOutput, Note, Say, UserInput
+from ..dialogue.context_budget import fit_to_budget
 from ..providers import Message, ProviderError, ToolCall, ToolSpec, Usage
 from .model import Node, StepError
 from .slottypes import violation

@@ -28,8 +28,8 @@ from ..dialogue import (
     Say,
     UserInput,
 )
+from ..dialogue.sentences import join_pieces
 from ..providers import Message, ToolCall
-from ..sentences import join_pieces
 from .ask_step import AskSteps
 from .listen_step import ListenSteps
 from .llm_step import LLMSteps

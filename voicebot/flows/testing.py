@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..dialogue import DialogueContext, Hangup, IntentEvent, Say, Transfer, UserInput
-from ..sentences import join_pieces
+from ..dialogue.sentences import join_pieces
 from .model import FlowSet
 from .runner import FlowDialogue
 from .source import read

@@ -9,7 +9,10 @@ carrier's signature), and hands the handler a `WebhookCall` with the verified pa
 few core services a webhook needs (capacity, one-time stream tokens, the media URL).
 
 Nothing here does I/O or imports aiohttp: handlers receive and return aiohttp objects, but the
-shape of a carrier is plain data.
+shape of a carrier is plain data (aiohttp is named for type checkers only).
+
+This is the one module a carrier plugin imports (besides `voicebot.hookspecs`): it re-exports the
+media-stream vocabulary of `serializer`, so the core may rearrange its modules behind it.
 """
 
 from __future__ import annotations
@@ -18,10 +21,31 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from .serializer import MediaStreamSerializer
+from .serializer import (
+    CallControl,
+    Connected,
+    Dtmf,
+    InboundEvent,
+    MalformedMessage,
+    MalformedStart,
+    Mark,
+    Media,
+    MediaFormat,
+    MediaStreamSerializer,
+    NotStarted,
+    Start,
+    Stop,
+    TelephonyError,
+    UnknownEvent,
+    UnsupportedFormat,
+)
 
 if TYPE_CHECKING:
     from aiohttp import web
+
+#: The `<Stream>` parameter (Twilio's `customParameters`, or the carrier's equivalent) carrying the
+#: one-time stream token from the answering webhook back to the media stream's `Start`.
+TOKEN_PARAMETER = "voicebot_stream_token"
 
 #: A webhook's parameters, the (name, value) pairs its signature covers, and the raw body.
 WebhookForm = tuple[Mapping[str, str], list[tuple[str, str]], bytes]
@@ -94,3 +118,28 @@ class Carrier:
     @property
     def title(self) -> str:
         return self.display_name or self.name
+
+
+__all__ = [
+    "TOKEN_PARAMETER",
+    "CallControl",
+    "Carrier",
+    "Connected",
+    "Dtmf",
+    "InboundEvent",
+    "MalformedMessage",
+    "MalformedStart",
+    "Mark",
+    "Media",
+    "MediaFormat",
+    "MediaStreamSerializer",
+    "NotStarted",
+    "Start",
+    "Stop",
+    "TelephonyError",
+    "UnknownEvent",
+    "UnsupportedFormat",
+    "Webhook",
+    "WebhookCall",
+    "WebhookForm",
+]

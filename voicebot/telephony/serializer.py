@@ -5,7 +5,7 @@ frames: a start message naming the call and its audio format, base64 audio frame
 playback marks and a stop. They differ only in field names. A provider plugin therefore supplies
 one `MediaStreamSerializer`: `parse()` turns one inbound message into one of the typed events
 below, and `render_*()` turns what the call wants to send into one outbound message. The
-WebSocket handler (`voicebot.transports.telephony`) and the call pipeline never see a provider's
+WebSocket handler (`voicebot.server.telephony`) and the call pipeline never see a provider's
 field names, and the serializer is tested without sockets.
 
 One serializer instance serves one stream: it learns the stream id from `Start` (`bind()`) and

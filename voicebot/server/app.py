@@ -1,0 +1,292 @@
+"""The aiohttp application: routes to transports, REST, health and metrics.
+
+A thin shell: each route hands over to the runtime or a transport module.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from ..dialogue import Say, UserInput
+from ..dialogue.sentences import join_pieces
+from ..memory import MemoryTrimmer
+from ..providers import ProviderError
+from ..runtime import Runtime
+from ..stats import percentile
+from . import security
+from .appkeys import CHATS, CONNECTIONS, RUNTIME, SESSION_LIMIT, SESSIONS, SUBJECT, TRIMMER
+from .browser import voice_ws
+from .limits import ClientRateLimit, client_key
+from .rest import (
+    RestError,
+    bounded_str,
+    check_metadata,
+    json_error,
+    json_object,
+    read_body,
+    rest_errors,
+    too_many,
+    voice_url,
+)
+from .sessions import Session, SessionsFull, SessionStore
+
+log = logging.getLogger("voicebot.server")
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+def create_app(runtime: Runtime) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[RUNTIME] = runtime
+    sessions = runtime.config.security.sessions
+    chats: dict[str, Any] = {}  # chat session id → its dialogue; forgotten with the session
+    app[SESSIONS] = SessionStore(
+        ttl_s=sessions.ttl_s,
+        single_use=sessions.single_use,
+        resume_grace_s=sessions.resume_grace_s,
+        max_sessions=sessions.max_sessions,
+        max_total_bytes=sessions.max_total_bytes,
+        on_forget=lambda session_id: chats.pop(session_id, None),
+    )
+    app[SESSION_LIMIT] = ClientRateLimit(sessions.create_per_minute, sessions.create_burst)
+    app[CONNECTIONS] = {}
+    app[CHATS] = chats
+    app[TRIMMER] = MemoryTrimmer(runtime, runtime.config.server.malloc_trim_s)
+    app.router.add_get("/", index)
+    app.router.add_get("/ws/voice", voice_ws)
+    app.router.add_post("/api/v1/sessions", create_session)
+    app.router.add_get("/health", health)
+    app.router.add_get("/calls", calls)
+    app.router.add_get("/ws/stats", ws_stats)
+    app.router.add_post("/api/chat", chat)
+    app.router.add_post("/api/transcribe", transcribe)
+    app.router.add_get("/metrics", metrics)
+    transports = [add_routes(app, runtime) for add_routes in _transport_routes()]
+    security.install(app, runtime)
+    app.middlewares.append(rest_errors)  # innermost: CORS headers still reach its answers
+
+    async def on_startup(app: web.Application) -> None:
+        await runtime.start()
+        for transport in transports:  # once up: a start that fails says only why
+            transport.log_start_up()
+        app[TRIMMER].start()
+
+    async def on_shutdown(app: web.Application) -> None:
+        await runtime.drain(runtime.config.server.drain_grace_s)
+
+    async def on_cleanup(app: web.Application) -> None:
+        await app[TRIMMER].stop()
+        await runtime.stop()
+
+    app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
+    app.on_cleanup.append(on_cleanup)
+    return app
+
+
+STATIC = Path(__file__).parent / "static"
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    """A page to talk to the bot from a browser: microphone in, speech out, a transcript."""
+    return web.FileResponse(STATIC / "index.html")
+
+
+def _transport_routes() -> list[Any]:
+    try:
+        from .telephony import add_routes
+    except ImportError:
+        return []
+    return [add_routes]
+
+
+def _take_creation_token(request: web.Request) -> None:
+    """Session creation is rate-limited per client (`security.sessions.create_per_minute`)."""
+    client = client_key(request.remote, request.get(SUBJECT))
+    wait = request.app[SESSION_LIMIT].retry_after(client)
+    if wait:
+        raise too_many("rate_limited", "too many new sessions from this client; slow down", wait)
+
+
+def _new_session(request: web.Request, *, namespace: str = "", flow: str | None = None) -> Session:
+    """A session for this client within the store's bounds (the caller took a creation token)."""
+    try:
+        return request.app[SESSIONS].create(
+            namespace=namespace, flow=flow, subject=request.get(SUBJECT)
+        )
+    except SessionsFull as exc:
+        raise too_many("sessions_full", str(exc), exc.retry_after, status=503) from None
+
+
+async def create_session(request: web.Request) -> web.Response:
+    runtime: Runtime = request.app[RUNTIME]
+    max_bytes = runtime.config.security.sessions.max_field_bytes
+    _take_creation_token(request)  # every attempt counts, so a flood is cut before parsing
+    body = await json_object(request, max_bytes=8 * max_bytes + 4096)  # fields, JSON escapes
+    namespace = bounded_str(body, "namespace", max_bytes) or ""
+    flow = bounded_str(body, "flow", max_bytes)
+    if flow is not None and not runtime.knows_flow(flow):
+        raise RestError(400, "unknown_flow", "`flow` is not the name of a flow of this server")
+    check_metadata(body, max_bytes)
+    session = _new_session(request, namespace=namespace, flow=flow)
+    return web.json_response(
+        {
+            "session_id": session.id,
+            "expires_at": session.expires_at,
+            "ws_url": voice_url(request, runtime.config.server.public_url, session.id),
+        }
+    )
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response(request.app[RUNTIME].health())
+
+
+async def calls(request: web.Request) -> web.Response:
+    runtime: Runtime = request.app[RUNTIME]
+    return web.json_response(
+        {
+            "active_calls": len(runtime.calls),
+            "max_calls": runtime.config.security.limits.max_calls,
+            "calls": [call.info() for call in runtime.calls.values()],
+        }
+    )
+
+
+async def ws_stats(request: web.Request) -> web.Response:
+    connections = request.app[CONNECTIONS]
+    return web.json_response(
+        {"active_connections": len(connections), "connection_ids": [c[:8] for c in connections]}
+    )
+
+
+async def chat(request: web.Request) -> web.Response:
+    """The dialogue on text alone: the same flows, no audio."""
+    from ..dialogue import Hangup
+
+    runtime: Runtime = request.app[RUNTIME]
+    body = await json_object(request)
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip():
+        return json_error(400, "invalid_text", "`text` must be a non-empty string")
+    if len(text) > runtime.config.security.limits.max_text_chars:
+        return json_error(413, "text_too_long", "text is over the configured limit")
+    chats: dict[str, Any] = request.app[CHATS]
+    session_id = body.get("session_id")
+    dialogue = None
+    if isinstance(session_id, str):
+        # another subject's conversation is as unknown as one that never existed
+        session = request.app[SESSIONS].get(session_id)
+        if session is not None and session.subject == request.get(SUBJECT):
+            dialogue = chats.get(session_id)
+    greeting: list[tuple[str, bool]] = []
+    if dialogue is None:
+        _take_creation_token(request)
+        session_id = _new_session(request, namespace="chat").id
+        dialogue = runtime.new_dialogue(session_id, {"channel": "chat"})
+        chats[session_id] = dialogue
+        greeting = [(o.text, o.delta) async for o in dialogue.start() if isinstance(o, Say)]
+    reply: list[tuple[str, bool]] = []
+    ended = False
+    try:
+        async for out in dialogue.handle(UserInput("text", text=text.strip())):
+            if isinstance(out, Say):
+                reply.append((out.text, out.delta))
+            elif isinstance(out, Hangup):
+                ended = True
+    except ProviderError as exc:
+        return json_error(502, "provider_failed", str(exc))
+    if ended:
+        chats.pop(session_id, None)
+    return web.json_response(
+        {
+            "session_id": session_id,
+            "greeting": join_pieces(greeting) or None,
+            "text": join_pieces(reply),
+            "ended": ended,
+        }
+    )
+
+
+async def transcribe(request: web.Request) -> web.Response:
+    """Audio (raw body, or JSON `{"audio": base64}`) at `sample_rate` → text.
+
+    Bounded like a call's whole utterance: at most `pipeline.max_utterance_ms` once decoded
+    (charged before decoding, so an Opus bomb costs no more than that), Opus decoded on the worker
+    pool, and the recogniser held to the STT deadline."""
+    from ..audio import AudioLimitError, InboundAudio
+    from ..audio.budget import AudioBudget
+    from ..providers.deadlines import BoundedSTTStream
+
+    runtime: Runtime = request.app[RUNTIME]
+    pipeline = runtime.config.pipeline
+    cap_s = pipeline.max_utterance_ms / 1000
+    meter = AudioBudget(runtime.config.security.limits, cap_s).meter(cap_s, streamed=False)
+    try:
+        rate = int(request.query.get("sample_rate", "16000"))
+        encoding = request.query.get("encoding", "pcm_s16le")
+        if request.content_type == "application/json":
+            audio = (await json_object(request)).get("audio", "")
+            if not isinstance(audio, str):
+                return json_error(400, "invalid_audio", "`audio` must be a base64 string")
+            data = base64.b64decode(audio, validate=True)
+        else:
+            data = await read_body(request)
+        conv = InboundAudio(rate, encoding, pipeline.sample_rate)
+        if encoding == "webm":
+            frames = await runtime.workers.run(conv.push, data, meter)
+        else:
+            frames = conv.push(data, meter)
+    except AudioLimitError as exc:
+        return json_error(413, "audio_too_large", str(exc))
+    except ValueError as exc:  # binascii.Error and AudioFormatError are ValueErrors
+        return json_error(400, "invalid_audio", str(exc))
+    except ProviderError as exc:  # the worker pool is full
+        return json_error(503, "overloaded", str(exc))
+    if not frames:
+        return json_error(400, "invalid_audio", "no audio in the request")
+    provider = runtime.providers["stt"]
+    stream = BoundedSTTStream(
+        lambda: provider.stream(pipeline.sample_rate),
+        runtime.deadlines["stt"],
+        provider=provider.name,
+        endpointing=provider.endpointing,
+    )
+    try:
+        await stream.send(b"".join(frames))
+        stream.turn_ended()
+        result = await stream.finalize()
+    except ProviderError as exc:
+        return json_error(502, "stt_failed", str(exc))
+    finally:
+        await stream.aclose()
+    return web.json_response({"text": result.text, "confidence": result.confidence})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    runtime: Runtime = request.app[RUNTIME]
+    lines = [
+        "# TYPE voicebot_active_calls gauge",
+        f"voicebot_active_calls {len(runtime.calls)}",
+        "# TYPE voicebot_calls_total counter",
+        f"voicebot_calls_total {runtime.calls_total}",
+        "# TYPE voicebot_uptime_seconds gauge",
+        f"voicebot_uptime_seconds {time.time() - runtime.started_at:.1f}",
+        "# TYPE voicebot_event_loop_lag_ms gauge",
+        f'voicebot_event_loop_lag_ms{{quantile="0.5"}} {runtime.lag.percentile(0.5)}',
+        f'voicebot_event_loop_lag_ms{{quantile="0.99"}} {runtime.lag.percentile(0.99)}',
+        "# TYPE voicebot_inference_queue gauge",
+        f"voicebot_inference_queue {runtime.workers.stats()['queued']}",
+    ]
+    v2v = [t["voice_to_voice_ms"] for t in runtime.turns if t.get("voice_to_voice_ms")]
+    if v2v:
+        lines.append("# TYPE voicebot_voice_to_voice_ms gauge")
+        for q in (0.5, 0.95):
+            lines.append(f'voicebot_voice_to_voice_ms{{quantile="{q}"}} {percentile(v2v, q)}')
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")

@@ -1,0 +1,317 @@
+"""`/ws/voice`: browsers and generic clients, binary audio plus JSON control messages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from ..audio import AudioFormatError
+from ..call import Call
+from ..providers import AudioFormat
+from ..records.audit import audit
+from ..runtime import CapacityError, Runtime
+from ..transports.browser_protocol import Command, ProtocolError, parse_message, parse_query_format
+from .appkeys import AUTH, CONNECTIONS, RUNTIME, SESSIONS
+from .auth import AuthBusy, Authenticator, AuthError, authenticate_ws, chosen_subprotocols
+from .guard import ConnectionGuard
+from .limits import ConnectionLimiter, calls_of
+from .sessions import Session
+
+log = logging.getLogger("voicebot.browser")
+
+MAX_WRITE_BUFFER = 2 * 1024 * 1024  # a client that stops reading is dropped past this
+
+# close codes (see protocols.md §1)
+CLOSE_NORMAL = 1000
+CLOSE_UNSUPPORTED = 1003
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
+CLOSE_TRY_LATER = 1013
+CLOSE_AUTH = 4001
+CLOSE_NO_SESSION = 4004
+CLOSE_TIMEOUT = 4008
+
+
+class BrowserIO:
+    """The call's view of one `/ws/voice` socket."""
+
+    supports_marks = False
+
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
+        self.ws = ws
+        self._transport = request.transport
+        self.call: Call | None = None
+
+    def _writable(self) -> bool:
+        if self.ws.closed:
+            return False
+        if (
+            self._transport is not None
+            and self._transport.get_write_buffer_size() > MAX_WRITE_BUFFER
+        ):
+            # the socket cannot take a close frame either: drop the connection, end the call
+            log.warning("client is not reading; dropping the connection")
+            self._transport.abort()
+            if self.call is not None:
+                self.call.hangup("client is not reading")
+            return False
+        return True
+
+    async def send_audio(self, frame: bytes) -> None:
+        if self._writable():
+            with contextlib.suppress(ConnectionError):
+                await self.ws.send_bytes(frame)
+
+    async def send_event(self, event: dict[str, Any]) -> None:
+        if self._writable():
+            with contextlib.suppress(ConnectionError):
+                await self.ws.send_str(json.dumps(event))
+
+    async def send_mark(self, name: str) -> None:
+        """Browsers have no playback acknowledgement; the call uses its playback clock."""
+
+    async def clear(self) -> None:
+        """The `interrupted` status tells the client to drop what it has buffered."""
+
+    async def transfer(self, target: str) -> bool:
+        return False
+
+    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        if not self.ws.closed:
+            with contextlib.suppress(ConnectionError):
+                await self.ws.close(code=code, message=reason.encode()[:120])
+        if self.call is not None:
+            self.call.hangup(reason or "closed")
+
+
+async def refuse(
+    ws: web.WebSocketResponse, code: int, reason: str, error: str = ""
+) -> web.WebSocketResponse:
+    if error:
+        with contextlib.suppress(ConnectionError):
+            await ws.send_str(json.dumps({"type": "error", "code": error, "message": reason}))
+    await ws.close(code=code, message=reason.encode()[:120])
+
+
+async def voice_ws(request: web.Request) -> web.StreamResponse:
+    """One connection = one call. A bug of ours closes this socket with 1011, never the server."""
+    limits = request.app[RUNTIME].config.security.limits
+    # no permessage-deflate: audio does not compress and each compressor costs ~256 KB per call
+    ws = web.WebSocketResponse(
+        heartbeat=limits.heartbeat_s,
+        max_msg_size=limits.max_frame_bytes,
+        compress=False,
+        protocols=chosen_subprotocols(request),  # a token offered as a subprotocol
+    )
+    await ws.prepare(request)
+    try:
+        await _serve_call(request, ws)
+    except Exception:
+        log.exception("internal error on /ws/voice")
+        with contextlib.suppress(ConnectionError):
+            await ws.close(code=CLOSE_INTERNAL, message=b"internal error")
+    finally:
+        release_heartbeat(ws)
+    return ws
+
+
+async def _serve_call(request: web.Request, ws: web.WebSocketResponse) -> None:
+    runtime: Runtime = request.app[RUNTIME]
+    limits = runtime.config.security.limits
+    authn: Authenticator = request.app[AUTH]
+    try:
+        principal = await authenticate_ws(request, ws, authn, limits.max_calls)
+    except AuthError as exc:
+        audit("auth_failed", transport="websocket", remote=request.remote, reason=str(exc))
+        code = CLOSE_TRY_LATER if isinstance(exc, AuthBusy) else CLOSE_AUTH
+        return await refuse(ws, code, str(exc), "auth_failed")
+    subject = principal.subject if principal else None
+    try:
+        rate, encoding = parse_query_format(dict(request.query))
+    except ProtocolError as exc:
+        return await refuse(ws, CLOSE_UNSUPPORTED, str(exc), exc.code)
+    session_id = request.query.get("session_id")
+    session = None
+    if session_id:
+        session = request.app[SESSIONS].get(session_id)
+        if session is None:
+            return await refuse(ws, CLOSE_NO_SESSION, "session not found")
+        if session.subject is not None and session.subject != subject:
+            return await refuse(ws, CLOSE_AUTH, "session belongs to another subject", "auth_failed")
+    if subject is not None and calls_of(runtime.calls, subject) >= limits.max_calls_per_subject:
+        return await refuse(ws, CLOSE_TRY_LATER, "too many concurrent calls for this subject")
+    resume = None
+    if session is not None:
+        resume = _take_over(session, request.app[SESSIONS].resume_grace_s)
+    io = BrowserIO(ws, request)
+    variables = {"namespace": request.query.get("namespace", session.namespace if session else "")}
+    if subject is not None:
+        variables["subject"] = subject
+    try:
+        call = runtime.new_call(
+            transport="websocket",
+            io=io,
+            audio_format=AudioFormat(rate, encoding),
+            variables=variables,
+            session_id=session_id,
+            flow=session.flow if session else None,
+            resume=resume,
+        )
+    except CapacityError as exc:
+        return await refuse(ws, CLOSE_TRY_LATER, str(exc))
+    except AudioFormatError as exc:  # e.g. webm without the optional Opus decoder
+        return await refuse(ws, CLOSE_UNSUPPORTED, str(exc), "unsupported_encoding")
+    io.call = call
+    if session is not None:
+        session.active_call = call
+    request.app[CONNECTIONS][call.id] = ws
+    await io.send_event(
+        {
+            "type": "status",
+            "status": "connected",
+            "state": "connected",
+            "session_id": session_id,
+            "call_id": call.id,
+            "resumed": call.resumed,
+            "audio_config": {"sample_rate": rate, "encoding": encoding, "frame_size_ms": 20},
+        }
+    )
+    life = asyncio.ensure_future(runtime.run_call(call))
+    guard = ConnectionGuard(authn, principal, ConnectionLimiter(limits, call.format))
+    receiver = asyncio.ensure_future(_receive(ws, call, io, limits.max_text_chars, guard))
+    try:
+        # whichever ends first ends the other: the client leaving, or the call ending on our
+        # side (hang-up, a reconnect taking the session over) while the client says nothing
+        await asyncio.wait({life, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        if receiver.done():
+            receiver.result()  # a bug in message handling surfaces as close 1011
+    finally:
+        call.hangup(call.end_reason or "client disconnected")
+        if not receiver.done():
+            await io.close(CLOSE_NORMAL, call.end_reason)
+            receiver.cancel()
+            await asyncio.gather(receiver, return_exceptions=True)
+        await life
+        if session is not None and session.active_call is call:
+            request.app[SESSIONS].call_ended(session, call.snapshot(), call.clean_end)
+        request.app[CONNECTIONS].pop(call.id, None)
+        if not ws.closed:
+            await ws.close()
+
+
+def _take_over(session: Session, grace_s: float) -> dict[str, Any] | None:
+    """A reconnect with a session id: end the session's old connection if it is still open
+    (the client moved on; the server just had not noticed yet) and return the state to resume."""
+    old = session.active_call
+    if old is not None and not old.ended:
+        snapshot = old.snapshot()
+        old.end_reason = "resumed on a new connection"
+        old.hangup(old.end_reason)
+        session.active_call = None
+        return snapshot
+    return session.resumable(grace_s)
+
+
+def release_heartbeat(ws: web.WebSocketResponse) -> None:
+    """aiohttp re-arms the heartbeat timer when the peer's close frame arrives after ours, which
+    keeps every closed socket (and its call) in memory for `heartbeat_s`; cancel it when done."""
+    with contextlib.suppress(AttributeError):
+        ws._cancel_heartbeat()
+
+
+async def _receive(
+    ws: web.WebSocketResponse, call: Call, io: BrowserIO, max_text: int, guard: ConnectionGuard
+) -> None:
+    async for msg in ws:
+        if call.ended:
+            return
+        if msg.type in (WSMsgType.BINARY, WSMsgType.TEXT):
+            refusal = guard.limiter.admit(len(msg.data), call.format)
+            if refusal is not None:
+                log.info("call %s: rate limit: %s", call.id, refusal)
+                call.end_reason = "rate limited"
+                await io.send_event({"type": "error", "code": "rate_limited", "message": refusal})
+                await io.close(CLOSE_POLICY, "rate limit exceeded")
+                return
+        if msg.type == WSMsgType.BINARY:
+            call.feed_audio(msg.data)
+            # buffered messages are read without yielding: let other calls run between two
+            await asyncio.sleep(0)
+        elif msg.type == WSMsgType.TEXT:
+            try:
+                command = parse_message(msg.data, max_text)
+            except ProtocolError as exc:
+                call.touch()
+                await io.send_event({"type": "error", "code": exc.code, "message": str(exc)})
+                continue
+            if await _dispatch(command, call, io, guard):
+                return
+        elif msg.type == WSMsgType.ERROR:
+            exc = ws.exception()
+            log.info("call %s: websocket error: %s", call.id, exc)
+            return
+    if ws.close_code == CLOSE_TOO_BIG:
+        log.info("call %s: frame over the size limit", call.id)
+
+
+async def _dispatch(cmd: Command, call: Call, io: BrowserIO, guard: ConnectionGuard) -> bool:
+    """Act on one control message; True when the call is over."""
+    if cmd.kind == "ping":
+        call.touch()
+        await io.send_event({"type": "pong"})
+    elif cmd.kind == "end_turn":
+        call.end_turn()
+    elif cmd.kind == "interrupt":
+        call.interrupt()
+    elif cmd.kind == "text":
+        call.text(cmd.text)
+    elif cmd.kind == "typing":
+        call.typing()
+    elif cmd.kind == "audio":
+        await call.whole_utterance(cmd.audio)
+    elif cmd.kind == "dtmf":
+        call.dtmf(cmd.digit)
+    elif cmd.kind == "pause":
+        call.pause()
+    elif cmd.kind == "resume":
+        call.resume()
+    elif cmd.kind == "reset":
+        call.reset()
+    elif cmd.kind == "config":
+        try:
+            call.set_format(
+                AudioFormat(
+                    cmd.sample_rate or call.format.sample_rate, cmd.encoding or call.format.encoding
+                )
+            )
+        except AudioFormatError as exc:
+            await io.send_event({"type": "error", "code": "invalid_config", "message": str(exc)})
+            return False
+        await io.send_event(
+            {
+                "type": "status",
+                "status": call.state,
+                "state": call.state,
+                "audio_config": {
+                    "sample_rate": call.format.sample_rate,
+                    "encoding": call.format.encoding,
+                    "frame_size_ms": 20,
+                },
+            }
+        )
+    elif cmd.kind == "auth":
+        call.touch()
+        await guard.reauth(cmd.token, io)
+    elif cmd.kind == "end_call":
+        call.end_reason = "client ended the call"
+        call.clean_end = True
+        await io.send_event({"type": "status", "status": "ended", "state": "ended"})
+        await io.close(CLOSE_NORMAL, "call ended")
+        return True
+    return False
