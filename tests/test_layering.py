@@ -82,3 +82,69 @@ def test_the_core_never_imports_a_plugin() -> None:
         )
     ]
     assert offenders == []
+
+
+def _third_party_imports(tree: ast.Module, *, typing_only: bool = False) -> set[str]:
+    """Top-level names of the modules `tree` imports (function-local imports count). With
+    `typing_only`, only those inside `if TYPE_CHECKING:` blocks; without, only the others."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST, in_typing: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            typing = in_typing or (
+                isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test)
+            )
+            if typing == typing_only:
+                if isinstance(child, ast.Import):
+                    found.update(a.name.split(".")[0] for a in child.names)
+                elif isinstance(child, ast.ImportFrom) and not child.level and child.module:
+                    found.add(child.module.split(".")[0])
+            visit(child, typing)
+
+    visit(tree, False)
+    return found
+
+
+#: The one module outside `voicebot.server` that may import aiohttp when it runs: the flow `http`
+#: step is an aiohttp *client* (httpx is only in the `cloud` extra, and aiohttp is a core
+#: dependency anyway), and it serves no route.
+AIOHTTP_CLIENTS = {"voicebot.flows.http"}
+#: Modules that name aiohttp types for type checkers only: a carrier's webhook handlers take and
+#: return aiohttp objects, but the plugin-facing carrier shape loads no aiohttp.
+AIOHTTP_TYPES_ONLY = {"voicebot.telephony.carrier"}
+
+
+def _in(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def test_only_the_server_imports_aiohttp() -> None:
+    mods = _modules()
+    running = {
+        n
+        for n, t in mods.items()
+        if "aiohttp" in _third_party_imports(t) and not _in(n, "voicebot.server")
+    }
+    typing = {
+        n
+        for n, t in mods.items()
+        if "aiohttp" in _third_party_imports(t, typing_only=True) and not _in(n, "voicebot.server")
+    }
+    assert running == AIOHTTP_CLIENTS
+    assert typing <= AIOHTTP_TYPES_ONLY
+
+
+def test_audio_and_turn_rules_do_no_io() -> None:
+    """Audio and the turn rules are sans-I/O: the same code runs on the loop, in a worker thread
+    and under a fake clock in tests."""
+    offenders = {
+        name: sorted(found)
+        for name, tree in _modules().items()
+        if _in(name, "voicebot.audio") or name == "voicebot.call.turns"
+        for found in [
+            (_third_party_imports(tree) | _third_party_imports(tree, typing_only=True))
+            & {"asyncio", "aiohttp"}
+        ]
+        if found
+    }
+    assert offenders == {}
