@@ -10,7 +10,7 @@ import pytest
 
 from voicebot.flows import load_flows
 from voicebot.flows.builtin_intents import builtin_intents, intent_spec
-from voicebot.flows.spec import json_schema
+from voicebot.flows.schema import json_schema
 from voicebot_plugins.intent_embedding import intent_similarity, nearest_share
 
 

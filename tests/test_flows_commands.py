@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from voicebot.flows import commands, load_flows
-from voicebot.flows.spec import json_schema
+from voicebot.flows.schema import json_schema
 
 from .flows_helpers import write
 
@@ -172,7 +172,7 @@ def test_schema_command_prints_the_packaged_schema_which_matches_the_spec() -> N
     assert commands.schema_main(out) == 0
     assert json.loads(out.getvalue()) == json_schema(), (
         "voicebot/flows/schema.json is stale: regenerate it with "
-        "python -c 'import json; from voicebot.flows.spec import json_schema; "
+        "python -c 'import json; from voicebot.flows.schema import json_schema; "
         "print(json.dumps(json_schema(), indent=2))' > voicebot/flows/schema.json"
     )
 

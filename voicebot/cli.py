@@ -205,7 +205,9 @@ def _transfer_problems(cfg) -> list[str]:
         flowset = load_flows(cfg.resolve(cfg.flows.dir), registry)
     except FlowError:
         return []  # the flows' own problems are reported by _check
-    steps = [n.where for f in flowset.flows.values() for n in f.nodes.values() if n.transfer]
+    steps = [
+        n.where for f in flowset.flows.values() for n in f.nodes.values() if n.kind == "transfer"
+    ]
     problems = transfer_problems(cfg, registry) if steps else []
     return [
         f"{where}: warning: this step transfers calls, but {p}" for where in steps for p in problems

@@ -11,11 +11,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from . import spec, templates
+from . import spec
+from .builder import Builder
 from .builtin_intents import intent_spec
-from .model import Branch, Defaults, Escalation, Flow, FlowSet, Function, Node, Ref, SlotDecl
+from .model import Defaults, Flow, FlowSet, Node, SlotDecl
+from .nodes import kind_keys, kinds
 from .source import Path_, Source, read
-from .templates import Expression, Template, TemplateError, compile_value
 
 _NAME = re.compile(spec.NAME)
 
@@ -64,67 +65,6 @@ def load_sources(directory: Path) -> tuple[FlowSet, list[str]]:
     return flowset, problems
 
 
-class _Builder:
-    def __init__(self, src: Source) -> None:
-        self.src = src
-        self.uses: list[tuple[Any, str]] = []  # (compiled template or expression, position)
-
-    def where(self, path: Path_) -> str:
-        return self.src.where(path)
-
-    def template(self, value: Any, path: Path_) -> Template | None:
-        if not isinstance(value, str):
-            return None
-        try:
-            t = templates.template(value)
-        except TemplateError as exc:
-            self.src.problem(path, str(exc))
-            return None
-        self.uses.append((t, self.where(path)))
-        return t
-
-    def expression(self, value: Any, path: Path_) -> Expression | None:
-        if not isinstance(value, str):
-            return None
-        if "{{" in value or "{%" in value:
-            self.src.problem(path, f"write the expression without braces: {value.strip('{} ')!r}")
-            return None
-        try:
-            e = templates.expression(value)
-        except TemplateError as exc:
-            self.src.problem(path, str(exc))
-            return None
-        self.uses.append((e, self.where(path)))
-        return e
-
-    def values(self, value: Any, path: Path_) -> Any:
-        try:
-            compiled = compile_value(value)
-        except TemplateError as exc:
-            self.src.problem(path, str(exc))
-            return {} if isinstance(value, dict) else None
-        self.uses.append((compiled, self.where(path)))
-        return compiled
-
-    def ref(self, value: Any, path: Path_) -> Ref | None:
-        if not isinstance(value, str):
-            return None
-        return Ref(value, self.where(path))
-
-    def escalation(self, value: Any, path: Path_) -> list[Escalation] | None:
-        if not isinstance(value, list):
-            return None
-        out = []
-        for n, entry in enumerate(value):
-            if isinstance(entry, str):
-                out.append(Escalation(self.template(entry, (*path, n)), True, None))
-            elif isinstance(entry, dict):
-                goto = self.ref(entry.get("goto"), (*path, n, "goto"))
-                say = self.template(entry.get("say"), (*path, n, "say"))
-                out.append(Escalation(say, bool(entry.get("reprompt", goto is None)), goto))
-        return out
-
-
 def _build_flow(src: Source, stem: str) -> Flow | None:
     data = src.data
     if data is None:
@@ -140,7 +80,7 @@ def _build_flow(src: Source, stem: str) -> Flow | None:
     top = {k: v for k, v in spec.FLOW.fields.items() if k != "nodes"}
     top["nodes"] = spec.mp(spec.anything())
     spec.check_fields(top, spec.FLOW.required, data, (), src, "the flow file")
-    b = _Builder(src)
+    b = Builder(src)
     name = data.get("flow") if isinstance(data.get("flow"), str) else stem
     if not _NAME.match(name):
         src.problem(
@@ -185,7 +125,7 @@ def _build_flow(src: Source, stem: str) -> Flow | None:
     if isinstance(data.get("anywhere"), list) and all(
         isinstance(x, dict) and "goto" in x for x in data["anywhere"]
     ):
-        flow.anywhere = _branches(b, data["anywhere"], ("anywhere",))
+        flow.anywhere = b.branches(data["anywhere"], ("anywhere",))
     if not nodes_data and isinstance(data.get("nodes"), dict):
         src.problem(("nodes",), "`nodes:` is empty; a flow needs at least one node")
     for node_name, node_data in nodes_data.items():
@@ -202,7 +142,7 @@ def _build_flow(src: Source, stem: str) -> Flow | None:
     return flow
 
 
-def _slot(b: _Builder, name: str, d: dict[str, Any], path: Path_) -> SlotDecl:
+def _slot(b: Builder, name: str, d: dict[str, Any], path: Path_) -> SlotDecl:
     values = d.get("values")
     if isinstance(values, list):
         values = {str(v): [] for v in values}
@@ -241,45 +181,48 @@ def _slot(b: _Builder, name: str, d: dict[str, Any], path: Path_) -> SlotDecl:
     )
 
 
-def _node_kind(b: _Builder, name: str, data: dict[str, Any], path: Path_) -> str | None:
-    kinds = [k for k in spec.KIND_KEYS if k in data]
-    if len(kinds) > 1:
+def _node_kind(b: Builder, name: str, data: dict[str, Any], path: Path_) -> str | None:
+    keys = kind_keys()
+    found = [k for k in keys if k in data]
+    if len(found) > 1:
         b.src.problem(
-            (*path, kinds[1]),
-            f"node '{name}' has both `{kinds[0]}` and `{kinds[1]}`; a node does one thing: "
+            (*path, found[1]),
+            f"node '{name}' has both `{found[0]}` and `{found[1]}`; a node does one thing: "
             "split it into two nodes",
             key=True,
         )
         return None
-    if kinds:
-        return kinds[0]
+    if found:
+        return found[0]
     if "say" in data:
         return "say"
-    unknown = [k for k in data if k not in spec.NODE_FIELDS]
-    hint = spec.did_you_mean(unknown[0], spec.KINDS) if unknown else ""
+    every = {**spec.COMMON, **{k: t for kind in kinds().values() for k, t in kind.fields.items()}}
+    unknown = [k for k in data if k not in every]
+    hint = spec.did_you_mean(unknown[0], kinds()) if unknown else ""
     b.src.problem(
         path,
-        f"node '{name}' does nothing: give it `say:` or one of {', '.join(spec.KIND_KEYS)}{hint}",
+        f"node '{name}' does nothing: give it `say:` or one of {', '.join(keys)}{hint}",
     )
     return None
 
 
-def _node(b: _Builder, flow: str, name: str, data: Any, path: Path_) -> Node:
+def _node(b: Builder, flow: str, name: str, data: Any, path: Path_) -> Node:
     node = Node(name=name, flow=flow, kind="invalid", where=b.where(path))
     if not isinstance(data, dict):
         b.src.problem(
             path, f"node '{name}' must be a mapping (say:, next:, ...), not {spec._show(data)}"
         )
         return node
-    kind = _node_kind(b, name, data, path)
-    if kind is None:
+    name_of_kind = _node_kind(b, name, data, path)
+    if name_of_kind is None:
         return node
-    fields = {**spec.COMMON, **spec.KINDS[kind]}
+    kind = kinds()[name_of_kind]
+    fields = {**spec.COMMON, **kind.fields}
     if not spec.check_fields(
-        fields, spec.REQUIRED.get(kind, ()), data, path, b.src, f"{kind} node '{name}'"
+        fields, kind.required, data, path, b.src, f"{kind.name} node '{name}'"
     ):
         return node
-    node.kind = kind
+    node.kind = kind.name
     node.say = b.template(data.get("say"), (*path, "say"))
     node.barge_in = data.get("barge_in")
     node.next = b.ref(data.get("next"), (*path, "next"))
@@ -288,124 +231,5 @@ def _node(b: _Builder, flow: str, name: str, data: Any, path: Path_) -> Node:
     node.timeout_ms = data.get("timeout_ms")
     node.help = b.template(data.get("help"), (*path, "help"))
     node.on_error = b.ref(data.get("on_error"), (*path, "on_error"))
-    _KIND_BUILDERS.get(kind, lambda *a: None)(b, node, data, path)
+    kind.build(b, node, data, path)
     return node
-
-
-def _build_ask(b: _Builder, node: Node, data: dict, path: Path_) -> None:
-    slots = data["ask"]
-    node.slots = (slots,) if isinstance(slots, str) else tuple(slots)
-    node.confirm = b.template(data.get("confirm"), (*path, "confirm"))
-    node.reask = bool(data.get("reask", False))
-
-
-def _build_listen(b: _Builder, node: Node, data: dict, path: Path_) -> None:
-    node.branches = _branches(b, data["listen"], (*path, "listen"))
-    rules = data.get("dtmf") or {}
-    node.dtmf_max_digits = rules.get("max_digits")
-    node.dtmf_terminator = rules.get("terminator")
-    node.dtmf_timeout_ms = rules.get("timeout_ms")
-
-
-def _branches(b: _Builder, data: list, path: Path_) -> list[Branch]:
-    out = []
-    for n, branch in enumerate(data):
-        bpath = (*path, n)
-        intents = branch.get("intent", ())
-        dtmf = branch.get("dtmf")
-        dtmf = [] if dtmf is None else dtmf if isinstance(dtmf, list) else [dtmf]
-        out.append(
-            Branch(
-                where=b.where(bpath),
-                goto=b.ref(branch["goto"], (*bpath, "goto")),  # type: ignore[arg-type]
-                intents=(intents,) if isinstance(intents, str) else tuple(intents),
-                dtmf=tuple(str(x) for x in dtmf),
-                slot=branch.get("slot"),
-                when=b.expression(branch.get("when"), (*bpath, "when")),
-            )
-        )
-    return out
-
-
-def _build_llm(b: _Builder, node: Node, data: dict, path: Path_) -> None:
-    llm = data["llm"]
-    node.system = b.template(llm["system"], (*path, "llm", "system"))
-    node.max_rounds = llm.get("max_rounds", 4)
-    node.context_tokens = llm.get("context_tokens", 3000)
-    for fname, f in (llm.get("functions") or {}).items():
-        fpath = (*path, "llm", "functions", fname)
-        params = {
-            p: ({"type": v} if isinstance(v, str) else dict(v))
-            for p, v in (f.get("parameters") or {}).items()
-        }
-        node.functions[fname] = Function(
-            fname, f["description"], params, b.ref(f.get("goto"), (*fpath, "goto")), f.get("action")
-        )
-        if f.get("goto") is None and f.get("action") is None:
-            b.src.problem(fpath, f"function '{fname}' needs `goto:` (a transition) or `action:`")
-
-
-def _build_action(b: _Builder, node: Node, data: dict, path: Path_) -> None:
-    node.action = data["action"]
-    node.args = b.values(data.get("args") or {}, (*path, "args"))
-    node.result = data.get("result")
-    node.timeout_ms = data.get("timeout_ms")
-
-
-def _build_http(b: _Builder, node: Node, data: dict, path: Path_) -> None:
-    http = data["http"]
-    node.http = {
-        "url": b.template(http["url"], (*path, "http", "url")),
-        "method": http.get("method", "GET"),
-        "headers": b.values(http.get("headers") or {}, (*path, "http", "headers")),
-        "query": b.values(http.get("query") or {}, (*path, "http", "query")),
-        "json": b.values(http.get("json"), (*path, "http", "json")),
-        "timeout_ms": http.get("timeout_ms", 5000),
-    }
-    node.mapping = dict(data.get("map") or {})
-    node.result = data.get("result")
-
-
-def _build_set(b: _Builder, node: Node, data: dict, path: Path_) -> None:
-    node.assign = b.values(data["set"], (*path, "set"))
-
-
-def _build_if(b: _Builder, node: Node, data: dict, path: Path_) -> None:
-    node.condition = b.expression(data["if"], (*path, "if"))
-    node.then = b.ref(data["then"], (*path, "then"))
-    node.otherwise = b.ref(data["else"], (*path, "else"))
-
-
-def _build_switch(b: _Builder, node: Node, data: dict, path: Path_) -> None:
-    node.condition = b.expression(data["switch"], (*path, "switch"))
-    node.cases = {str(k): b.ref(v, (*path, "cases", k)) for k, v in data["cases"].items()}  # type: ignore[misc]
-    node.default = b.ref(data.get("default"), (*path, "default"))
-
-
-def _build_goto(b: _Builder, node: Node, data: dict, path: Path_) -> None:
-    node.target = b.ref(data[node.kind], (*path, node.kind))
-
-
-def _build_transfer(b: _Builder, node: Node, data: dict, path: Path_) -> None:
-    node.transfer = b.template(data["transfer"], (*path, "transfer"))
-    node.mode = data.get("mode", "cold")
-
-
-def _build_hangup(b: _Builder, node: Node, data: dict, path: Path_) -> None:
-    node.reason = data["hangup"] or "completed"
-
-
-_KIND_BUILDERS = {
-    "ask": _build_ask,
-    "listen": _build_listen,
-    "llm": _build_llm,
-    "action": _build_action,
-    "http": _build_http,
-    "set": _build_set,
-    "if": _build_if,
-    "switch": _build_switch,
-    "goto": _build_goto,
-    "call": _build_goto,
-    "transfer": _build_transfer,
-    "hangup": _build_hangup,
-}

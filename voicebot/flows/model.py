@@ -79,15 +79,6 @@ class Branch:
 
 
 @dataclass
-class Function:
-    name: str
-    description: str
-    parameters: dict[str, dict[str, Any]]
-    goto: Ref | None = None
-    action: str | None = None
-
-
-@dataclass
 class Defaults:
     barge_in: bool = True
     timeout_ms: int = 6000
@@ -98,6 +89,9 @@ class Defaults:
 
 @dataclass
 class Node:
+    """A node's keys that mean the same for every kind; what only its kind has (an ask node's
+    slots, a listen node's branches) is `part`, built and read by `flows/nodes/<kind>.py`."""
+
     name: str
     flow: str
     kind: str
@@ -110,68 +104,12 @@ class Node:
     nomatch: list[Escalation] | None = None
     timeout_ms: int | None = None
     help: Template | None = None
-    # ask
-    slots: tuple[str, ...] = ()
-    confirm: Template | None = None
-    reask: bool = False
-    # listen
-    branches: list[Branch] = field(default_factory=list)
-    dtmf_max_digits: int | None = None
-    dtmf_terminator: str | None = None
-    dtmf_timeout_ms: int | None = None
-    candidates: tuple[IntentSpec, ...] = ()
-    # llm
-    system: Template | None = None
-    functions: dict[str, Function] = field(default_factory=dict)
-    max_rounds: int = 4
-    context_tokens: int = 3000
-    # action / http
-    action: str | None = None
-    args: dict[str, Any] = field(default_factory=dict)
-    result: str | None = None
     on_error: Ref | None = None
-    http: dict[str, Any] = field(default_factory=dict)
-    mapping: dict[str, str] = field(default_factory=dict)
-    # set
-    assign: dict[str, Any] = field(default_factory=dict)
-    # if / switch
-    condition: Expression | None = None
-    then: Ref | None = None
-    otherwise: Ref | None = None
-    cases: dict[str, Ref] = field(default_factory=dict)
-    default: Ref | None = None
-    # goto / call
-    target: Ref | None = None
-    # transfer / hangup
-    transfer: Template | None = None
-    mode: str = "cold"
-    reason: str = "completed"
+    part: Any = None
 
     @property
     def key(self) -> str:
         return f"{self.flow}.{self.name}"
-
-    def refs(self) -> list[Ref]:
-        """Every node this one may lead to, for reference checks and reachability."""
-        out = [
-            r
-            for r in (
-                self.next,
-                self.on_error,
-                self.then,
-                self.otherwise,
-                self.default,
-                self.target,
-            )
-            if r is not None
-        ]
-        out += [b.goto for b in self.branches]
-        out += list(self.cases.values())
-        out += [f.goto for f in self.functions.values() if f.goto is not None]
-        for esc in (self.noinput or []) + (self.nomatch or []):
-            if esc.goto is not None:
-                out.append(esc.goto)
-        return out
 
 
 @dataclass

@@ -30,12 +30,10 @@ from ..dialogue import (
 )
 from ..dialogue.sentences import join_pieces
 from ..providers import Message, ToolCall
-from .ask_step import AskSteps
-from .listen_step import ListenSteps
-from .llm_step import LLMSteps
-from .model import Escalation, Flow, FlowSet, Node, Ref, SlotDecl, StepError
-from .plain_steps import PlainSteps
-from .templates import Template, TemplateError
+from .filling import SlotFilling
+from .model import Escalation, Flow, FlowSet, Node, Ref, StepError
+from .nodes import kind
+from .templates import Template, TemplateError, eval_value
 
 log = logging.getLogger("voicebot.flows")
 
@@ -54,7 +52,9 @@ class CallVariables(dict):
         return ""
 
 
-class FlowDialogue(AskSteps, ListenSteps, LLMSteps, PlainSteps, Dialogue):
+class FlowDialogue(SlotFilling, Dialogue):
+    """Walks the nodes; what each node does is its kind's (`flows/nodes/`)."""
+
     def __init__(
         self,
         flows: FlowSet,
@@ -133,7 +133,7 @@ class FlowDialogue(AskSteps, ListenSteps, LLMSteps, PlainSteps, Dialogue):
         self._said = []
         self._opening = None
         try:
-            async for out in _INPUT[node.kind](self, node, event):
+            async for out in kind(node.kind).on_input(self, node, event):
                 yield out
         except StepError as exc:
             async for out in self._fail(node, str(exc)):
@@ -226,7 +226,7 @@ class FlowDialogue(AskSteps, ListenSteps, LLMSteps, PlainSteps, Dialogue):
             yield Note("node", {"flow": flow, "node": name, "kind": node.kind})
             self._next = None
             try:
-                async for out in _ENTER[node.kind](self, node):
+                async for out in kind(node.kind).enter(self, node):
                     yield out
             except StepError as exc:
                 async for out in self._fail(node, str(exc)):
@@ -257,6 +257,12 @@ class FlowDialogue(AskSteps, ListenSteps, LLMSteps, PlainSteps, Dialogue):
         except TemplateError as exc:
             raise StepError(str(exc)) from exc
 
+    def _eval(self, value: Any) -> Any:
+        try:
+            return eval_value(value, self._scope())
+        except TemplateError as exc:
+            raise StepError(str(exc)) from exc
+
     def _barge_in(self, node: Node) -> bool:
         return node.barge_in if node.barge_in is not None else self._flow(node).defaults.barge_in
 
@@ -282,31 +288,14 @@ class FlowDialogue(AskSteps, ListenSteps, LLMSteps, PlainSteps, Dialogue):
         timeout = (
             node.timeout_ms if node.timeout_ms is not None else self._flow(node).defaults.timeout_ms
         )
-        max_digits, terminator = node.dtmf_max_digits or 1, node.dtmf_terminator
-        if node.kind == "ask" and self.phase == "input":
-            max_digits, terminator = self._dtmf_rules(self._slot(node))
+        max_digits, terminator, digit_timeout_ms = kind(node.kind).dtmf(self, node)
         return Listen(
             noinput_timeout_ms=timeout,
             dtmf_max_digits=max_digits,
             dtmf_terminator=terminator,
-            dtmf_timeout_ms=node.dtmf_timeout_ms or 3000,
+            dtmf_timeout_ms=digit_timeout_ms,
             barge_in=self._barge_in(node),
         )
-
-    @staticmethod
-    def _dtmf_rules(decl: SlotDecl | None) -> tuple[int, str | None]:
-        if decl is None:
-            return 1, None
-        if decl.type == "digits":
-            return decl.length or decl.max_length or 20, decl.terminator or "#"
-        if decl.type in ("number", "integer"):
-            size = len(str(int(abs(decl.max)))) if decl.max is not None else 6
-            return size, "#"
-        if decl.type == "phone":
-            return 15, "#"
-        if decl.type == "time":
-            return 4, None
-        return 1, None
 
     async def _fail(self, node: Node, reason: str) -> AsyncIterator[BotOutput]:
         log.warning("call %s: flow %s failed: %s", self.ctx.call_id, node.key, reason)
@@ -352,39 +341,11 @@ class FlowDialogue(AskSteps, ListenSteps, LLMSteps, PlainSteps, Dialogue):
         yield self._listen(node)
 
     def _help(self, node: Node) -> str:
-        decl = self._slot(node) if node.kind == "ask" else None
-        template = node.help or (decl.help if decl is not None else None)
+        template = kind(node.kind).help(self, node)
         return self._render(template) if template is not None else ""
 
     async def _reprompt(self, node: Node) -> AsyncIterator[BotOutput]:
-        extra: dict[str, Any] = {}
-        if node.kind == "ask" and self.phase != "confirm":
-            template, extra = self._prompt(node)
-        else:
-            template = node.confirm if node.kind == "ask" else node.say
+        template, extra = kind(node.kind).prompt(self, node)
         say = self._say(node, template, **extra)
         if say is not None:
             yield say
-
-
-_ENTER = {
-    "say": FlowDialogue._enter_say,
-    "ask": FlowDialogue._enter_ask,
-    "listen": FlowDialogue._enter_prompt_listen,
-    "llm": FlowDialogue._enter_prompt_listen,
-    "action": FlowDialogue._enter_action,
-    "http": FlowDialogue._enter_http,
-    "set": FlowDialogue._enter_set,
-    "if": FlowDialogue._enter_if,
-    "switch": FlowDialogue._enter_if,
-    "goto": FlowDialogue._enter_goto,
-    "call": FlowDialogue._enter_goto,
-    "return": FlowDialogue._enter_return,
-    "transfer": FlowDialogue._enter_transfer,
-    "hangup": FlowDialogue._enter_hangup,
-}
-_INPUT = {
-    "ask": FlowDialogue._input_ask,
-    "listen": FlowDialogue._input_listen,
-    "llm": FlowDialogue._input_llm,
-}

@@ -1,8 +1,10 @@
-"""The flow file format, written down once.
+"""The flow file format, written down once: a small type language and the keys every node kind
+shares. Each kind's own keys live with the kind (`flows/nodes/<kind>.py`).
 
 The structural checker (types, required keys, unknown keys with did-you-mean) and the JSON Schema
-that editors use (`voicebot schema`, `schema.json`) are both derived from the tables below, so the
-two cannot drift apart. Semantic checks (references, reachability, templates) live in `validate`.
+that editors use (`voicebot schema`, `schema.json`, built by `flows/schema.py`) are both derived
+from these types, so the two cannot drift apart. Semantic checks (references, reachability,
+templates) live in `validate`.
 """
 
 from __future__ import annotations
@@ -121,105 +123,6 @@ BRANCH = obj(
     goto=REF,
 )
 
-FUNCTION = obj(
-    "A function the LLM may call",
-    required=("description",),
-    description=s(),
-    parameters=mp(
-        oneof(
-            s("A JSON type: string, integer, number, boolean"),
-            obj("JSON Schema of one parameter", type=s(), description=s(), enum=lst(anything())),
-        ),
-        "Parameters; one named like a slot fills that slot",
-        label="parameter",
-    ),
-    goto=REF,
-    action=s("A registered action to run; its result goes back to the LLM"),
-)
-
-HTTP = obj(
-    "An HTTP request",
-    required=("url",),
-    url=TEXT,
-    method=T("str", "HTTP method", enum=("GET", "POST", "PUT", "PATCH", "DELETE")),
-    headers=mp(TEXT),
-    query=mp(anything()),
-    json=anything("Request body; strings are templates"),
-    timeout_ms=i("Request timeout in milliseconds (default 5000)", minimum=1),
-)
-
-KINDS: dict[str, dict[str, T]] = {
-    "say": {"next": REF},
-    "ask": {
-        "ask": oneof(s(), lst(s()), doc="Slot(s) to fill, in order; filled ones are skipped"),
-        "confirm": TEXT,
-        "reask": b("Ask even if the slots are already filled (default: false)"),
-        "next": REF,
-        **INPUT,
-    },
-    "listen": {
-        "listen": lst(BRANCH, "Branches, tried in order"),
-        "dtmf": obj(
-            "How key presses are collected (default: from the branches)",
-            max_digits=i(minimum=1),
-            terminator=s(),
-            timeout_ms=i(minimum=0),
-        ),
-        **INPUT,
-    },
-    "llm": {
-        "llm": obj(
-            "Free conversation",
-            required=("system",),
-            system=TEXT,
-            functions=mp(FUNCTION, label="function"),
-            max_rounds=i("Tool-call rounds per turn (default 4)", minimum=1),
-            context_tokens=i(
-                "Token budget of what is sent: system prompt, call so far, this conversation;"
-                " the oldest turns are dropped first (default 3000)",
-                minimum=200,
-            ),
-        ),
-        "noinput": ESCALATION,
-        "timeout_ms": TIMEOUT,
-        **ERRORS,
-    },
-    "action": {
-        "action": s("A registered action, e.g. bookings.create"),
-        "args": mp(anything("Strings are templates; `{{ x }}` alone keeps x's type")),
-        "result": s("Variable receiving the result", pattern=NAME),
-        "timeout_ms": i("How long an async action may take (default 10000)", minimum=1),
-        "next": REF,
-        **ERRORS,
-    },
-    "http": {
-        "http": HTTP,
-        "map": mp(s("Dotted path into the JSON answer, e.g. data.items.0.id")),
-        "result": s("Variable receiving the whole JSON answer", pattern=NAME),
-        "next": REF,
-        **ERRORS,
-    },
-    "set": {
-        "set": mp(anything("Strings are templates; `{{ x }}` alone keeps x's type")),
-        "next": REF,
-    },
-    "if": {"if": EXPR, "then": REF, "else": REF},
-    "switch": {"switch": EXPR, "cases": mp(REF, label="case"), "default": REF},
-    "goto": {"goto": REF},
-    "call": {"call": REF, "next": REF},
-    "return": {"return": anything("Ends a sub-flow; back to the caller's `next`")},
-    "transfer": {
-        "transfer": TEXT,
-        "mode": T("str", "cold (default) or warm", enum=("cold", "warm")),
-    },
-    "hangup": {"hangup": oneof(s("Reason"), T("null"), doc="End the call")},
-}
-KIND_KEYS = tuple(k for k in KINDS if k != "say")
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "if": ("then", "else"),
-    "switch": ("cases",),
-}
-
 SLOT = obj(
     "A typed slot",
     required=("type",),
@@ -266,11 +169,6 @@ DEFAULTS = obj(
     on_error=REF,
 )
 
-NODE_FIELDS: dict[str, T] = {}
-for _kind, _fields in KINDS.items():
-    NODE_FIELDS.update(_fields)
-NODE_FIELDS.update(COMMON)
-
 FLOW = obj(
     "A voicebot flow file",
     required=("nodes",),
@@ -285,7 +183,7 @@ FLOW = obj(
         "Branches tried at every ask and listen node of this flow, before the node's own "
         "(e.g. 'agent' or 0 for a person at any time)",
     ),
-    nodes=mp(obj("A node; see KINDS"), "The nodes, by name"),
+    nodes=mp(obj("A node; see flows/nodes/"), "The nodes, by name"),
 )
 
 # ----------------------------------------------------------------------------- checking
@@ -442,29 +340,3 @@ def to_schema(t: T) -> dict[str, Any]:
     if t.pattern:
         out["pattern"] = t.pattern
     return out
-
-
-def node_schema(kind: str) -> dict[str, Any]:
-    fields = {**COMMON, **KINDS[kind]}
-    required = ["say"] if kind == "say" else [kind, *REQUIRED.get(kind, ())]
-    return {
-        "title": f"{kind} node",
-        "type": "object",
-        "properties": {name: to_schema(f) for name, f in fields.items()},
-        "required": required,
-        "additionalProperties": False,
-    }
-
-
-def json_schema() -> dict[str, Any]:
-    schema = to_schema(FLOW)
-    schema["properties"]["nodes"]["additionalProperties"] = {
-        "description": "A node: `say:` and/or exactly one of " + ", ".join(KIND_KEYS),
-        "anyOf": [node_schema(kind) for kind in KINDS],
-    }
-    return {
-        "$schema": "http://json-schema.org/draft-07/schema#",
-        "$id": "https://voicebot.dev/schema/flow.json",
-        "title": "voicebot flow",
-        **schema,
-    }

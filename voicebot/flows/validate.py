@@ -12,13 +12,12 @@ from typing import Any
 
 from ..providers import IntentSpec
 from .model import Branch, Flow, FlowSet, Node, Ref, SlotDecl
+from .nodes import kind
 from .slottypes import BUILTIN
 from .spec import did_you_mean
 from .templates import Expression, Template, TemplateError, value_names
 
 BUILTIN_NAMES = frozenset({"call", "input", "now", "today", "help", "value"})
-INPUT_KINDS = frozenset({"ask", "listen", "llm"})
-NEEDS_NEXT = frozenset({"say", "ask", "set", "action", "http", "call"})
 _SLOT_OPTIONS = {
     "min": {"number", "integer"},
     "max": {"number", "integer"},
@@ -44,7 +43,7 @@ _SAMPLES: dict[str, Any] = {
 
 
 def validate(flowset: FlowSet, registry: Any = None) -> list[str]:
-    v = _Validator(flowset, registry)
+    v = Validator(flowset, registry)
     for flow in flowset.flows.values():
         v.flow(flow)
     if not v.broken_refs:  # with a broken reference, "never reached" would only be noise
@@ -52,7 +51,10 @@ def validate(flowset: FlowSet, registry: Any = None) -> list[str]:
     return v.problems
 
 
-class _Validator:
+class Validator:
+    """The checks; node kinds call `problem`, `branch`, `declared_slot`, `action` and
+    `candidates` from their own `check`."""
+
     def __init__(self, flowset: FlowSet, registry: Any) -> None:
         self.fs = flowset
         self.registry = registry
@@ -144,7 +146,7 @@ class _Validator:
                     f"a branch of {who} needs a condition (intent, dtmf, "
                     "slot or when): without one it would catch every answer",
                 )
-        flow.anywhere_candidates = self._candidates(flow, flow.anywhere)
+        flow.anywhere_candidates = self.candidates(flow, flow.anywhere)
         for node in flow.nodes.values():
             if node.kind != "invalid":
                 self.node(flow, node)
@@ -179,34 +181,14 @@ class _Validator:
 
     def node(self, flow: Flow, node: Node) -> None:
         who = f"node '{node.name}'"
-        for ref in node.refs():
+        for ref in refs(node):
             self.resolve(ref, flow, who)
-        if node.kind in NEEDS_NEXT and node.next is None:
+        node_kind = kind(node.kind)
+        if node_kind.needs_next and node.next is None:
             self.problem(
                 node.where, f"{who} has no way out: add `next:` (the node to go to afterwards)"
             )
-        if node.kind == "listen" and not node.branches:
-            self.problem(node.where, f"{who} has no way out: `listen:` needs at least one branch")
-        for slot in node.slots:
-            self.declared_slot(flow, who, slot, node.where)
-            decl = self.fs.slot(flow.name, slot)
-            alone = len(node.slots) == 1 and node.say is not None
-            if decl is not None and decl.prompt is None and not alone:
-                self.problem(
-                    node.where,
-                    f"{who} asks for slot '{slot}' without a question: give "
-                    f"the slot a `prompt:`"
-                    + (" or the node a `say:`" if len(node.slots) == 1 else ""),
-                )
-        for branch in node.branches:
-            self.branch(flow, branch, who)
-        if node.kind == "action":
-            self.action(node.action, node.where, who)
-        for f in node.functions.values():
-            if f.action is not None:
-                self.action(f.action, node.where, f"function '{f.name}' of {who}")
-        if node.kind == "listen":
-            self._listen_candidates(flow, node)
+        node_kind.check(self, flow, node)
 
     def branch(self, flow: Flow, branch: Branch, who: str) -> None:
         for intent in branch.intents:
@@ -246,7 +228,7 @@ class _Validator:
     def _intent_names(self) -> set[str]:
         return {i for f in self.fs.flows.values() for i in f.intents}
 
-    def _candidates(self, flow: Flow, branches: list[Branch]) -> tuple[IntentSpec, ...]:
+    def candidates(self, flow: Flow, branches: list[Branch]) -> tuple[IntentSpec, ...]:
         seen: dict[str, IntentSpec] = {}
         for branch in branches:
             for intent in branch.intents:
@@ -255,13 +237,6 @@ class _Validator:
                     seen.setdefault(intent, spec)
         return tuple(seen.values())
 
-    def _listen_candidates(self, flow: Flow, node: Node) -> None:
-        """Intents this node passes to the classifier (its own, then `anywhere`'s not yet in)."""
-        node.candidates = self._candidates(flow, node.branches + flow.anywhere)
-        if node.dtmf_max_digits is None:
-            keys = [k for b in node.branches + flow.anywhere for k in b.dtmf]
-            node.dtmf_max_digits = max(map(len, keys), default=1)
-
     # -------------------------------------------------------------------------- templates
 
     def _assigned_names(self) -> set[str]:
@@ -269,9 +244,8 @@ class _Validator:
         for flow in self.fs.flows.values():
             names |= set(flow.slots)
             for node in flow.nodes.values():
-                names |= set(node.assign) | set(node.mapping)
-                if node.result:
-                    names.add(node.result)
+                if node.kind != "invalid":
+                    names |= set(kind(node.kind).assigns(node))
         return names
 
     def templates(self, flow: Flow) -> None:
@@ -313,13 +287,7 @@ class _Validator:
         """Nodes that hand straight on to each other in a circle would spin without input."""
         succ: dict[str, str] = {}
         for node in flow.nodes.values():
-            ref = (
-                node.next
-                if node.kind in ("say", "set")
-                else node.target
-                if node.kind == "goto"
-                else None
-            )
+            ref = kind(node.kind).straight_on(node) if node.kind != "invalid" else None
             if ref is not None and ref.flow == flow.name and ref.node:
                 succ[node.name] = ref.node
         reported: set[str] = set()
@@ -365,11 +333,25 @@ class _Validator:
                     )
 
 
+def refs(node: Node) -> list[Ref]:
+    """Every node this one may lead to, for reference checks and reachability."""
+    out = [r for r in (node.next, node.on_error) if r is not None]
+    if node.kind != "invalid":
+        out += kind(node.kind).refs(node)
+    for esc in (node.noinput or []) + (node.nomatch or []):
+        if esc.goto is not None:
+            out.append(esc.goto)
+    return out
+
+
 def _all_refs(flow: Flow, node: Node) -> Iterable[Ref]:
-    yield from node.refs()
-    if node.kind in ("ask", "listen"):
+    yield from refs(node)
+    if node.kind == "invalid":
+        return
+    node_kind = kind(node.kind)
+    if node_kind.uses_anywhere:
         yield from (b.goto for b in flow.anywhere)
-    if node.kind in INPUT_KINDS or node.kind in ("action", "http"):
+    if node_kind.uses_defaults:
         d = flow.defaults
         for esc in (d.noinput if node.noinput is None else []) + (
             d.nomatch if node.nomatch is None else []
