@@ -163,3 +163,10 @@ def test_without_the_registration_the_kind_is_unknown(tmp_path: Path) -> None:
     (tmp_path / "main.yaml").write_text(textwrap.dedent(FLOW))
     found = [p.replace(str(tmp_path), "flows") for p in check_flows(tmp_path)]
     assert found[0] == ("flows/main.yaml:4:5: unknown key 'spell' in say node 'name'")
+
+
+def test_every_built_in_kind_is_in_the_node_table_of_the_docs() -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "flows.md").read_text()
+    table = doc[doc.index("| kind | does | keys |") :].split("\n\n", 1)[0]
+    rows = [line.split("|")[1].strip().strip("`") for line in table.splitlines()[2:]]
+    assert rows == list(kinds())
