@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...dialogue import BotOutput, Note
 from ..model import Flow, Node, StepError
+from ..source import Path_
 from ..spec import ERRORS, NAME, REF, anything, i, mp, s
 from .base import NodeKind, say_first
 
@@ -60,7 +61,7 @@ class Action(NodeKind):
     needs_next = True
     uses_defaults = True
 
-    def build(self, b: Builder, node: Node, data: dict[str, Any], path: tuple) -> None:
+    def build(self, b: Builder, node: Node, data: dict[str, Any], path: Path_) -> None:
         args = b.values(data.get("args") or {}, (*path, "args"))
         node.part = Call(data["action"], args, data.get("result"))
 

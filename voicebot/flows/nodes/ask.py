@@ -12,6 +12,7 @@ from ...dialogue import BotOutput, Note, UserInput
 from ..model import Flow, Node, SlotDecl
 from ..opening import plan
 from ..slottypes import BUILTIN, Partial
+from ..source import Path_
 from ..spec import INPUT, REF, TEXT, b, lst, oneof, s
 from ..templates import Template, template
 from .base import NodeKind
@@ -53,7 +54,7 @@ class Ask(NodeKind):
     uses_anywhere = True
     uses_defaults = True
 
-    def build(self, b: Builder, node: Node, data: dict[str, Any], path: tuple) -> None:
+    def build(self, b: Builder, node: Node, data: dict[str, Any], path: Path_) -> None:
         slots = data["ask"]
         node.part = Slots(
             (slots,) if isinstance(slots, str) else tuple(slots),

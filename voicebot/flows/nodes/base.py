@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...dialogue import BotOutput, UserInput
 from ..model import Node, Ref, StepError
+from ..source import Path_
 from ..spec import T
 from ..templates import Template
 
@@ -41,7 +42,7 @@ class NodeKind:
 
     # ------------------------------------------------------------------------- loading
 
-    def build(self, b: Builder, node: Node, data: dict[str, Any], path: tuple) -> None:
+    def build(self, b: Builder, node: Node, data: dict[str, Any], path: Path_) -> None:
         """Compile the kind's own keys (already type-checked) into `node.part`."""
 
     # ---------------------------------------------------------------------- validation

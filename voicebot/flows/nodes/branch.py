@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...dialogue import BotOutput
 from ..model import Node, Ref, StepError
+from ..source import Path_
 from ..spec import EXPR, REF, mp
 from ..templates import Expression, TemplateError
 from .base import NodeKind, say_first
@@ -38,7 +39,7 @@ class If(NodeKind):
     fields = {"if": EXPR, "then": REF, "else": REF}
     required = ("then", "else")
 
-    def build(self, b: Builder, node: Node, data: dict[str, Any], path: tuple) -> None:
+    def build(self, b: Builder, node: Node, data: dict[str, Any], path: Path_) -> None:
         node.part = Choice(
             b.expression(data["if"], (*path, "if")),
             then=b.ref(data["then"], (*path, "then")),
@@ -59,7 +60,7 @@ class Switch(NodeKind):
     fields = {"switch": EXPR, "cases": mp(REF, label="case"), "default": REF}
     required = ("cases",)
 
-    def build(self, b: Builder, node: Node, data: dict[str, Any], path: tuple) -> None:
+    def build(self, b: Builder, node: Node, data: dict[str, Any], path: Path_) -> None:
         node.part = Choice(
             b.expression(data["switch"], (*path, "switch")),
             cases={str(k): b.ref(v, (*path, "cases", k)) for k, v in data["cases"].items()},  # type: ignore[misc]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ...dialogue import BotOutput
 from ...dialogue import Hangup as HangupOutput
 from ..model import Node
+from ..source import Path_
 from ..spec import T, oneof, s
 from .base import NodeKind, say_first
 
@@ -20,7 +21,7 @@ class Hangup(NodeKind):
     name = "hangup"
     fields = {"hangup": oneof(s("Reason"), T("null"), doc="End the call")}
 
-    def build(self, b: Builder, node: Node, data: dict[str, Any], path: tuple) -> None:
+    def build(self, b: Builder, node: Node, data: dict[str, Any], path: Path_) -> None:
         node.part = data["hangup"] or "completed"  # the reason
 
     async def enter(self, d: FlowDialogue, node: Node) -> AsyncIterator[BotOutput]:

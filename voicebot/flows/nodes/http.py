@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ...dialogue import BotOutput, Note
 from .. import http as http_client
 from ..model import Node, StepError
+from ..source import Path_
 from ..spec import ERRORS, NAME, REF, TEXT, T, anything, i, mp, obj, s
 from .base import NodeKind, say_first
 
@@ -47,7 +48,7 @@ class Http(NodeKind):
     needs_next = True
     uses_defaults = True
 
-    def build(self, b: Builder, node: Node, data: dict[str, Any], path: tuple) -> None:
+    def build(self, b: Builder, node: Node, data: dict[str, Any], path: Path_) -> None:
         http = data["http"]
         request = {
             "url": b.template(http["url"], (*path, "http", "url")),

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...dialogue import BotOutput, Hangup
 from ..model import Node, Ref, StepError
+from ..source import Path_
 from ..spec import REF, anything
 from .base import NodeKind, say_first
 
@@ -21,14 +22,14 @@ class Goto(NodeKind):
     name = "goto"
     fields = {"goto": REF}
 
-    def build(self, b: Builder, node: Node, data: dict[str, Any], path: tuple) -> None:
+    def build(self, b: Builder, node: Node, data: dict[str, Any], path: Path_) -> None:
         node.part = b.ref(data[self.name], (*path, self.name))  # the target
 
     def refs(self, node: Node) -> Iterable[Ref]:
         return [node.part] if node.part is not None else []
 
     def straight_on(self, node: Node) -> Ref | None:
-        return node.part if self.name == "goto" else None
+        return node.part
 
     async def enter(self, d: FlowDialogue, node: Node) -> AsyncIterator[BotOutput]:
         async for out in say_first(d, node):
@@ -40,6 +41,9 @@ class Call(Goto):
     name = "call"
     fields = {"call": REF, "next": REF}
     needs_next = True
+
+    def straight_on(self, node: Node) -> Ref | None:
+        return None  # a sub-flow call is left at its `return:`, not in this flow
 
     async def enter(self, d: FlowDialogue, node: Node) -> AsyncIterator[BotOutput]:
         async for out in say_first(d, node):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ...dialogue import BotOutput, IntentEvent, UserInput
 from ...providers import IntentSpec, ProviderError
 from ..model import Branch, Flow, Node, Ref, StepError
+from ..source import Path_
 from ..spec import BRANCH, INPUT, i, lst, obj, s
 from ..templates import TemplateError
 from .base import NodeKind, say_first
@@ -48,7 +49,7 @@ class Listen(NodeKind):
     uses_anywhere = True
     uses_defaults = True
 
-    def build(self, b: Builder, node: Node, data: dict[str, Any], path: tuple) -> None:
+    def build(self, b: Builder, node: Node, data: dict[str, Any], path: Path_) -> None:
         rules = data.get("dtmf") or {}
         node.part = Branches(
             b.branches(data["listen"], (*path, "listen")),

@@ -12,6 +12,7 @@ from ...dialogue.context_budget import fit_to_budget
 from ...providers import Message, ProviderError, ToolCall, ToolSpec, Usage
 from ..model import Flow, Node, Ref, StepError
 from ..slottypes import violation
+from ..source import Path_
 from ..spec import ERRORS, ESCALATION, REF, TEXT, TIMEOUT, anything, i, lst, mp, obj, oneof, s
 from ..templates import Template
 from .action import call_action
@@ -79,7 +80,7 @@ class LLM(NodeKind):
     }
     uses_defaults = True
 
-    def build(self, b: Builder, node: Node, data: dict[str, Any], path: tuple) -> None:
+    def build(self, b: Builder, node: Node, data: dict[str, Any], path: Path_) -> None:
         llm = data["llm"]
         part = node.part = Conversation(
             b.template(llm["system"], (*path, "llm", "system")),

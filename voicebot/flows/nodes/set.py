@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...dialogue import BotOutput, Note
 from ..model import Node, Ref
+from ..source import Path_
 from ..spec import REF, anything, mp
 from .base import NodeKind, say_first
 
@@ -23,7 +24,7 @@ class Set(NodeKind):
     }
     needs_next = True
 
-    def build(self, b: Builder, node: Node, data: dict[str, Any], path: tuple) -> None:
+    def build(self, b: Builder, node: Node, data: dict[str, Any], path: Path_) -> None:
         node.part = b.values(data["set"], (*path, "set"))  # name → compiled value
 
     def straight_on(self, node: Node) -> Ref | None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ...dialogue import BotOutput
 from ...dialogue import Transfer as TransferOutput
 from ..model import Node
+from ..source import Path_
 from ..spec import TEXT, T
 from ..templates import Template
 from .base import NodeKind, say_first
@@ -31,7 +32,7 @@ class Transfer(NodeKind):
         "mode": T("str", "cold (default) or warm", enum=("cold", "warm")),
     }
 
-    def build(self, b: Builder, node: Node, data: dict[str, Any], path: tuple) -> None:
+    def build(self, b: Builder, node: Node, data: dict[str, Any], path: Path_) -> None:
         node.part = Target(
             b.template(data["transfer"], (*path, "transfer")), data.get("mode", "cold")
         )
