@@ -4,6 +4,12 @@ A kind is one object: its YAML keys (for the structural checker and the JSON Sch
 keys become a `Node` (the loader), what it checks across the flow set (the validator) and what it
 does when the walk enters it or the caller answers it (the runner). The loader, validator, schema
 and runner hold no per-kind tables; they ask `kind(name)`, so a new kind is one module here.
+
+A kind acts on the call through the `FlowDialogue` it is handed (`d`): `d._say(node, template)`
+gives a `Say` to yield, `d._go(ref)` sets the next node, `d._listen(node)` the `Listen` that ends
+a turn at an input point (after `d.phase = "input"`), `d._escalate(node, "noinput"|"nomatch")`
+answers a non-answer, `d._eval`/`d._render` evaluate templates, `d.values` holds slots and
+variables; a `StepError` raised from `enter`/`on_input` takes the node's `on_error` way.
 """
 
 from __future__ import annotations
