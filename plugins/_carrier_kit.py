@@ -121,17 +121,18 @@ class HttpControl:
     SDK): every failure, HTTP or network, becomes a `TelephonyError` naming the carrier."""
 
     def __init__(
-        self, title: str, base_url: str, auth: aiohttp.BasicAuth, timeout_s: float = 10.0
+        self, title: str, base_url: str, user: str, password: str, timeout_s: float = 10.0
     ) -> None:
         self.title = title
         self.base_url = base_url.rstrip("/")
-        self._auth = auth
+        basic = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        self._headers = {"Authorization": f"Basic {basic}"}
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
     async def request(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout, auth=self._auth)
+            self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
         url = self.base_url + path
         try:
             async with self._session.request(method, url, **kw) as resp:

@@ -56,6 +56,10 @@ class Dialect:
     def echo(self, phone: CarrierPhone, name: str) -> str:
         raise NotImplementedError
 
+    def cleared(self, phone: CarrierPhone) -> str | None:
+        """What the carrier sends once a clear took effect, if anything."""
+        return None
+
     @property
     def frame_bytes(self) -> int:
         return self.rate // 50 * (2 if self.encoding == "pcm_s16le" else 1)
@@ -92,6 +96,7 @@ class CarrierPhone:
         self.closed = asyncio.Event()
         self._playout_end = 0.0
         self._echoes: dict[str, asyncio.Task[None]] = {}
+        self._acks: list[asyncio.Future[None]] = []
         self._changed = asyncio.Condition()
         self._reader = asyncio.ensure_future(self._read())
 
@@ -172,6 +177,9 @@ class CarrierPhone:
                     self._echoes[name] = asyncio.ensure_future(self._echo(name, now))
                 else:
                     del self._echoes[name]
+            ack = self.dialect.cleared(self)
+            if ack is not None:
+                self._acks.append(asyncio.ensure_future(self.send(ack)))
         else:
             self.other.append(out.raw)
 
