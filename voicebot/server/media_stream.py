@@ -91,11 +91,14 @@ class TelephonyCallIO:
         self.transferred = False
         self._hung_up = False
 
-    async def _send(self, text: str) -> None:
+    async def _send(self, data: str | bytes) -> None:
         if self._ws.closed:
             return
         try:
-            await self._ws.send_str(text)
+            if isinstance(data, bytes):  # a carrier whose audio frames are binary (Vonage)
+                await self._ws.send_bytes(data)
+            else:
+                await self._ws.send_str(data)
         except ConnectionError:
             pass  # the peer is gone; the reader sees the close and hangs up the call
 

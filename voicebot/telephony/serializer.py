@@ -152,8 +152,9 @@ class MediaStreamSerializer(ABC):
         `UnsupportedFormat`."""
 
     @abstractmethod
-    def render_media(self, audio: bytes) -> str:
-        """One outbound audio frame, already in the stream's format."""
+    def render_media(self, audio: bytes) -> str | bytes:
+        """One outbound audio frame, already in the stream's format: a text message, or bytes
+        for a carrier that takes audio as binary WebSocket messages."""
 
     @abstractmethod
     def render_mark(self, name: str) -> str: ...
