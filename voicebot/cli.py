@@ -173,10 +173,16 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr)
     if problems:
         return 1
-    for warning in transfers:
+    for warning in transfers + _secret_warnings(cfg):
         print(warning, file=sys.stderr)
     print(f"{args.config}: OK")
     return 0
+
+
+def _secret_warnings(cfg) -> list[str]:
+    from .telephony.check import secret_warnings
+
+    return secret_warnings(cfg, make_plugin_manager(cfg.plugins).registry.transports)
 
 
 def _takes_phone_calls(cfg) -> bool:

@@ -64,6 +64,8 @@ class ExotelOptions:
 class ExotelSerializer(MediaStreamSerializer):
     name = "exotel"
     Options = ExotelOptions
+    #: the config keys whose value verifies requests (`voicebot check` names them)
+    secret_keys = ("username", "password")
 
     def bind(self, start: Start) -> None:
         super().bind(start)

@@ -74,6 +74,8 @@ class PlivoOptions:
 class PlivoSerializer(MediaStreamSerializer):
     name = "plivo"
     Options = PlivoOptions
+    #: the config keys whose value verifies requests (`voicebot check` names them)
+    secret_keys = ("auth_token",)
 
     def bind(self, start: Start) -> None:
         super().bind(start)

@@ -66,6 +66,8 @@ class TelnyxOptions:
 class TelnyxSerializer(MediaStreamSerializer):
     name = "telnyx"
     Options = TelnyxOptions
+    #: the config keys whose value verifies requests (`voicebot check` names them)
+    secret_keys = ("public_key",)
 
     def parse(self, message: str | bytes) -> InboundEvent:
         msg = json_object(message)

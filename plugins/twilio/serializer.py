@@ -61,6 +61,8 @@ class TwilioOptions:
 class TwilioSerializer(MediaStreamSerializer):
     name = "twilio"
     Options = TwilioOptions
+    #: the config keys whose value verifies requests (`voicebot check` names them)
+    secret_keys = ("auth_token",)
 
     def __init__(self) -> None:
         super().__init__()

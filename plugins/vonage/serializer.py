@@ -58,6 +58,8 @@ class VonageOptions:
 class VonageSerializer(MediaStreamSerializer):
     name = "vonage"
     Options = VonageOptions
+    #: the config keys whose value verifies requests (`voicebot check` names them)
+    secret_keys = ("signature_secret",)
 
     def parse(self, message: str | bytes) -> InboundEvent:
         if isinstance(message, bytes):

@@ -44,11 +44,16 @@ def transfer_problems(config: Any, registry: Any) -> list[str]:
     """For `voicebot check` when a flow transfers calls: why no installed telephony provider
     could do it with this config (empty when at least one can)."""
     problems = []
-    for name, cls in sorted(registry.transports.items()):
+    # the carriers this config sets up; with none, every installed one (in a single problem)
+    configured = [n for n in sorted(registry.transports) if n in (config.telephony or {})]
+    for name in configured or sorted(registry.transports):
+        cls = registry.transports[name]
         problem = cls.transfer_problem(provider_options(config, name, cls))
         if problem is None:
             return []
         problems.append(problem + _unset_variables(config, f"telephony.{name}"))
+    if problems and not configured:
+        return ["no telephony carrier is configured; " + "; or ".join(problems)]
     return problems or ["no telephony provider is installed, so calls cannot be transferred"]
 
 
