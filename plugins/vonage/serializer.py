@@ -12,6 +12,7 @@ Outbound: binary L16 frames; `{"action":"notify","payload":{"name":…}}` as the
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from voicebot.telephony.serializer import (
 
 from .._carrier_kit import digit, event_name, json_object, section, string
 from .webhooks import CALL_HEADER
+
+log = logging.getLogger(__name__)
 
 _CONTENT_TYPE = re.compile(r"^audio/l16;\s*rate=(8000|16000)$", re.IGNORECASE)
 
@@ -105,14 +108,22 @@ class VonageSerializer(MediaStreamSerializer):
     def call_control(cls, options: VonageOptions) -> CallControl | None:
         if not (options.application_id and options.private_key):
             return None
+        from vonage_utils.errors import VonageError
+
         from .rest import VonageControl
 
-        return VonageControl(
-            options.application_id,
-            options.private_key,
-            options.api_host,
-            options.transfer_caller_id,
-        )
+        try:
+            return VonageControl(
+                options.application_id,
+                options.private_key,
+                options.api_host,
+                options.transfer_caller_id,
+            )
+        except (OSError, VonageError) as exc:  # a key file that is missing or not a key
+            log.error(
+                "Vonage transfers and hang-ups are off: telephony.vonage.private_key: %s", exc
+            )
+            return None
 
     @classmethod
     def authenticate(
