@@ -92,3 +92,34 @@ def test_transfer_problems_name_only_the_configured_carriers(tmp_path):
         "telephony:\n  plivo: {auth_id: MA1, auth_token: t, transfer_url: 'https://h/plivo/transfer'}\n"
     )
     assert transfer_problems(load_config(path, env={}), registry) == []
+
+
+def test_a_missing_vonage_key_file_turns_call_control_off_not_every_call(caplog):
+    from voicebot_plugins.vonage.serializer import VonageOptions, VonageSerializer
+
+    options = VonageOptions(application_id="a", private_key="/nonexistent/private.key")
+    assert VonageSerializer.call_control(options) is None
+    assert "telephony.vonage.private_key" in caplog.text
+
+
+async def test_start_up_logs_only_the_configured_carriers_doors(tmp_path, caplog):
+    import logging
+
+    from .support import base_config, serve
+
+    cfg = base_config(telephony={"telnyx": {"public_key": "a2V5"}})
+    cfg["server"] = {"public_url": "https://bot.example.com"}
+    with caplog.at_level(logging.INFO):
+        async with serve(tmp_path, cfg):
+            pass
+    (line,) = [r for r in caplog.records if r.name == "voicebot.transports.phone_door"]
+    assert line.levelno == logging.INFO and line.getMessage().startswith("telnyx phone calls")
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        async with serve(tmp_path, base_config(server={"public_url": "https://bot.example.com"})):
+            pass
+    (line,) = [r for r in caplog.records if r.name == "voicebot.transports.phone_door"]
+    assert (
+        line.levelno == logging.WARNING
+        and "no telephony carrier is configured" in line.getMessage()
+    )

@@ -74,9 +74,22 @@ def closed_reason(name: str, cfg: Any, options: Any) -> str:
 
 
 def log_start_up(cfg: Any, transports: Mapping[str, Any], options: Callable[[str], Any]) -> None:
-    """One line per phone door at start-up: how it is protected, or how to open it."""
+    """One line per configured carrier's phone door at start-up: how it is protected, or how
+    to open it. Installed carriers without a `telephony.<name>` section are not meant to take
+    calls (their doors are shut unless `security.auth` is on): with none configured, one line
+    says so instead of one per installed carrier."""
     auth_enabled = cfg.security.auth.mode != "none"
-    for name, cls in sorted(transports.items()):
+    configured = {n: cls for n, cls in transports.items() if n in (cfg.telephony or {})}
+    if transports and not configured:
+        level = logging.WARNING if cfg.server.public_url else logging.INFO
+        log.log(
+            level,
+            "no telephony carrier is configured (a telephony.<name> section for one of: %s), "
+            "so phone calls %s (docs/telephony.md)",
+            ", ".join(sorted(transports)),
+            "need a security.auth credential" if auth_enabled else "are off",
+        )
+    for name, cls in sorted(configured.items()):
         mode = door_mode(cls, options(name), auth_enabled)
         if mode == "closed":
             level = logging.WARNING if cfg.server.public_url else logging.INFO
