@@ -3,7 +3,7 @@ media stream over a real WebSocket through a `Dialect` (that carrier's message s
 bot's audio on a real-time clock like a phone line, and acknowledges each mark once the audio
 sent before it has played (at once, or never, after a clear: as that carrier does).
 
-`tests/twilio_phone.py` is the Twilio-only original this generalises.
+`tests/twilio_phone.py`'s `Phone` is this phone with Twilio's dialect.
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ class CarrierPhone:
     close_code: int | None = None
     seq: int = 0
     sent_ms: int = 0
+    playout_delay_s: float = 0.0  # network + jitter buffer before the caller hears
 
     def __post_init__(self) -> None:
         self.closed = asyncio.Event()
@@ -120,12 +121,17 @@ class CarrierPhone:
     async def start(self) -> None:
         await self.send(self.dialect.start(self))
 
+    def media_message(self, payload: bytes) -> str | bytes:
+        """One 20 ms media frame in the carrier's shape, stamped `sent_ms` into the stream."""
+        msg = self.dialect.media(self, payload)
+        self.sent_ms += 20
+        return msg
+
     async def talk(self, wire: bytes) -> None:
         """Send audio in the carrier's codec as 20 ms frames, paced like a phone line."""
         size, began = self.dialect.frame_bytes, time.monotonic()
         for i, off in enumerate(range(0, len(wire), size)):
-            await self.send(self.dialect.media(self, wire[off : off + size]))
-            self.sent_ms += 20
+            await self.send(self.media_message(wire[off : off + size]))
             delay = began + (i + 1) * 0.02 - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)  # the pace of a phone line, not a wait for luck
@@ -167,7 +173,8 @@ class CarrierPhone:
             )
         elif out.kind == "mark":
             self.marks.append((now, out.name))
-            self._echoes[out.name] = asyncio.ensure_future(self._echo(out.name, self._playout_end))
+            due = self._playout_end + self.playout_delay_s
+            self._echoes[out.name] = asyncio.ensure_future(self._echo(out.name, due))
         elif out.kind == "clear":
             self.clears.append(now)
             self._playout_end = now
@@ -206,6 +213,9 @@ class CarrierPhone:
     async def wait_closed(self, within_s: float = 10.0) -> int | None:
         await asyncio.wait_for(self.closed.wait(), within_s)
         return self.close_code
+
+    def audio(self, since: float = 0.0) -> bytes:
+        return b"".join(p for t, p in self.media if t >= since)
 
     def idle(self) -> bool:
         """All the bot's audio so far has played and every mark has come back."""

@@ -1,15 +1,14 @@
-"""A Twilio-shaped far end for tests and benchmarks: it speaks the media-stream protocol over a
-real WebSocket, plays the bot's audio on a real-time clock like a phone line, and echoes each
-mark once the audio sent before it has finished playing (or at once, when a `clear` drops it)."""
+"""A Twilio-shaped far end for tests and benchmarks: the carrier-neutral `CarrierPhone` speaking
+Twilio's media-stream protocol over a real WebSocket, playing the bot's audio on a real-time clock
+like a phone line and echoing each mark once the audio sent before it has finished playing (or at
+once, when a `clear` drops it); plus the voice webhook and `X-Twilio-Signature` helpers."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
 import json
-import time
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -19,6 +18,7 @@ import websockets
 
 from voicebot.audio import Resampler, encode
 
+from .carrier_phone import CarrierPhone, Dialect, Out
 from .support import base_config
 
 FRAME = 160  # 20 ms of μ-law at 8 kHz
@@ -65,7 +65,74 @@ def mulaw_silence(ms: int) -> bytes:
     return encode(bytes(16 * ms), "mulaw")
 
 
-class Phone:
+class Twilio(Dialect):
+    """Twilio's media-stream messages (the `start` takes its parameters and format from the
+    phone's `start()` call)."""
+
+    def start(self, phone: CarrierPhone) -> str:
+        return json.dumps(
+            {
+                "event": "start",
+                "sequenceNumber": str(phone.next_seq()),
+                "start": {
+                    "accountSid": phone.account_id,
+                    "streamSid": phone.stream_id,
+                    "callSid": phone.call_id,
+                    "tracks": ["inbound"],
+                    "mediaFormat": phone.media_format
+                    or {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                    "customParameters": {**phone.parameters, **phone.start_parameters},
+                },
+                "streamSid": phone.stream_id,
+            }
+        )
+
+    def media(self, phone: CarrierPhone, payload: bytes) -> str:
+        seq = phone.next_seq()
+        return json.dumps(
+            {
+                "event": "media",
+                "sequenceNumber": str(seq),
+                "media": {
+                    "track": "inbound",
+                    "chunk": str(seq),
+                    "timestamp": str(phone.sent_ms),
+                    "payload": base64.b64encode(payload).decode(),
+                },
+                "streamSid": phone.stream_id,
+            }
+        )
+
+    def dtmf(self, phone: CarrierPhone, digit: str) -> str:
+        return json.dumps({"event": "dtmf", "streamSid": phone.stream_id, "dtmf": {"digit": digit}})
+
+    def stop(self, phone: CarrierPhone) -> str:
+        return json.dumps(
+            {
+                "event": "stop",
+                "streamSid": phone.stream_id,
+                "stop": {"accountSid": phone.account_id, "callSid": phone.call_id},
+            }
+        )
+
+    def outbound(self, phone: CarrierPhone, raw: str | bytes) -> Out:
+        msg = json.loads(raw)
+        assert msg.get("streamSid") == phone.stream_id, msg
+        if msg.get("event") == "media":
+            return Out("media", audio=base64.b64decode(msg["media"]["payload"]))
+        if msg.get("event") == "mark":
+            return Out("mark", name=msg["mark"]["name"])
+        if msg.get("event") == "clear":
+            return Out("clear")
+        return Out("other", raw=msg)
+
+    def echo(self, phone: CarrierPhone, name: str) -> str:
+        return json.dumps({"event": "mark", "streamSid": phone.stream_id, "mark": {"name": name}})
+
+
+class Phone(CarrierPhone):
+    """The Twilio far end: a `CarrierPhone` speaking Twilio, with Twilio's names."""
+
     def __init__(
         self,
         ws: Any,
@@ -73,24 +140,24 @@ class Phone:
         call_sid: str = "CA0001",
         playout_delay_s: float = 0.0,
     ) -> None:
-        self.ws = ws
-        self.playout_delay_s = playout_delay_s  # network + jitter buffer before the caller hears
-        self.stream_sid = stream_sid
-        self.call_sid = call_sid
-        self.media: list[tuple[float, bytes]] = []  # (arrival, decoded μ-law payload)
-        self.marks: list[tuple[float, str]] = []  # marks received
-        self.echoed: list[tuple[float, str]] = []  # marks sent back
-        self.clears: list[float] = []
-        self.other: list[dict[str, Any]] = []
-        self.close_code: int | None = None
-        self.closed = asyncio.Event()
-        self.parameters: dict[str, str] = {}  # from the webhook's TwiML, sent back on `start`
-        self._playout_end = 0.0
-        self._echoes: dict[str, asyncio.Task[None]] = {}
-        self._changed = asyncio.Condition()
-        self._seq = 0
-        self._sent_ms = 0
-        self._reader = asyncio.ensure_future(self._read())
+        super().__init__(
+            ws,
+            Twilio(),
+            stream_id=stream_sid,
+            call_id=call_sid,
+            account_id="AC0001",
+            playout_delay_s=playout_delay_s,
+        )
+        self.start_parameters: dict[str, str] = {}
+        self.media_format: dict | None = None
+
+    @property
+    def stream_sid(self) -> str:
+        return self.stream_id
+
+    @property
+    def call_sid(self) -> str:
+        return self.call_id
 
     @classmethod
     async def dial(cls, url: str, headers: dict[str, str] | None = None, **kw: Any) -> Phone:
@@ -121,144 +188,12 @@ class Phone:
         phone.parameters = parameters
         return phone
 
-    # ---------------------------------------------------------------------------- sending
-
-    async def send(self, msg: dict[str, Any] | str) -> None:
-        await self.ws.send(msg if isinstance(msg, str) else json.dumps(msg))
-
     async def connected(self) -> None:
         await self.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
 
     async def start(self, params: dict[str, str] | None = None, fmt: dict | None = None) -> None:
-        self._seq += 1
-        await self.send(
-            {
-                "event": "start",
-                "sequenceNumber": str(self._seq),
-                "start": {
-                    "accountSid": "AC0001",
-                    "streamSid": self.stream_sid,
-                    "callSid": self.call_sid,
-                    "tracks": ["inbound"],
-                    "mediaFormat": fmt
-                    or {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                    "customParameters": {**self.parameters, **(params or {})},
-                },
-                "streamSid": self.stream_sid,
-            }
-        )
-
-    def media_message(self, payload: bytes) -> str:
-        self._seq += 1
-        msg = {
-            "event": "media",
-            "sequenceNumber": str(self._seq),
-            "media": {
-                "track": "inbound",
-                "chunk": str(self._seq),
-                "timestamp": str(self._sent_ms),
-                "payload": base64.b64encode(payload).decode(),
-            },
-            "streamSid": self.stream_sid,
-        }
-        self._sent_ms += 20
-        return json.dumps(msg)
-
-    async def talk(self, mulaw: bytes) -> None:
-        """Send μ-law audio as 20 ms media frames, paced in real time like a phone line."""
-        start = time.monotonic()
-        for i, off in enumerate(range(0, len(mulaw), FRAME)):
-            await self.ws.send(self.media_message(mulaw[off : off + FRAME]))
-            delay = start + (i + 1) * 0.02 - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)  # the pace of a phone line, not a wait for luck
-
-    async def dtmf(self, digit: str) -> None:
-        await self.send({"event": "dtmf", "streamSid": self.stream_sid, "dtmf": {"digit": digit}})
-
-    async def stop(self) -> None:
-        await self.send(
-            {
-                "event": "stop",
-                "streamSid": self.stream_sid,
-                "stop": {"accountSid": "AC0001", "callSid": self.call_sid},
-            }
-        )
-
-    # ---------------------------------------------------------------------------- receiving
-
-    async def _read(self) -> None:
-        try:
-            async for raw in self.ws:
-                self._on_message(json.loads(raw))
-                async with self._changed:
-                    self._changed.notify_all()
-        except websockets.ConnectionClosed:
-            pass
-        finally:
-            self.close_code = self.ws.close_code
-            self.closed.set()
-            for task in self._echoes.values():
-                task.cancel()
-            async with self._changed:
-                self._changed.notify_all()
-
-    def _on_message(self, msg: dict[str, Any]) -> None:
-        now = time.monotonic()
-        event = msg.get("event")
-        assert msg.get("streamSid") == self.stream_sid, msg
-        if event == "media":
-            payload = base64.b64decode(msg["media"]["payload"])
-            self.media.append((now, payload))
-            self._playout_end = max(self._playout_end, now) + len(payload) / 8000
-        elif event == "mark":
-            name = msg["mark"]["name"]
-            self.marks.append((now, name))
-            due = self._playout_end + self.playout_delay_s
-            self._echoes[name] = asyncio.ensure_future(self._echo(name, due))
-        elif event == "clear":
-            self.clears.append(now)
-            self._playout_end = now
-            for name, task in list(self._echoes.items()):  # Twilio returns cleared marks at once
-                task.cancel()
-                self._echoes[name] = asyncio.ensure_future(self._echo(name, now))
-        else:
-            self.other.append(msg)
-
-    async def _echo(self, name: str, due: float) -> None:
-        delay = due - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)  # until the audio before the mark has played
-        self._echoes.pop(name, None)
-        self.echoed.append((time.monotonic(), name))
-        await self.send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})
-        async with self._changed:
-            self._changed.notify_all()
-
-    async def wait(self, pred: Any, within_s: float = 10.0) -> None:
-        async def check() -> None:
-            async with self._changed:
-                while not pred():
-                    if self.closed.is_set():
-                        raise AssertionError(f"stream closed ({self.close_code}) while waiting")
-                    await self._changed.wait()
-
-        await asyncio.wait_for(check(), within_s)
-
-    async def wait_closed(self, within_s: float = 10.0) -> int | None:
-        await asyncio.wait_for(self.closed.wait(), within_s)
-        return self.close_code
-
-    def audio(self, since: float = 0.0) -> bytes:
-        return b"".join(p for t, p in self.media if t >= since)
-
-    def idle(self) -> bool:
-        """All the bot's audio so far has played and every mark has come back."""
-        return not self._echoes and len(self.echoed) == len(self.marks) > 0
-
-    async def close(self) -> None:
-        await self.ws.close()
-        await self._reader
+        self.start_parameters, self.media_format = dict(params or {}), fmt
+        await super().start()
 
 
 def pcm_rms(mulaw: bytes) -> float:
