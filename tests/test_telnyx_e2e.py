@@ -179,6 +179,9 @@ async def test_telnyx_webhook_signature_is_checked(tmp_path):
         assert (await post(server, body, no_header))[0] == 403
         status, doc = await post(server, body, headers)
         assert status == 200 and "<Connect><Stream" in doc
+        async with aiohttp.ClientSession() as http:  # a GET's query would not be signed
+            async with http.get(f"{server.http}/telnyx/voice", params=FORM) as r:
+                assert r.status == 405
 
 
 async def test_telnyx_call_end_to_end(tmp_path):

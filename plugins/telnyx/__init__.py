@@ -17,8 +17,9 @@ from .webhooks import status, voice
 TELNYX = Carrier(
     serializer=TelnyxSerializer,
     webhooks=(
-        Webhook("/telnyx/voice", voice, methods=("POST", "GET")),
-        Webhook("/telnyx/status", status, methods=("POST", "GET")),
+        # POST only: the Ed25519 signature covers the body, never a GET's query string
+        Webhook("/telnyx/voice", voice),
+        Webhook("/telnyx/status", status),
     ),
     media_paths=("/telnyx/media",),
     stream_token=True,  # Telnyx does not sign the WebSocket upgrade: the token vouches for it
