@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from voicebot.telephony.serializer import MalformedMessage, MalformedStart, TelephonyError
+from voicebot.telephony.carrier import MalformedMessage, MalformedStart, TelephonyError
 
 DTMF_DIGITS = frozenset("0123456789*#ABCDabcd")
 _MAX_DIGITS = 15  # ~31,000 years of milliseconds; anything longer is not a real field

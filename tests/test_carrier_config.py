@@ -81,7 +81,7 @@ def test_check_warns_when_a_carrier_has_no_webhook_secret(tmp_path):
 
 def test_transfer_problems_name_only_the_configured_carriers(tmp_path):
     from voicebot.config import load_config
-    from voicebot.transports.telephony import transfer_problems
+    from voicebot.server.telephony import transfer_problems
 
     path = tmp_path / "config.yaml"
     path.write_text("telephony:\n  plivo: {auth_id: MA1, auth_token: t}\n")

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from voicebot.telephony.serializer import (
+from voicebot.telephony.carrier import (
     Connected,
     Dtmf,
     InboundEvent,

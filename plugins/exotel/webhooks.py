@@ -8,8 +8,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from voicebot.telephony.carrier import WebhookCall
-from voicebot.transports.phone_door import TOKEN_PARAMETER
+from voicebot.telephony.carrier import TOKEN_PARAMETER, WebhookCall
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import quote, urlencode
 
-from voicebot.telephony.serializer import Start, TelephonyError
+from voicebot.telephony.carrier import Start, TelephonyError
 
 from .._carrier_kit import HttpControl, check_target
 

@@ -17,7 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from voicebot.telephony.serializer import (
+from voicebot.telephony.carrier import (
+    TOKEN_PARAMETER,
     CallControl,
     Connected,
     Dtmf,
@@ -31,7 +32,6 @@ from voicebot.telephony.serializer import (
     UnknownEvent,
     UnsupportedFormat,
 )
-from voicebot.transports.phone_door import TOKEN_PARAMETER
 
 from .._carrier_kit import (
     audio,

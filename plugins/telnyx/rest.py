@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from voicebot.telephony.serializer import Start, TelephonyError
+from voicebot.telephony.carrier import Start, TelephonyError
 
 from .._carrier_kit import check_target
 from .texml import dial

@@ -8,8 +8,7 @@ import logging
 
 from aiohttp import web
 
-from voicebot.telephony.carrier import WebhookCall
-from voicebot.transports.phone_door import TOKEN_PARAMETER
+from voicebot.telephony.carrier import TOKEN_PARAMETER, WebhookCall
 
 from .texml import connect_stream, reject
 

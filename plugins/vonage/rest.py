@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from voicebot.telephony.serializer import Start, TelephonyError
+from voicebot.telephony.carrier import Start, TelephonyError
 
 from .._carrier_kit import check_target
 

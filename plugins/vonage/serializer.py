@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from voicebot.telephony.serializer import (
+from voicebot.telephony.carrier import (
     CallControl,
     Connected,
     Dtmf,

@@ -9,8 +9,7 @@ import logging
 
 from aiohttp import web
 
-from voicebot.telephony.carrier import WebhookCall, WebhookForm
-from voicebot.transports.phone_door import TOKEN_PARAMETER, refusal
+from voicebot.telephony.carrier import TOKEN_PARAMETER, WebhookCall, WebhookForm
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,10 @@ async def read_json(request: web.Request) -> WebhookForm:
     except (ValueError, UnicodeDecodeError):
         data = None
     if not isinstance(data, dict):
-        raise refusal(400, "bad_json", "Vonage webhooks are a JSON object")
+        raise web.HTTPBadRequest(
+            text='{"type":"error","code":"bad_json","message":"Vonage webhooks are a JSON object"}',
+            content_type="application/json",
+        )
     params = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
     return params, [], body
 
