@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .cluster.state import ClusterUnavailable
     from .flows.model import FlowError
     from .providers import ProviderError
     from .server.serve import StartupError
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
     except FlowError as exc:
         print("\n".join(exc.problems), file=sys.stderr)
-    except (PluginError, ProviderError, StartupError) as exc:
+    except (PluginError, ProviderError, StartupError, ClusterUnavailable) as exc:
         # what the environment lacks (a module, a key, a free port): the message says what to
         # do, and a traceback would only bury it
         print(f"error: {exc}", file=sys.stderr)

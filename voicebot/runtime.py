@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Collection
 from typing import Any
@@ -14,6 +15,7 @@ from . import __version__
 from .audio import webm
 from .audio.types import AudioFormat
 from .call import Call, CallIO, events
+from .cluster import make_cluster
 from .config import CONFIG_ROLES, Config, validate_providers
 from .dialogue import Dialogue, DialogueContext
 from .plugins import PluginManager, make_plugin_manager
@@ -84,6 +86,10 @@ class Runtime:
         self.flow_library: Any = None  # the FlowLibrary, in dialogue.mode flows
         #: the intent classifier dialogues get when none is configured (see start_providers)
         self.fallback_intent: Provider | None = None
+        #: what the fleet shares (`cluster:`); in-process when no Redis is configured
+        self.cluster = make_cluster(self)
+        self.pm.register(self.cluster, "voicebot.cluster")
+        self._slots: dict[str, str] = {}  # call id → its fleet slot
 
     @property
     def hook(self) -> Any:
@@ -92,6 +98,7 @@ class Runtime:
     # ----------------------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
+        await self.cluster.start()  # first: no Redis, no minutes of model loading
         await self.start_providers()
         self._dialogue_factory = self._make_dialogue_factory()
         await asyncio.to_thread(webm.preload)
@@ -145,6 +152,7 @@ class Runtime:
 
     async def stop(self) -> None:
         await self.lag.stop()
+        await self.cluster.stop()
         extra = [self.fallback_intent] if self.fallback_intent is not None else []
         for provider in [*self.providers.values(), *extra]:
             try:
@@ -197,6 +205,25 @@ class Runtime:
         self.calls_total += 1
         return call
 
+    async def open_call(self, *, slot: str | None = None, **kwargs: Any) -> Call:
+        """`new_call` once the fleet admits it (`cluster:`); its slot is held until `run_call`
+        ends. `slot` names a slot taken earlier (a phone call's, by the webhook that answered)."""
+        if not self.accepting:
+            raise CapacityError("server is shutting down")
+        if len(self.calls) >= self.config.security.limits.max_calls:
+            raise CapacityError(f"at capacity ({len(self.calls)} calls)")
+        slot = slot or uuid.uuid4().hex
+        why = await self.cluster.admit(slot, (kwargs.get("variables") or {}).get("subject"))
+        if why is not None:
+            raise CapacityError(why)
+        try:
+            call = self.new_call(**kwargs)
+        except BaseException:
+            await self.cluster.release(slot)
+            raise
+        self._slots[call.id] = slot
+        return call
+
     async def run_call(self, call: Call) -> None:
         try:
             await call.run()
@@ -204,6 +231,9 @@ class Runtime:
             self.calls.pop(call.id, None)
             if not self.calls:
                 self.no_calls.set()
+            slot = self._slots.pop(call.id, None)
+            if slot is not None:
+                await self.cluster.release(slot)
 
     def _chain(self, role: str, providers: list[Provider]) -> Any:
         from .providers.fallback import build_chain
@@ -295,4 +325,5 @@ class Runtime:
                 "p99": self.lag.percentile(0.99),
             },
             "workers": self.workers.stats(),
+            "cluster": self.cluster.health(),
         }

@@ -37,7 +37,7 @@ CALL_STATUSES = frozenset(
 
 async def voice(call: WebhookCall) -> web.Response:
     form = call.params
-    if call.at_capacity():
+    if call.at_capacity() or not await call.reserve(str(form.get("CallSid", ""))):
         log.warning("Twilio call %r rejected: at capacity", form.get("CallSid"))
         return web.Response(text=reject("busy"), content_type="text/xml")
     params = {name: str(form.get(name, "")) for name in STREAM_PARAMETERS}

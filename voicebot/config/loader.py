@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from ..cluster.config import problems_of
 from ..providers import BatchSTT
 from .extras import provider_problems
 from .model import CONFIG_ROLES, USER_SECTIONS, Config, ProviderSpec, line_of_key
@@ -152,6 +153,7 @@ def load_config(
     cfg.source, cfg.base_dir, cfg.lines = file, base, lines
     cfg.unset_env = unset_env
     cfg.chains = _parse_providers(cfg.providers, file, lines, problems)
+    problems += [Problem(file, line_of_key(lines, k), k, m) for k, m in problems_of(cfg.cluster)]
     if problems:
         raise ConfigError(problems)
     return cfg

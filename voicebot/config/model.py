@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..cluster.config import ClusterConfig
 from ..providers import ROLES
 from ..providers.deadlines import DeadlinesConfig
 
@@ -179,6 +180,7 @@ class Config:
     telephony: dict[str, Any] = field(default_factory=dict)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     plugins: list[str] = field(default_factory=list)
 
     # filled by the loader, not by users
@@ -206,6 +208,7 @@ USER_SECTIONS = (
     "telephony",
     "security",
     "storage",
+    "cluster",
     "plugins",
 )
 

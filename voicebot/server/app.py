@@ -19,7 +19,7 @@ from ..memory import MemoryTrimmer
 from ..providers import ProviderError
 from ..runtime import Runtime
 from ..stats import percentile
-from . import security
+from . import cluster_http, security
 from .appkeys import CHATS, CONNECTIONS, RUNTIME, SESSION_LIMIT, SESSIONS, SUBJECT, TRIMMER
 from .browser import voice_ws
 from .limits import ClientRateLimit, client_key
@@ -67,6 +67,7 @@ def create_app(runtime: Runtime) -> web.Application:
     app.router.add_post("/api/chat", chat)
     app.router.add_post("/api/transcribe", transcribe)
     app.router.add_get("/metrics", metrics)
+    cluster_http.add_routes(app)
     transports = [add_routes(app, runtime) for add_routes in _transport_routes()]
     security.install(app, runtime)
     app.middlewares.append(rest_errors)  # innermost: CORS headers still reach its answers
@@ -135,6 +136,7 @@ async def create_session(request: web.Request) -> web.Response:
         raise RestError(400, "unknown_flow", "`flow` is not the name of a flow of this server")
     check_metadata(body, max_bytes)
     session = _new_session(request, namespace=namespace, flow=flow)
+    await runtime.cluster.session_created(session)
     return web.json_response(
         {
             "session_id": session.id,
@@ -150,6 +152,8 @@ async def health(request: web.Request) -> web.Response:
 
 async def calls(request: web.Request) -> web.Response:
     runtime: Runtime = request.app[RUNTIME]
+    if request.query.get("scope") == "cluster":
+        return await cluster_http.fleet_calls(request)
     return web.json_response(
         {
             "active_calls": len(runtime.calls),
@@ -284,6 +288,7 @@ async def metrics(request: web.Request) -> web.Response:
         "# TYPE voicebot_inference_queue gauge",
         f"voicebot_inference_queue {runtime.workers.stats()['queued']}",
     ]
+    lines += runtime.cluster.metric_lines()
     v2v = [t["voice_to_voice_ms"] for t in runtime.turns if t.get("voice_to_voice_ms")]
     if v2v:
         lines.append("# TYPE voicebot_voice_to_voice_ms gauge")

@@ -139,7 +139,7 @@ async def _serve_call(request: web.Request, ws: web.WebSocketResponse) -> None:
     session_id = request.query.get("session_id")
     session = None
     if session_id:
-        session = request.app[SESSIONS].get(session_id)
+        session = await runtime.cluster.fetch_session(request.app[SESSIONS], session_id)
         if session is None:
             return await refuse(ws, CLOSE_NO_SESSION, "session not found")
         if session.subject is not None and session.subject != subject:
@@ -154,7 +154,7 @@ async def _serve_call(request: web.Request, ws: web.WebSocketResponse) -> None:
     if subject is not None:
         variables["subject"] = subject
     try:
-        call = runtime.new_call(
+        call = await runtime.open_call(
             transport="websocket",
             io=io,
             audio_format=AudioFormat(rate, encoding),

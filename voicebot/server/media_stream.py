@@ -272,7 +272,8 @@ class MediaStream:
             "telephony_provider": self.ser.name,
         }
         try:
-            self.call = self.runtime.new_call(
+            self.call = await self.runtime.open_call(
+                slot=f"{self.ser.name}:{start.call_id}" if start.call_id else None,  # webhook's
                 transport=self.ser.name,
                 io=io,
                 audio_format=start.media_format.audio_format(),

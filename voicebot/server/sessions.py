@@ -96,6 +96,33 @@ class SessionStore:
         self.total_bytes += size
         return session
 
+    def adopt(
+        self,
+        session_id: str,
+        *,
+        expires_at: float,
+        namespace: str = "",
+        flow: str | None = None,
+        subject: str | None = None,
+    ) -> Session | None:
+        """A session another instance created (`cluster:`), known here from now on within the
+        same bounds as one created here; None when the store is full."""
+        session = self._sessions.get(session_id)
+        if session is not None:
+            return session
+        self._purge()
+        size = SESSION_OVERHEAD_BYTES + sum(
+            len(s.encode()) for s in (namespace, flow or "", subject or "")
+        )
+        if len(self._sessions) >= self.max_sessions or (
+            self.total_bytes + size > self.max_total_bytes
+        ):
+            return None
+        session = Session(session_id, expires_at, namespace, flow, subject, size)
+        self._sessions[session_id] = session
+        self.total_bytes += size
+        return session
+
     def get(self, session_id: str) -> Session | None:
         session = self._sessions.get(session_id)
         if session is None:

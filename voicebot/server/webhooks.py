@@ -88,9 +88,17 @@ class CarrierWebhook:
             calls_of(runtime.calls, self.subject) >= limits.max_calls_per_subject
         )
 
+    async def reserve(self, call_id: str) -> bool:
+        """Take the call's fleet slot (`cluster:`) before answering, on this instance: its
+        media stream comes back here (`media_url`) and finds the slot held."""
+        runtime = self.telephony.runtime
+        slot = f"{self.carrier.name}:{call_id}"
+        return await runtime.cluster.admit(slot, self.subject, live=False) is None
+
     def media_url(self) -> str:
         path = (*self.carrier.media_paths, f"/telephony/{self.carrier.name}/media")[0]
-        return ws_base(public_base(self.request, self.telephony.public_url)) + path
+        own = self.telephony.runtime.cluster.instance_url or self.telephony.public_url
+        return ws_base(public_base(self.request, own)) + path
 
     def mint_token(self, variables: Mapping[str, str], call_id: str = "") -> str:
         trusted = {**variables, "subject": self.subject} if self.subject is not None else variables

@@ -62,6 +62,10 @@ class WebhookCall(Protocol):
     def at_capacity(self) -> bool:
         """The process (or this subject) may not take another call: refuse it the carrier's way."""
 
+    async def reserve(self, call_id: str) -> bool:
+        """Take the call's fleet-wide slot (`cluster:`) before answering; False: the fleet is
+        full, refuse it like `at_capacity`. Always True on a single instance."""
+
     def media_url(self) -> str:
         """The public `wss://` URL of this carrier's media stream, for the answer document."""
 

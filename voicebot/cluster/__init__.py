@@ -1,0 +1,21 @@
+"""Instances that share state: call slots, sessions, the calls list and call commands.
+
+`make_cluster` picks the in-process state (no `cluster.redis_url`: today's single instance) or
+the Redis one. Importing this package imports nothing else (`voicebot.config` reads its config
+module), and nothing imports `redis` unless a URL is configured.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def make_cluster(runtime: Any) -> Any:
+    """A `ClusterState` for `runtime.config.cluster`."""
+    if not runtime.config.cluster.redis_url:
+        from .state import LocalCluster
+
+        return LocalCluster(runtime)
+    from .redis_state import RedisCluster
+
+    return RedisCluster(runtime)
