@@ -32,6 +32,14 @@ Op = Callable[[Any], None]  # adds its commands to a pipeline
 LOST = (RedisError, OSError, TimeoutError)
 
 
+def still_running() -> None:
+    """redis-py turns a cancellation inside a command into a connection error: a task stopped
+    mid-command must still stop, not take it for an outage and go round again."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class SessionSync:
     def __init__(self, cluster: Any) -> None:
         self.cluster = cluster
@@ -84,6 +92,7 @@ class SessionSync:
             self._wake.clear()
             if self.cluster.up:
                 await self.flush()
+            still_running()
 
     async def flush(self) -> None:
         while self._pending and self.cluster.up:
@@ -95,6 +104,7 @@ class SessionSync:
             try:
                 await pipe.execute()
             except LOST as exc:
+                still_running()
                 self.cluster.lost(exc)
                 self._pending = {**batch, **self._pending}  # newer entries win
                 return

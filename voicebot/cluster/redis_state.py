@@ -21,7 +21,7 @@ from redis.backoff import NoBackoff
 
 from ..hookspecs import hookimpl
 from . import scripts
-from .redis_sessions import LOST, SessionSync
+from .redis_sessions import LOST, SessionSync, still_running
 from .state import ClusterState, ClusterUnavailable, log
 
 #: Commands from other instances being handled at once; more wait in Redis's channel buffer.
@@ -190,13 +190,16 @@ class RedisCluster(ClusterState):
         pipe.delete(self.k_calls)
         if calls:
             pipe.hset(self.k_calls, mapping=calls)
-        self._heartbeat(keys=[self.k_slots, self.k_instances, self.k_calls], args=args, client=pipe)
+        await self._heartbeat(
+            keys=[self.k_slots, self.k_instances, self.k_calls], args=args, client=pipe
+        )
         pipe.zcard(self.k_instances)
         *_, self.fleet_slots, self.instances = await pipe.execute()
 
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.heartbeat_s)
+            still_running()
             try:
                 if self.up:
                     await self._beat()
@@ -204,6 +207,7 @@ class RedisCluster(ClusterState):
                     await self.redis.ping()
                     await self._recovered()
             except LOST as exc:
+                still_running()
                 self.lost(exc)
 
     # ------------------------------------------------------------------- calls and commands
@@ -272,14 +276,17 @@ class RedisCluster(ClusterState):
 
     async def _listen(self) -> None:
         while True:
+            still_running()
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.ch_commands, self.ch_replies)
                 while True:
                     msg = await pubsub.get_message(timeout=self.config.heartbeat_s)
+                    still_running()
                     if msg is not None:
                         self._dispatch(msg["channel"].decode(), json.loads(msg["data"]))
             except LOST as exc:
+                still_running()
                 self.lost(exc)
                 await asyncio.sleep(self.config.heartbeat_s)  # the heartbeat probes; retry then
             finally:
