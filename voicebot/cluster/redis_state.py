@@ -67,6 +67,7 @@ class RedisCluster(ClusterState):
         self.outages = 0
         self.fleet_slots = 0
         self.instances = 0
+        self.beats = 0  # heartbeats written, for tests and /health
         self._tasks: set[asyncio.Task[Any]] = set()
         self._replies: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
         self._commands: set[asyncio.Task[Any]] = set()
@@ -195,6 +196,7 @@ class RedisCluster(ClusterState):
         )
         pipe.zcard(self.k_instances)
         *_, self.fleet_slots, self.instances = await pipe.execute()
+        self.beats += 1
 
     async def _heartbeat_loop(self) -> None:
         while True:
