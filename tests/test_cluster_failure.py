@@ -6,13 +6,13 @@ instance that answered."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
 import time
 
 import aiohttp
 import pytest
+import websockets
 import yaml
 from redis.asyncio import Redis
 
@@ -25,7 +25,7 @@ from .redis_support import free_port, needs_redis, redis_server, until
 from .support import serve
 from .test_cluster import cluster_config, connect
 from .test_sessions import say
-from .twilio_phone import Phone, answer, stream_of
+from .twilio_phone import Phone, answer, stream_of, twilio_sign
 
 pytestmark = needs_redis
 
@@ -146,35 +146,29 @@ def test_cluster_settings_are_checked_with_file_line_and_key(tmp_path):
 
 
 async def test_phone_media_stream_is_pinned_to_the_instance_that_answered(tmp_path):
+    token = "twilio-auth-token"
     async with redis_server(tmp_path) as redis:
         (tmp_path / "a").mkdir()
         (tmp_path / "b").mkdir()
-        port_a = free_port()
-        cfg_a = cluster_config(
-            redis.url, "a", max_calls=1, instance_url=f"http://127.0.0.1:{port_a}/i/a"
-        )
-        cfg_a["telephony"] = {"twilio": {"allow_unsigned": True}}
+        own = f"http://127.0.0.1:{free_port()}/i/a"  # a proxy routes /i/a/… to instance a
+        cfg_a = cluster_config(redis.url, "a", max_calls=1, instance_url=own)
         cfg_b = cluster_config(redis.url, "b", max_calls=1)
-        cfg_b["telephony"] = {"twilio": {"allow_unsigned": True}}
-        async with (
-            serve(tmp_path / "a", cfg_a) as a,
-            serve(tmp_path / "b", cfg_b) as b,
-        ):
+        for cfg in (cfg_a, cfg_b):
+            cfg["telephony"] = {"twilio": {"auth_token": token}}
+        async with serve(tmp_path / "a", cfg_a) as a, serve(tmp_path / "b", cfg_b) as b:
             form = {"CallSid": "CA42", "From": "+15550001111", "To": "+15550002222"}
-            status, doc = await answer(a, form)
+            status, doc = await answer(a, form, token)
             assert status == 200, doc
             url, params = stream_of(doc)
-            # this instance's own URL (a proxy routes /i/a/… to instance a)
-            assert url == f"ws://127.0.0.1:{port_a}/i/a/twilio/media"
-            status, busy = await answer(b, {**form, "CallSid": "CA43"})
+            assert url == own.replace("http:", "ws:") + "/twilio/media"
+            status, busy = await answer(b, {**form, "CallSid": "CA43"}, token)
             assert "<Reject" in busy  # the fleet's one slot is held for CA42 already
-            # the stream arriving at the wrong instance has no slot (nor token) there
-            wrong = await Phone.dial(f"{b.url}/twilio/media", call_sid="CA42")
-            wrong.parameters = params
-            await wrong.connected()
-            await wrong.start()
-            assert await wrong.wait_closed() == 1008
-            phone = await Phone.dial(f"{a.url}/twilio/media", call_sid="CA42")
+            signed = {"X-Twilio-Signature": twilio_sign(token, url)}
+            # the stream arriving at another instance is refused there (no slot, no token)
+            with pytest.raises(websockets.InvalidStatus):
+                await Phone.dial(f"{b.url}/twilio/media", signed, call_sid="CA42")
+            # through the proxy: the path it strips is part of what Twilio signed
+            phone = await Phone.dial(f"{a.url}/twilio/media", signed, call_sid="CA42")
             phone.parameters = params
             await phone.connected()
             await phone.start()
@@ -182,6 +176,5 @@ async def test_phone_media_stream_is_pinned_to_the_instance_that_answered(tmp_pa
             client = Redis.from_url(redis.url)
             assert await client.zrange("voicebot:slots", 0, -1) == [b"twilio:CA42"]
             await client.aclose()
-            with contextlib.suppress(Exception):
-                await phone.stop()
+            await phone.stop()
             await until(lambda: not a.runtime.calls)

@@ -122,7 +122,9 @@ class Telephony:
         mode = self.door(name)
         if mode == "closed":
             raise phone_door.refusal(403, "phone_calls_off", self.closed_reason(name))
-        url = request_url(request, self.public_url, websocket=True)
+        # the stream was pointed at this instance's own URL (`cluster.instance_url`): signed so
+        own = self.runtime.cluster.instance_url or self.public_url
+        url = request_url(request, own, websocket=True)
         if cls.authenticate(self.options(name), url, request.headers) is False:
             audit("auth_failed", transport=name, remote=request.remote, reason="bad signature")
             log.warning(
