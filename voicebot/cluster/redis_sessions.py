@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from cryptography.fernet import InvalidToken
 from redis.exceptions import RedisError
 
 from ..records.storage import cipher
@@ -157,10 +158,18 @@ class SessionSync:
             return store.get(session_id)
         if meta_blob is None:
             return store.get(session_id)  # made while Redis was away: known here only
-        meta = self.decode(meta_blob)
+        try:
+            meta = self.decode(meta_blob)
+            state = self.decode(state_blob) if state_blob else {}
+        except (InvalidToken, ValueError):
+            log.warning(
+                "cluster: session %s… in Redis cannot be read here: do all instances have the "
+                "same storage.encrypt_key?",
+                session_id[:8],
+            )
+            return store.get(session_id)
         if meta["expires_at"] < time.time():
             return None
-        state = self.decode(state_blob) if state_blob else {}
         owner = state.get("live_on")
         if owner == self.cluster.instance_id:
             return store.get(session_id)  # its call runs here: the local take-over applies
