@@ -154,7 +154,7 @@ async def test_session_made_on_one_instance_resumes_on_the_other(tmp_path):
         await say(c, "I would like to book a table", "For how many people?")
         await say(c, "four", "For what day and time?")
         c.ws.transport.abort()  # the network went away
-        await until(lambda: not b.runtime.calls and not b.runtime.cluster.sessions._pending)
+        await until(lambda: not b.runtime.calls and b.runtime.cluster.sessions.idle)
         c2, first2 = await connect(a, f"session_id={sid}")
         assert first2["resumed"] is True
         _, again = await c2.wait_for(lambda e: e.get("type") == "response" and e["final"])
@@ -171,7 +171,7 @@ async def test_reconnect_on_the_other_instance_takes_the_live_call_over(tmp_path
             sid = (await r.json())["session_id"]
         old, _ = await connect(a, f"session_id={sid}")
         await say(old, "book a table", "For how many people?")
-        await until(lambda: not a.runtime.cluster.sessions._pending)
+        await until(lambda: a.runtime.cluster.sessions.idle)
         new, first = await connect(b, f"session_id={sid}")  # a still thinks `old` is open
         assert first["resumed"] is True
         await asyncio.wait_for(old.closed.wait(), 5)
@@ -194,7 +194,7 @@ async def test_session_state_in_redis_is_bounded_and_encrypted(tmp_path):
                 sid = (await r.json())["session_id"]
             c, _ = await connect(a, f"session_id={sid}")
             await say(c, "I would like to book a table", "For how many people?")
-            await until(lambda: not a.runtime.cluster.sessions._pending)
+            await until(lambda: a.runtime.cluster.sessions.idle)
             client = Redis.from_url(redis.url)
             raw = await client.get(f"voicebot:session:{sid}:state")
             assert raw is not None and b"table" not in raw and b"history" not in raw
@@ -205,8 +205,15 @@ async def test_session_state_in_redis_is_bounded_and_encrypted(tmp_path):
             big = {"dialogue": {}, "history": [{"text": "x" * 100}] * 100}
             assert len(json.dumps(sync.bounded(big))) <= 1024
             assert sync.bounded({"dialogue": {"x": "y" * 2000}, "history": []}) is None
-            await client.aclose()
             await c.close()
+            await until(lambda: not a.runtime.calls)
+            async with aiohttp.ClientSession() as http:
+                r = await http.delete(f"{a.http}/api/v1/sessions/{sid}")
+                assert r.status == 200
+            await until(lambda: a.runtime.cluster.sessions.idle)
+            keys = (f"voicebot:session:{sid}", f"voicebot:session:{sid}:state")
+            assert await client.exists(*keys) == 0  # erased with the session
+            await client.aclose()
 
 
 @pytest.mark.parametrize("scope", ["", "?scope=cluster"])

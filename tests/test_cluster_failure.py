@@ -71,6 +71,8 @@ async def test_redis_lost_mid_run_degrades_then_recovers_without_restart(tmp_pat
             health = await (await http.get(f"{a.http}/health")).json()
             assert health["cluster"]["redis"] == "down"
             metrics = await (await http.get(f"{a.http}/metrics")).text()
+            r = await http.delete(f"{a.http}/api/v1/calls/elsewhere")  # may be on another
+            assert r.status == 503 and (await r.json())["code"] == "cluster_unavailable"
         assert "voicebot_cluster_redis_up 0" in metrics
         assert "voicebot_cluster_degraded_admissions_total 2" in metrics
         assert any("Redis lost" in r.message for r in caplog.records)

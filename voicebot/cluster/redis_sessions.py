@@ -50,6 +50,7 @@ class SessionSync:
         self.max_bytes = cfg.cluster.max_session_bytes
         self.fernet = cipher(cfg.storage) if cfg.storage.encrypt_key else None
         self._pending: dict[str, Op] = {}
+        self._in_flight = 0
         self._wake = asyncio.Event()
         #: how long each outbox write took (ms), for benchmarks/cluster.py
         self.write_ms: deque[float] = deque(maxlen=1000)
@@ -80,6 +81,11 @@ class SessionSync:
 
     # ------------------------------------------------------------------------------ outbox
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued or being written (for tests and a clean stop)."""
+        return not self._pending and not self._in_flight
+
     def put(self, key: str, op: Op) -> None:
         self._pending[key] = op
         self._wake.set()
@@ -98,6 +104,7 @@ class SessionSync:
     async def flush(self) -> None:
         while self._pending and self.cluster.up:
             batch, self._pending = self._pending, {}
+            self._in_flight = len(batch)
             pipe = self.cluster.redis.pipeline(transaction=False)
             for op in batch.values():
                 op(pipe)
@@ -109,6 +116,8 @@ class SessionSync:
                 self.cluster.lost(exc)
                 self._pending = {**batch, **self._pending}  # newer entries win
                 return
+            finally:
+                self._in_flight = 0
             self.write_ms.append((time.perf_counter() - started) * 1000)
 
     # ---------------------------------------------------------------------------- sessions

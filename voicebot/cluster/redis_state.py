@@ -245,16 +245,18 @@ class RedisCluster(ClusterState):
         return next((i for i, has in zip(instances, found, strict=True) if has), None)
 
     async def command(self, call_id: str, op: str, **args: Any) -> dict[str, Any] | None:
-        if call_id in self.runtime.calls or not self.up:
+        if call_id in self.runtime.calls:
             return await self.run_local(call_id, op, args)
         try:
+            if not self.up:
+                raise ConnectionError("Redis is unavailable")
             owner = await self.owner_of(call_id)
             if owner is None or owner == self.instance_id:
                 return None
             return await self.ask(owner, call_id, op, args)
         except LOST as exc:
             self.lost(exc)
-            raise
+            raise ClusterUnavailable(f"the fleet cannot be reached: {exc}") from None
 
     async def ask(self, owner: str, call_id: str, op: str, args: dict[str, Any]) -> Any:
         """Send `op` to the instance that runs `call_id` and wait for its answer."""
@@ -326,6 +328,11 @@ class RedisCluster(ClusterState):
 
     async def fetch_session(self, store: Any, session_id: str) -> Any:
         return await self.sessions.fetch(store, session_id)
+
+    async def forget_session(self, session_id: str) -> None:
+        # through the outbox, after any write of the session's state still queued there
+        key = self.sessions.prefix + session_id
+        self.sessions.put(key + ":state", lambda pipe: pipe.delete(key, key + ":state"))
 
     @hookimpl
     def call_started(self, call: Any) -> None:

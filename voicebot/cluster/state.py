@@ -69,6 +69,9 @@ class ClusterState:
         """The session `session_id` as this instance should see it now, or None."""
         return store.get(session_id)
 
+    async def forget_session(self, session_id: str) -> None:
+        """A session was erased (`DELETE /api/v1/sessions/{id}`): erase the fleet's copy too."""
+
     # ------------------------------------------------------------------- calls and commands
 
     async def fleet_calls(self) -> list[dict[str, Any]]:
@@ -76,7 +79,9 @@ class ClusterState:
         return [{**c.info(), "instance": self.instance_id} for c in self.runtime.calls.values()]
 
     async def command(self, call_id: str, op: str, **args: Any) -> dict[str, Any] | None:
-        """Run `op` (`hangup`, `transfer`) on the call wherever it runs; None: no such call."""
+        """Run `op` (`hangup`, `transfer`) on the call wherever it runs; None: no such call.
+        Raises `ClusterUnavailable` when the call may run elsewhere but Redis is lost, and
+        `TimeoutError` when its instance does not answer."""
         return await self.run_local(call_id, op, args)
 
     async def run_local(self, call_id: str, op: str, args: dict[str, Any]) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from .appkeys import RUNTIME, SUBJECT
+from .cluster.state import ClusterUnavailable
 from .rest import RestError, bounded_str, json_object
 
 FORWARDED = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
@@ -45,10 +46,8 @@ async def _command(request: web.Request, op: str, **args: Any) -> web.Response:
         result = await runtime.cluster.command(call_id, op, **args)
     except TimeoutError:
         raise RestError(504, "instance_timeout", "the call's instance did not answer") from None
-    except Exception as exc:  # Redis lost while routing: the caller may retry
-        if type(exc).__module__.startswith("redis"):
-            raise RestError(503, "cluster_unavailable", "the fleet cannot be reached") from None
-        raise
+    except ClusterUnavailable:  # Redis lost: the caller may retry
+        raise RestError(503, "cluster_unavailable", "the fleet cannot be reached") from None
     if result is None:
         raise RestError(404, "not_found", "no such call")
     if not result.get("ok"):

@@ -91,6 +91,7 @@ async def delete_session(request: web.Request) -> web.Response:
     if live:
         return json_error(409, "call_in_progress", "end the session's call before erasing it")
     pending = session is not None and sessions.delete(session_id)
+    await request.app[RUNTIME].cluster.forget_session(session_id)
     storage: Storage | None = request.app[STORAGE]
     erased = await storage.erase_session(session_id, subject) if storage is not None else 0
     if not pending and not erased:
