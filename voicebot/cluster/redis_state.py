@@ -27,6 +27,7 @@ from .state import ClusterState, ClusterUnavailable, log
 #: Commands from other instances being handled at once; more wait in Redis's channel buffer.
 MAX_COMMANDS = 64
 COMMAND_TIMEOUT_S = 3.0
+DEGRADED_LOG_EVERY_S = 10.0
 
 
 def redact_url(url: str) -> str:
@@ -64,6 +65,7 @@ class RedisCluster(ClusterState):
         self.up = False
         self.slots: dict[str, str | None] = {}  # live call slots here → subject
         self.degraded_admissions = 0
+        self._warned_at = -DEGRADED_LOG_EVERY_S
         self.outages = 0
         self.fleet_slots = 0
         self.instances = 0
@@ -162,7 +164,13 @@ class RedisCluster(ClusterState):
 
     def _degraded(self, slot: str, subject: str | None, live: bool) -> None:
         self.degraded_admissions += 1
-        log.warning("cluster: Redis unavailable; call admitted on local limits only")
+        now = time.monotonic()
+        if now - self._warned_at >= DEGRADED_LOG_EVERY_S:  # a log line, not a flood of them
+            self._warned_at = now
+            log.warning(
+                "cluster: Redis unavailable; calls admitted on local limits only (%d so far)",
+                self.degraded_admissions,
+            )
         if live:
             self.slots[slot] = subject
         return None
@@ -287,8 +295,12 @@ class RedisCluster(ClusterState):
                 while True:
                     msg = await pubsub.get_message(timeout=self.config.heartbeat_s)
                     still_running()
-                    if msg is not None:
+                    if msg is None:
+                        continue
+                    try:
                         self._dispatch(msg["channel"].decode(), json.loads(msg["data"]))
+                    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                        log.warning("cluster: unreadable message on %s: %s", msg["channel"], exc)
             except LOST as exc:
                 still_running()
                 self.lost(exc)
