@@ -25,6 +25,8 @@ from .redis_support import free_port, needs_redis, redis_server, until
 from .support import serve
 from .test_cluster import cluster_config, connect
 from .test_sessions import say
+from .test_twilio_transfer import config as transfer_config
+from .test_twilio_transfer import fake_twilio, live_call  # noqa: F401 (fake_twilio: a fixture)
 from .twilio_phone import Phone, answer, stream_of, twilio_sign
 
 pytestmark = needs_redis
@@ -178,5 +180,29 @@ async def test_phone_media_stream_is_pinned_to_the_instance_that_answered(tmp_pa
             client = Redis.from_url(redis.url)
             assert await client.zrange("voicebot:slots", 0, -1) == [b"twilio:CA42"]
             await client.aclose()
+            await phone.stop()
+            await until(lambda: not a.runtime.calls)
+
+
+async def test_phone_transfer_requested_on_another_instance(tmp_path, fake_twilio):  # noqa: F811
+    api, requests = fake_twilio
+    async with redis_server(tmp_path) as redis:
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        cfg_a = {**transfer_config(api), "cluster": cluster_config(redis.url, "a")["cluster"]}
+        cfg_b = {**transfer_config(api), "cluster": cluster_config(redis.url, "b")["cluster"]}
+        async with serve(tmp_path / "a", cfg_a) as a, serve(tmp_path / "b", cfg_b) as b:
+            phone = await live_call(a)
+            (call_id,) = a.runtime.calls
+            await until(lambda: b.runtime.cluster.owner_of(call_id))  # listed by a's start
+
+            async with aiohttp.ClientSession() as http:
+                r = await http.post(
+                    f"{b.http}/api/v1/calls/{call_id}/transfer", json={"target": "+15551234567"}
+                )
+                assert r.status == 200, await r.text()
+                assert await r.json() == {"call_id": call_id, "instance": "a", "transfer": "done"}
+            ((path, doc),) = requests
+            assert path.endswith("/Calls/CA0001.json") and "+15551234567" in doc
             await phone.stop()
             await until(lambda: not a.runtime.calls)
