@@ -27,7 +27,7 @@ from cryptography.fernet import Fernet
 
 from voicebot.cluster.redis_state import RedisCluster
 from voicebot.config import Config
-from voicebot.sessions import SessionStore
+from voicebot.server.sessions import SessionStore
 from voicebot.stats import percentile
 
 

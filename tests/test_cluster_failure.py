@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from voicebot.cluster.state import ClusterUnavailable
 from voicebot.config import load_config
-from voicebot.options import ConfigError
+from voicebot.config.options import ConfigError
 from voicebot.runtime import Runtime
 
 from .redis_support import free_port, needs_redis, redis_server, until

@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ..cluster.state import ClusterUnavailable
 from .appkeys import RUNTIME, SUBJECT
-from .cluster.state import ClusterUnavailable
 from .rest import RestError, bounded_str, json_object
 
 FORWARDED = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
