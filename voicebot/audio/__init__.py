@@ -1,5 +1,5 @@
-"""Audio without I/O: formats, codecs, resamplers, framing, the WebM decoder and the decoded-audio
-budget. Nothing in this package imports asyncio or aiohttp (tests/test_layering.py holds it), so it
+"""Audio without I/O: formats, codecs, resamplers, framing, the container sniffer and decoders
+(WebM, Ogg, WAV, MP3), the reply encoders (WAV, MP3, WebM) and the decoded-audio budget. Nothing in this package imports asyncio or aiohttp (tests/test_layering.py holds it), so it
 runs the same on the event loop, in a worker thread or in a test.
 
 `from voicebot import audio; audio.decode(...)` reads as before: the codecs live in `pcm`.
@@ -18,6 +18,7 @@ from .pcm import (
     Meter,
     OutboundAudio,
     Resampler,
+    UnsupportedAudio,
     bytes_per_sample,
     check_format,
     decode,
@@ -39,6 +40,7 @@ __all__ = [
     "Meter",
     "OutboundAudio",
     "Resampler",
+    "UnsupportedAudio",
     "bytes_per_sample",
     "check_format",
     "decode",

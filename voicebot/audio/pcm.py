@@ -18,10 +18,12 @@ import numpy as np
 import soxr
 
 # re-exported: the audio layer's vocabulary, e.g. `except audio.AudioFormatError`
+from .sniff import StreamSniffer
 from .types import AudioFormat as AudioFormat
 from .types import AudioFormatError as AudioFormatError
 from .types import AudioLimitError as AudioLimitError
 from .types import Meter as Meter
+from .types import UnsupportedAudio as UnsupportedAudio
 
 ENCODINGS = ("pcm_s16le", "mulaw", "alaw")
 INBOUND_ENCODINGS = (*ENCODINGS, "webm")  # Opus in WebM from browsers: decoded, never sent
@@ -195,7 +197,9 @@ class Framer:
 
 
 class InboundAudio:
-    """Caller audio in any supported format → PCM16 frames of `frame_ms` at the pipeline rate."""
+    """Caller audio → PCM16 frames of `frame_ms` at the pipeline rate. A container the bytes
+    announce (WebM, Ogg, WAV, MP3: see `sniff`) wins over the declared `encoding`, which is what
+    audio without a signature is taken to be."""
 
     def __init__(
         self, sample_rate: int, encoding: str, pipeline_rate: int = 16000, frame_ms: int = 20
@@ -203,19 +207,18 @@ class InboundAudio:
         check_format(sample_rate, encoding, INBOUND_ENCODINGS)
         self.sample_rate = sample_rate
         self.encoding = encoding
-        self._webm = None
-        if encoding == "webm":
-            from .webm import WebmOpusDecoder
-
-            self._webm = WebmOpusDecoder()
-            sample_rate = self._webm.sample_rate
-        self._resampler = Resampler(sample_rate, pipeline_rate)
+        self.pipeline_rate = pipeline_rate
+        self._sniffer = StreamSniffer(encoding)
+        self._resamplers: dict[int, Resampler] = {}
         self._framer = Framer(pipeline_rate * frame_ms // 1000 * 2)
         self._odd = b""  # a PCM16 byte split across two messages
 
     def push(self, data: bytes, meter: Meter | None = None) -> list[bytes]:
-        if self._webm is not None:
-            return self._framer.push(self._resampler.process(self._webm.decode(data, meter)))
+        decoded = self._sniffer.push(data, meter)
+        if decoded is not None:
+            self._odd = b""
+            pcm, rate = decoded
+            return self._framer.push(self._resampler(rate).process(pcm)) if pcm else []
         if self.encoding == "pcm_s16le":
             if self._odd:
                 data = self._odd + data
@@ -225,7 +228,13 @@ class InboundAudio:
         if meter is not None:
             meter(len(data) / bytes_per_sample(self.encoding) / self.sample_rate)
         pcm = decode(data, self.encoding)
-        return self._framer.push(self._resampler.process(pcm))
+        return self._framer.push(self._resampler(self.sample_rate).process(pcm))
+
+    def _resampler(self, rate: int) -> Resampler:
+        rs = self._resamplers.get(rate)
+        if rs is None:
+            rs = self._resamplers[rate] = Resampler(rate, self.pipeline_rate)
+        return rs
 
 
 class OutboundAudio:

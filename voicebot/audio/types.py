@@ -24,6 +24,16 @@ class AudioFormatError(ValueError):
     pass
 
 
+class UnsupportedAudio(AudioFormatError):
+    """Audio whose container or codec was recognised (`detected`, e.g. "Ogg/Vorbis") but cannot
+    be decoded: the client is told what was seen (`unsupported_audio`) instead of the bytes being
+    guessed to be PCM."""
+
+    def __init__(self, detected: str, message: str) -> None:
+        super().__init__(message)
+        self.detected = detected
+
+
 class AudioLimitError(ValueError):
     """Audio over a budget counted in decoded seconds (see `budget.AudioBudget`): `code` goes into
     the JSON `error`, `reason` into the close frame (1008)."""

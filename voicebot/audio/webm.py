@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .types import AudioFormatError, AudioLimitError, Meter
+from .types import AudioFormatError, AudioLimitError, Meter, UnsupportedAudio
 
 # element IDs (with their length-marker bits, as written in the file)
 EBML = 0x1A45DFA3
@@ -168,7 +168,10 @@ class WebmDemuxer:
                 self.codec = codec
                 self._track = self._entry_track
                 if codec != "A_OPUS":
-                    raise WebmError(f"audio codec {codec} is not supported (send Opus)")
+                    raise UnsupportedAudio(
+                        f"WebM/{codec}",
+                        f"WebM with audio codec {codec} is not supported: send Opus",
+                    )
         elif elem == SAMPLING_FREQUENCY:
             if len(payload) not in (4, 8):
                 raise WebmError(f"SamplingFrequency of {len(payload)} bytes (must be 4 or 8)")

@@ -250,6 +250,8 @@ class Call:
             return
         try:
             self.listener.feed(data, self._audio_budget.meter(self._limits.max_message_audio_s))
+        except audio.UnsupportedAudio as exc:  # told once; the call goes on
+            self.spawn(self.error("unsupported_audio", str(exc), detected=exc.detected), "error")
         except audio.AudioFormatError as exc:  # a corrupt compressed stream cannot resync
             self._refuse_audio("invalid_audio", str(exc), 1007, "invalid audio data")
         except audio.AudioLimitError as exc:
@@ -271,6 +273,9 @@ class Call:
         meter = self._audio_budget.meter(self._cfg.max_utterance_ms / 1000, streamed=False)
         try:
             pcm = await self.listener.decode_whole(data, self.format, meter)
+        except audio.UnsupportedAudio as exc:
+            await self.error("unsupported_audio", str(exc), detected=exc.detected)
+            return
         except audio.AudioFormatError as exc:
             self._refuse_audio("invalid_audio", str(exc), 1007, "invalid audio data")
             return
@@ -342,8 +347,8 @@ class Call:
         self.state = state
         await self.io.send_event(events.status(state, **extra))
 
-    async def error(self, code: str, message: str) -> None:
-        await self.io.send_event(events.error(code, message))
+    async def error(self, code: str, message: str, **extra: Any) -> None:
+        await self.io.send_event({**events.error(code, message), **extra})
 
     def info(self) -> dict[str, Any]:
         snap = self.dialogue.snapshot()

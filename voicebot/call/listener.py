@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from .. import audio
+from ..audio.sniff import compressed
 from ..audio.types import AudioFormat, Meter
 from ..config import PipelineConfig
 from ..providers import (
@@ -144,7 +145,7 @@ class Listener:
         loop (30 s of it is ~100 ms of CPU). Raises like `feed`, and `ProviderError` when the
         worker pool is full."""
         conv = audio.InboundAudio(fmt.sample_rate, fmt.encoding, self._rate, self._frame_ms)
-        if fmt.encoding == "webm":
+        if compressed(data, fmt.encoding):
             frames = await self._services.workers.run(conv.push, data, meter)
         else:
             frames = conv.push(data, meter)

@@ -95,7 +95,7 @@ class Speaker:
         self._call_id = call_id
         self._loop = asyncio.get_running_loop()
         self.set_format(fmt)
-        self._playback: asyncio.Queue[tuple[bytes, Segment] | Segment] = asyncio.Queue(
+        self._playback: asyncio.Queue[tuple[bytes, Segment, AudioFormat] | Segment] = asyncio.Queue(
             PLAYBACK_QUEUE_FRAMES
         )
         self._segments: deque[Segment] = deque()
@@ -105,8 +105,22 @@ class Speaker:
         self.reply: asyncio.Task[Any] | None = None
 
     def set_format(self, fmt: AudioFormat) -> None:
+        """New replies are made in `fmt`; audio already queued in the old one (a greeting
+        playing when the client's `config` arrives) is converted as it is sent."""
         self._format = fmt
+        self._reply_format = AudioFormat(fmt.sample_rate, _reply_encoding(fmt))
         self._outbound = audio.OutboundAudio(fmt.sample_rate, _reply_encoding(fmt))
+        self._rerates: dict[AudioFormat, audio.OutboundAudio] = {}
+
+    def _rerate(self, fmt: AudioFormat, frame: bytes) -> bytes:
+        """A frame queued in an earlier format, in the current one (a streaming resampler per
+        old format, so a re-rated greeting has no clicks between frames)."""
+        conv = self._rerates.get(fmt)
+        if conv is None:
+            conv = self._rerates[fmt] = audio.OutboundAudio(
+                self._reply_format.sample_rate, self._reply_format.encoding
+            )
+        return b"".join(conv.push(frame, fmt.sample_rate, fmt.encoding))
 
     def start(self) -> None:
         self._spawn(self._playback_loop(), "playback")
@@ -239,15 +253,17 @@ class Speaker:
                     async for chunk in chunks:
                         if self._host.turn.first_tts is None:
                             self._host.turn.first_tts = self._loop.time()
+                        fmt = self._reply_format
                         out = self._outbound.push(chunk.data, chunk.sample_rate, chunk.encoding)
                         for frame in out:
-                            await self._playback.put((frame, seg))
+                            await self._playback.put((frame, seg, fmt))
             except ProviderError as exc:
                 log.warning("call %s: TTS failed: %s", self._call_id, exc)
                 await self._host.error("tts_failed", f"speech synthesis failed: {exc}")
                 failed = True
+            fmt = self._reply_format
             for frame in self._outbound.end_segment():
-                await self._playback.put((frame, seg))
+                await self._playback.put((frame, seg, fmt))
             await self._playback.put(seg)  # end-of-segment marker
 
     # ----------------------------------------------------------------------------- playback
@@ -262,12 +278,16 @@ class Speaker:
             if isinstance(item, Segment):
                 item.sent_all = True
                 item.end_at = max(self._playout_end, now)
-                if self._io.supports_marks:
-                    await self._io.send_mark(item.mark)
-                else:
+                # an echo to wait for, or (browser) the end of one playable file
+                await self._io.send_mark(item.mark)
+                if not self._io.supports_marks:
                     self._arm_speaking_until(item.end_at)
                 continue
-            frame, seg = item
+            frame, seg, fmt = item
+            if fmt != self._reply_format:
+                frame = self._rerate(fmt, frame)
+                if not frame:
+                    continue  # held in the resampler's delay: out with the next one
             if not self._turns.bot_speaking:
                 self._bot_started(seg)
                 await self._host.status("speaking")  # before the audio it announces, not after
@@ -345,6 +365,7 @@ class Speaker:
         while not self._playback.empty():
             self._playback.get_nowait()
         self._outbound.clear()
+        self._rerates.clear()
         now = self._loop.time()
         said, heard = [], []
         for seg in self._segments:

@@ -224,8 +224,9 @@ async def transcribe(request: web.Request) -> web.Response:
     Bounded like a call's whole utterance: at most `pipeline.max_utterance_ms` once decoded
     (charged before decoding, so an Opus bomb costs no more than that), Opus decoded on the worker
     pool, and the recogniser held to the STT deadline."""
-    from ..audio import AudioLimitError, InboundAudio
+    from ..audio import AudioLimitError, InboundAudio, UnsupportedAudio
     from ..audio.budget import AudioBudget
+    from ..audio.sniff import compressed
     from ..providers.deadlines import BoundedSTTStream
 
     runtime: Runtime = request.app[RUNTIME]
@@ -243,12 +244,14 @@ async def transcribe(request: web.Request) -> web.Response:
         else:
             data = await read_body(request)
         conv = InboundAudio(rate, encoding, pipeline.sample_rate)
-        if encoding == "webm":
+        if compressed(data, encoding):
             frames = await runtime.workers.run(conv.push, data, meter)
         else:
             frames = conv.push(data, meter)
     except AudioLimitError as exc:
         return json_error(413, "audio_too_large", str(exc))
+    except UnsupportedAudio as exc:
+        return json_error(415, "unsupported_audio", f"{exc} (detected: {exc.detected})")
     except ValueError as exc:  # binascii.Error and AudioFormatError are ValueErrors
         return json_error(400, "invalid_audio", str(exc))
     except ProviderError as exc:  # the worker pool is full

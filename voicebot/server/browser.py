@@ -11,6 +11,13 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from ..audio import AudioFormatError
+from ..audio.encoders import (
+    OutputEncoder,
+    audio_config,
+    check_output,
+    default_output,
+    new_encoder,
+)
 from ..call import Call
 from ..providers import AudioFormat
 from ..records.audit import audit
@@ -47,6 +54,13 @@ class BrowserIO:
         self.ws = ws
         self._transport = request.transport
         self.call: Call | None = None
+        self.output = "pcm"
+        self._encoder: OutputEncoder | None = None
+
+    def set_output(self, output: str, sample_rate: int) -> None:
+        """Replies from now on in `output` (`encoders.OUTPUTS`) at `sample_rate`."""
+        self.output = output
+        self._encoder = new_encoder(output, sample_rate)
 
     def _writable(self) -> bool:
         if self.ws.closed:
@@ -64,7 +78,9 @@ class BrowserIO:
         return True
 
     async def send_audio(self, frame: bytes) -> None:
-        if self._writable():
+        if self._encoder is not None:
+            frame = self._encoder.encode(frame)
+        if frame and self._writable():
             with contextlib.suppress(ConnectionError):
                 await self.ws.send_bytes(frame)
 
@@ -74,10 +90,18 @@ class BrowserIO:
                 await self.ws.send_str(json.dumps(event))
 
     async def send_mark(self, name: str) -> None:
-        """Browsers have no playback acknowledgement; the call uses its playback clock."""
+        """The end of a reply segment. Browsers have no playback acknowledgement (the call uses
+        its playback clock); a `wav` client gets the segment's file now."""
+        if self._encoder is not None:
+            data = self._encoder.end_segment()
+            if data and self._writable():
+                with contextlib.suppress(ConnectionError):
+                    await self.ws.send_bytes(data)
 
     async def clear(self) -> None:
         """The `interrupted` status tells the client to drop what it has buffered."""
+        if self._encoder is not None:
+            self._encoder.clear()
 
     async def transfer(self, target: str) -> bool:
         return False
@@ -134,8 +158,12 @@ async def _serve_call(request: web.Request, ws: web.WebSocketResponse) -> None:
     subject = principal.subject if principal else None
     try:
         rate, encoding = parse_query_format(dict(request.query))
+        output = request.query.get("output") or default_output(runtime.config)
+        check_output(output, rate, encoding)
     except ProtocolError as exc:
         return await refuse(ws, CLOSE_UNSUPPORTED, str(exc), exc.code)
+    except AudioFormatError as exc:
+        return await refuse(ws, CLOSE_UNSUPPORTED, str(exc), "invalid_config")
     session_id = request.query.get("session_id")
     session = None
     if session_id:
@@ -168,6 +196,7 @@ async def _serve_call(request: web.Request, ws: web.WebSocketResponse) -> None:
     except AudioFormatError as exc:  # e.g. webm without the optional Opus decoder
         return await refuse(ws, CLOSE_UNSUPPORTED, str(exc), "unsupported_encoding")
     io.call = call
+    io.set_output(output, rate)
     if session is not None:
         session.active_call = call
     request.app[CONNECTIONS][call.id] = ws
@@ -179,7 +208,7 @@ async def _serve_call(request: web.Request, ws: web.WebSocketResponse) -> None:
             "session_id": session_id,
             "call_id": call.id,
             "resumed": call.resumed,
-            "audio_config": {"sample_rate": rate, "encoding": encoding, "frame_size_ms": 20},
+            "audio_config": audio_config(rate, encoding, output),
         }
     )
     life = asyncio.ensure_future(runtime.run_call(call))
@@ -284,12 +313,16 @@ async def _dispatch(cmd: Command, call: Call, io: BrowserIO, guard: ConnectionGu
     elif cmd.kind == "reset":
         call.reset()
     elif cmd.kind == "config":
+        fmt = AudioFormat(
+            cmd.sample_rate or call.format.sample_rate, cmd.encoding or call.format.encoding
+        )
+        output = cmd.output or io.output
         try:
-            call.set_format(
-                AudioFormat(
-                    cmd.sample_rate or call.format.sample_rate, cmd.encoding or call.format.encoding
-                )
-            )
+            check_output(output, fmt.sample_rate, fmt.encoding)
+            rerated = fmt.sample_rate != call.format.sample_rate
+            call.set_format(fmt)
+            if output != io.output or rerated:
+                io.set_output(output, fmt.sample_rate)
         except AudioFormatError as exc:
             await io.send_event({"type": "error", "code": "invalid_config", "message": str(exc)})
             return False
@@ -298,11 +331,7 @@ async def _dispatch(cmd: Command, call: Call, io: BrowserIO, guard: ConnectionGu
                 "type": "status",
                 "status": call.state,
                 "state": call.state,
-                "audio_config": {
-                    "sample_rate": call.format.sample_rate,
-                    "encoding": call.format.encoding,
-                    "frame_size_ms": 20,
-                },
+                "audio_config": audio_config(fmt.sample_rate, fmt.encoding, io.output),
             }
         )
     elif cmd.kind == "auth":

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..audio import INBOUND_ENCODINGS, MAX_RATE, MIN_RATE
+from ..audio.encoders import OUTPUTS
 
 
 class ProtocolError(ValueError):
@@ -35,6 +36,7 @@ class Command:
     audio: bytes = b""
     sample_rate: int | None = None
     encoding: str | None = None
+    output: str | None = None
     token: str = ""
 
 
@@ -133,7 +135,10 @@ def _config(msg: dict[str, Any]) -> Command:
         raise ProtocolError(
             "invalid_config", f"encoding must be one of {', '.join(INBOUND_ENCODINGS)}"
         )
-    return Command("config", sample_rate=rate, encoding=encoding)
+    output = msg.get("output")
+    if output is not None and output not in OUTPUTS:
+        raise ProtocolError("invalid_config", f"output must be one of {', '.join(OUTPUTS)}")
+    return Command("config", sample_rate=rate, encoding=encoding, output=output)
 
 
 def parse_query_format(query: dict[str, str]) -> tuple[int, str]:
