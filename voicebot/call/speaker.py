@@ -284,10 +284,6 @@ class Speaker:
                     self._arm_speaking_until(item.end_at)
                 continue
             frame, seg, fmt = item
-            if fmt != self._reply_format:
-                frame = self._rerate(fmt, frame)
-                if not frame:
-                    continue  # held in the resampler's delay: out with the next one
             if not self._turns.bot_speaking:
                 self._bot_started(seg)
                 await self._host.status("speaking")  # before the audio it announces, not after
@@ -306,6 +302,10 @@ class Speaker:
             if turn.first_audio is None and turn.first_tts is not None:
                 turn.first_audio = self._loop.time()
                 self._host.emit_metrics()
+            if fmt != self._reply_format:  # queued before a `config` changed the rate
+                frame = self._rerate(fmt, frame)
+                if not frame:
+                    continue  # held in the resampler's delay: out with the next one
             await self._io.send_audio(frame)
             seg.frames += 1
             self._playout_end += frame_s
