@@ -132,3 +132,19 @@ async def test_media_source_mp3_player_plays_the_reply(tmp_path):
         state = await dt.eval("JSON.stringify(played)")
         assert played > 1.0, state
         assert '"errors":[]' in state and '"appended":0' not in state, state
+
+
+async def test_the_page_records_with_media_recorder(tmp_path):
+    """The bundled page at `/?record=webm`: its microphone goes out as MediaRecorder's WebM."""
+    wav = tmp_path / "mic.wav"
+    mic_wav(wav)
+    async with (
+        serve(tmp_path, stack()) as server,
+        browser_page(server, tmp_path, wav, "/?record=webm") as dt,
+    ):
+        await dt.eval("document.getElementById('start').click()")
+        await dt.wait_for_text("log", "you: ", timeout=40)
+        text = await dt.log_text()
+        line = next(x for x in text.splitlines() if x.startswith("you: "))
+        assert wer(SAID, line.removeprefix("you: ")) == 0, text
+        assert "error" not in text

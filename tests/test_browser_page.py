@@ -105,8 +105,8 @@ class DevTools:
 
 
 @contextlib.asynccontextmanager
-async def browser_page(server, tmp_path, wav):
-    """A headless Chromium showing the page at `/`, its fake microphone playing `wav`."""
+async def browser_page(server, tmp_path, wav, path: str = "/"):
+    """A headless Chromium showing the page at `path`, its fake microphone playing `wav`."""
     chrome = await asyncio.create_subprocess_exec(
         CHROMIUM,
         "--headless",
@@ -143,7 +143,7 @@ async def browser_page(server, tmp_path, wav):
             await dt.call("Page.enable")
             await dt.call("Network.enable")
             await dt.call("Log.enable")
-            await dt.call("Page.navigate", url=f"{server.http}/")
+            await dt.call("Page.navigate", url=f"{server.http}{path}")
             async with asyncio.timeout(20):
                 await dt.wait_event("Page.loadEventFired")
             yield dt
