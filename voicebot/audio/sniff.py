@@ -105,6 +105,8 @@ class StreamSniffer:
 
     def push(self, data: bytes, meter: Meter | None = None) -> tuple[bytes, int] | None:
         first, self._fresh = self._fresh, False
+        # MP3 syncs are looked for in PCM16 only: μ-law/A-law silence is 0xFF, a sync's first byte
+        first = first and self.declared in ("pcm_s16le", "webm")
         try:
             kind = sniff(data, first)
         except UnsupportedAudio:
