@@ -127,3 +127,20 @@ async def test_a_rate_change_mid_greeting_re_rates_the_greeting(tmp_path):
     assert {len(a) % 960 for a in after} == {0}, sorted({len(a) for a in after})
     x = np.frombuffer(b"".join(after), "<i2").astype(float)
     assert abs(dominant_hz(x, 24000) - 440) < 5
+
+
+async def test_a_wav_file_waits_for_the_previous_one_to_finish(tmp_path):
+    """`new Audio(blob).play()` on every message: a short sentence sent as soon as it is ready
+    would play over the end of the long one before it."""
+    cfg = config()
+    cfg["dialogue"]["greeting"] = "This first sentence of the greeting is rather long. Short."
+    async with serve(tmp_path, cfg) as server:
+        ws = await websockets.connect(f"{server.url}/ws/voice?output=wav")
+        c = Client(ws)
+        try:
+            await greeting_audio(c)
+            (t1, first), (t2, _) = c.audio[:2]
+        finally:
+            await c.close()
+    first_s = decode_file(first)[0].size / 16000
+    assert t2 - t1 >= first_s - 0.05, (t2 - t1, first_s)

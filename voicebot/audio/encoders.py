@@ -55,6 +55,9 @@ class OutputEncoder(Protocol):
     def clear(self) -> None:
         """A barge-in: drop what has not been sent."""
 
+    def hold_s(self, data: bytes, now: float) -> float:
+        """How long to wait before sending `data` (from `end_segment`) at loop time `now`."""
+
 
 def new_encoder(output: str, sample_rate: int) -> OutputEncoder | None:
     """None for `pcm` (frames go out as they are)."""
@@ -69,12 +72,20 @@ def new_encoder(output: str, sample_rate: int) -> OutputEncoder | None:
 
 
 class WavSegments:
-    """One complete WAV file per reply segment, sent when the segment ends."""
+    """One complete WAV file per reply segment, sent when the segment ends, and not before the
+    previous file has finished playing: a client that plays each message with `new Audio(blob)`
+    would otherwise play a short sentence over the end of a longer one."""
 
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = sample_rate
         self._pcm = bytearray()
         self._max = sample_rate * 2 * MAX_WAV_SEGMENT_S
+        self._free_at = 0.0  # loop time when the client finishes playing what it was sent
+
+    def hold_s(self, data: bytes, now: float) -> float:
+        start = max(now, self._free_at)
+        self._free_at = start + (len(data) - 44) / 2 / self.sample_rate
+        return start - now
 
     def encode(self, pcm: bytes) -> bytes:
         self._pcm += pcm
@@ -94,6 +105,7 @@ class WavSegments:
 
     def clear(self) -> None:
         self._pcm = bytearray()
+        self._free_at = 0.0  # the client stops playing on `interrupted`
 
 
 def _frame(av: object, pcm: bytes, rate: int, pts: int, fmt: str) -> object:
@@ -143,6 +155,9 @@ class Mp3Stream:
 
     def clear(self) -> None:
         self._codec = None
+
+    def hold_s(self, data: bytes, now: float) -> float:
+        return 0.0
 
 
 class _Sink:
@@ -209,6 +224,9 @@ class WebmOpusStream:
 
     def clear(self) -> None:
         self._pending = b""
+
+    def hold_s(self, data: bytes, now: float) -> float:
+        return 0.0
 
 
 def default_output(config: object) -> str:

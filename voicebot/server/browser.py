@@ -56,6 +56,7 @@ class BrowserIO:
         self.call: Call | None = None
         self.output = "pcm"
         self._encoder: OutputEncoder | None = None
+        self._cleared = asyncio.Event()  # set by a barge-in: a file held back is not sent
 
     def set_output(self, output: str, sample_rate: int) -> None:
         """Replies from now on in `output` (`encoders.OUTPUTS`) at `sample_rate`."""
@@ -94,12 +95,19 @@ class BrowserIO:
         its playback clock); a `wav` client gets the segment's file now."""
         if self._encoder is not None:
             data = self._encoder.end_segment()
-            if data and self._writable():
+            cleared = self._cleared
+            hold = self._encoder.hold_s(data, asyncio.get_running_loop().time()) if data else 0
+            if hold > 0:  # the previous file is still playing; a barge-in ends the wait
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(cleared.wait(), hold)
+            if data and not cleared.is_set() and self._writable():
                 with contextlib.suppress(ConnectionError):
                     await self.ws.send_bytes(data)
 
     async def clear(self) -> None:
         """The `interrupted` status tells the client to drop what it has buffered."""
+        self._cleared.set()
+        self._cleared = asyncio.Event()
         if self._encoder is not None:
             self._encoder.clear()
 
