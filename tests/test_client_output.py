@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import websockets
 
-from voicebot.encoders import default_output
+from voicebot.audio.encoders import default_output
 
 from .client_audio import decode_file, dominant_hz
 from .support import Client, base_config, serve

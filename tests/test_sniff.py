@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from voicebot.audio import AudioLimitError, InboundAudio, UnsupportedAudio
-from voicebot.encoders import new_encoder
-from voicebot.sniff import sniff
+from voicebot.audio.encoders import new_encoder
+from voicebot.audio.sniff import sniff
 
 from .client_audio import (
     decode_file,
