@@ -128,6 +128,8 @@ class Mp3Stream:
         self.bit_rate = bit_rate
         self._codec: av.CodecContext | None = None
         self._pts = 0
+        self._pending = bytearray()
+        self._frame_bytes = 2 * (1152 if sample_rate >= 32000 else 576)
 
     def _open(self) -> object:
         codec = self._av.CodecContext.create("libmp3lame", "w")
@@ -139,8 +141,16 @@ class Mp3Stream:
         return codec
 
     def encode(self, pcm: bytes) -> bytes:
-        if not pcm:
+        """Whole MP3 frames only (1152 samples, 576 at 24 kHz and below): LAME is fed what it
+        encodes in one go, half the cost of handing it every 20 ms."""
+        self._pending += pcm
+        n = len(self._pending) - len(self._pending) % self._frame_bytes
+        if not n:
             return b""
+        data, self._pending = bytes(self._pending[:n]), self._pending[n:]
+        return self._encode(data)
+
+    def _encode(self, pcm: bytes) -> bytes:
         if self._codec is None:
             self._codec = self._open()
         frame = _frame(self._av, pcm, self.sample_rate, self._pts, "s16p")
@@ -148,13 +158,16 @@ class Mp3Stream:
         return b"".join(bytes(p) for p in self._codec.encode(frame))
 
     def end_segment(self) -> bytes:
+        out = self._encode(bytes(self._pending)) if self._pending else b""
+        self._pending = bytearray()
         if self._codec is None:
-            return b""
+            return out
         codec, self._codec = self._codec, None
-        return b"".join(bytes(p) for p in codec.encode(None))
+        return out + b"".join(bytes(p) for p in codec.encode(None))
 
     def clear(self) -> None:
         self._codec = None
+        self._pending = bytearray()
 
     def hold_s(self, data: bytes, now: float) -> float:
         return 0.0
