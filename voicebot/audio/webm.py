@@ -46,6 +46,11 @@ class WebmError(AudioFormatError):
     pass
 
 
+class WebmUnsupported(UnsupportedAudio, WebmError):
+    """A well-formed WebM whose audio is not Opus: refused by name (`unsupported_audio`), and
+    still a WebmError to callers of the demuxer."""
+
+
 _FRAME_SAMPLES = (
     *(480, 960, 1920, 2880) * 3,  # SILK: 10, 20, 40, 60 ms
     *(480, 960) * 2,  # hybrid: 10, 20 ms
@@ -168,7 +173,7 @@ class WebmDemuxer:
                 self.codec = codec
                 self._track = self._entry_track
                 if codec != "A_OPUS":
-                    raise UnsupportedAudio(
+                    raise WebmUnsupported(
                         f"WebM/{codec}",
                         f"WebM with audio codec {codec} is not supported: send Opus",
                     )
