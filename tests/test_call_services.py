@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import voicebot.call
 from voicebot.call import Call
+from voicebot.protocol.events import Response
 from voicebot.providers import AudioFormat
 
 from .test_call_rates import runtime_for
@@ -18,7 +19,7 @@ class RecordingIO:
     supports_marks = False
 
     def __init__(self) -> None:
-        self.events: list[dict] = []
+        self.events: list = []  # the typed events the call emits
         self.changed = asyncio.Event()
 
     async def send_audio(self, frame): ...
@@ -59,9 +60,7 @@ async def test_a_call_runs_on_its_services_alone(tmp_path):
     running = asyncio.ensure_future(call.run())
 
     async def reply_with(word: str) -> None:
-        while not any(
-            e["type"] == "response" and e["final"] and word in e["text"] for e in io.events
-        ):
+        while not any(isinstance(e, Response) and word in e.text for e in io.events):
             io.changed.clear()
             await io.changed.wait()
 

@@ -16,13 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from voicebot.config import AuthConfig, JWTConfig
-from voicebot.server.auth import Authenticator, AuthError, token_from_message
-from voicebot.transports.browser_protocol import (
+from voicebot.protocol.commands import (
     Command,
     ProtocolError,
     parse_message,
     parse_query_format,
 )
+from voicebot.server.auth import Authenticator, AuthError, token_from_message
 
 from .support import Client, base_config, serve, tone
 from .test_limits import still_served

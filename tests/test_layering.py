@@ -135,12 +135,14 @@ def test_only_the_server_imports_aiohttp() -> None:
 
 
 def test_audio_and_turn_rules_do_no_io() -> None:
-    """Audio and the turn rules are sans-I/O: the same code runs on the loop, in a worker thread
-    and under a fake clock in tests."""
+    """Audio, the wire formats and the turn rules are sans-I/O: the same code runs on the loop,
+    in a worker thread and under a fake clock in tests."""
     offenders = {
         name: sorted(found)
         for name, tree in _modules().items()
-        if _in(name, "voicebot.audio") or name == "voicebot.call.turns"
+        if _in(name, "voicebot.audio")
+        or _in(name, "voicebot.protocol")
+        or name == "voicebot.call.turns"
         for found in [
             (_third_party_imports(tree) | _third_party_imports(tree, typing_only=True))
             & {"asyncio", "aiohttp"}

@@ -36,7 +36,10 @@ async def test_typing_holds_off_the_noinput_prompt(tmp_path):
         # the typed message itself is an answer, and the timer runs again after the reply
         await c.ws.send(json.dumps({"type": "text", "text": "hello"}))
         t_sent = time.monotonic()
-        await c.wait_for(lambda e: e.get("text") == "You said: hello." and e["final"], after=t_sent)
+        await c.wait_for(
+            lambda e: e.get("type") == "response" and e["text"] == "You said: hello.",
+            after=t_sent,
+        )
         t2, _ = await c.wait_for(nag, after=t_sent)
         assert t2 - t_sent >= TIMEOUT_S
         await c.close()

@@ -52,6 +52,8 @@ async def test_chat_keeps_a_conversation_by_session(tmp_path):
             "session_id": first["session_id"],
             "greeting": None,
             "text": "Goodbye!",
+            "intent": "unknown",  # the llm dialogue classifies nothing
+            "confidence": 0.0,
             "ended": True,
         }
         r = await http.post(f"{server.http}/api/chat", data="nope")

@@ -14,11 +14,12 @@ from typing import Any
 from . import __version__
 from .audio import webm
 from .audio.types import AudioFormat
-from .call import Call, CallIO, events
+from .call import Call, CallIO
 from .cluster import make_cluster
 from .config import CONFIG_ROLES, Config, validate_providers
 from .dialogue import Dialogue, DialogueContext
 from .plugins import PluginManager, make_plugin_manager
+from .protocol import events
 from .providers import Provider, ProviderError
 from .providers.deadlines import BoundedLLM, Deadline
 from .providers.tts_cache import CachedTTS
@@ -169,7 +170,7 @@ class Runtime:
         except TimeoutError:
             pass
         for call in list(self.calls.values()):
-            await call.io.send_event(events.status("ended", reason="server shutdown"))
+            await call.io.send_event(events.Status("ended", call.id, reason="server shutdown"))
             await call.io.close(1001, "server shutting down")
             call.hangup("server shutdown")
 

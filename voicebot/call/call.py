@@ -21,9 +21,9 @@ from .. import audio
 from ..audio.budget import AudioBudget
 from ..audio.types import AudioFormat
 from ..dialogue import Dialogue
+from ..protocol import events
 from ..providers import ProviderError
 from ..records.usage import usage_sink
-from . import events
 from .conversation import Conversation
 
 if TYPE_CHECKING:
@@ -59,7 +59,9 @@ class Call:
         if resume:
             self.variables = {**resume.get("variables", {}), **self.variables}
         self.started_at = time.time()
-        self.state = "connected"
+        self._running = False
+        self._released = False
+        self._announced = "connected"  # the last status sent: not sent twice in a row
         self.end_reason = ""
         self.clean_end = False  # ended on purpose (end_call, goodbye, transfer), not dropped
         self.resumed = resume is not None
@@ -118,6 +120,7 @@ class Call:
                 self._limits.max_call_s - self._limits.max_call_warning_s, self._warn_of_the_end
             )
         self.conversation.start()
+        self._running = True
         self.services.hook.call_started(call=self)
         await self.status("listening")
         self.conversation.greet()
@@ -150,7 +153,7 @@ class Call:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.listener.aclose()
-        self.state = "ended"
+        self._released = True
         self.services.hook.call_ended(call=self, reason=self.end_reason or "ended")
 
     def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
@@ -220,7 +223,7 @@ class Call:
 
         async def close() -> None:
             self.end_reason = end_reason or reason
-            await self.status("ended")
+            await self.status("ended", reason=reason)
             await self.io.close(code, reason)
             self.hangup(reason)
 
@@ -341,14 +344,29 @@ class Call:
 
     # -------------------------------------------------------------------------------- events
 
-    async def status(self, state: str, **extra: Any) -> None:
-        if self.state == state or self.state == "ended":
+    @property
+    def state(self) -> str:
+        """Where the call is, derived: its life (connected, paused, ended) from the call, the
+        conversation's (listening, processing, speaking) from the turn-taker, which alone keeps
+        it. `/calls`, hooks and status replies all read this."""
+        if self._released:
+            return "ended"
+        if not self._running:
+            return "connected"
+        if self._paused:
+            return "paused"
+        return self.conversation.state
+
+    async def status(self, state: str, *, force: bool = False, **extra: Any) -> None:
+        """Tell the caller. A status is not repeated (`force`: a client message asked for it),
+        and nothing follows `ended`."""
+        if self._announced == "ended" or (self._announced == state and not force):
             return
-        self.state = state
-        await self.io.send_event(events.status(state, **extra))
+        self._announced = state
+        await self.io.send_event(events.Status(state, self.id, **extra))
 
     async def error(self, code: str, message: str, **extra: Any) -> None:
-        await self.io.send_event({**events.error(code, message), **extra})
+        await self.io.send_event(events.Error(code, message, extra))
 
     def info(self) -> dict[str, Any]:
         snap = self.dialogue.snapshot()

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..audio.types import AudioFormat
 from ..dialogue import Dialogue, Listen, UserInput
+from ..protocol import events
 from ..providers import ProviderError, Transcript
-from . import events
 from .dtmf import DtmfCollector
-from .events import TurnTimes
 from .listener import Listener
 from .speaker import Segment, Speaker
+from .timing import TurnTimes, metrics_event
 from .turns import Action, State, TurnSettings, TurnTaker
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ class CallControl(Protocol):
         """The bot ends the call (its last words have played)."""
 
     def report_usage(self, usage: Any) -> None: ...
-    async def status(self, state: str, **extra: Any) -> None: ...
+    async def status(self, state: str, *, force: bool = False, **extra: Any) -> None: ...
     async def error(self, code: str, message: str) -> None: ...
 
 
@@ -119,6 +119,13 @@ class Conversation:
         self.keys.cancel()
 
     @property
+    def state(self) -> str:
+        """The turn-taker's state as a status: a caller talking is still `listening`."""
+        if self._turns.state is State.USER_SPEAKING:
+            return State.LISTENING.value
+        return self._turns.state.value
+
+    @property
     def busy(self) -> bool:
         """Answering (STT, LLM, TTS) or speaking."""
         return (
@@ -144,6 +151,13 @@ class Conversation:
     async def status(self, state: str, **extra: Any) -> None:
         await self._call.status(state, **extra)
 
+    def answer(self) -> None:
+        """A client message that changed nothing still gets the call's status as its reply."""
+        self._spawn(self._call.status(self._call_state(), force=True), "status")
+
+    def _call_state(self) -> str:
+        return "paused" if self._call.paused else self.state
+
     async def error(self, code: str, message: str) -> None:
         await self._call.error(code, message)
 
@@ -151,12 +165,15 @@ class Conversation:
         turn = self.turn.breakdown()
         self._services.hook.turn_completed(call=self._call, turn=turn)
         self._services.record_turn(turn)
-        self._spawn(self._io.send_event(turn), "metrics")
+        self._spawn(self._io.send_event(metrics_event(turn)), "metrics")
 
     # ------------------------------------------------------------ caller input (not audio)
 
     def end_turn(self) -> None:
-        for action in self._turns.end_turn():
+        actions = self._turns.end_turn()
+        if not actions:  # nothing was being said: still answer the client
+            self.answer()
+        for action in actions:
             self.act(action)
 
     def text(self, text: str) -> None:
@@ -192,8 +209,8 @@ class Conversation:
         self.speaker.set_format(fmt)
 
     def interrupt(self) -> None:
-        """The client asks the bot to stop talking."""
-        self._barge_in()
+        """The client asks the bot to stop talking; it is told the status either way."""
+        self._barge_in(answer=True)
 
     def pause(self) -> None:
         self._cancel_noinput()
@@ -246,7 +263,7 @@ class Conversation:
             self.act(action)
 
     async def _send_transcript(self, t: Transcript) -> None:
-        await self._io.send_event(events.transcript(t.text, t.final, t.confidence))
+        await self._io.send_event(events.Transcript(t.text, t.final, t.confidence))
 
     async def transcribed(self, result: Transcript) -> None:
         self.turn.stt_final = self._loop.time()
@@ -326,9 +343,11 @@ class Conversation:
                 self.history[-1]["interrupted"] = True
         return cut
 
-    def _barge_in(self) -> None:
+    def _barge_in(self, answer: bool = False) -> None:
         replying = self.speaker.replying
         if not self._turns.may_interrupt(replying):
+            if answer:
+                self.answer()
             return
         if self._turns.answer_was_pending(replying):
             # the caller resumed before we answered: keep what they said for the next turn

@@ -23,14 +23,14 @@ from .. import audio
 from ..audio.types import AudioFormat
 from ..dialogue import Hangup, IntentEvent, Listen, Note, Say, Transfer
 from ..dialogue.sentences import SentenceSplitter, spaced
+from ..protocol import events
 from ..providers import ProviderError
 from ..providers.deadlines import bounded
-from . import events
 from .services import CallIO, CallServices
 from .turns import TurnTaker
 
 if TYPE_CHECKING:
-    from .events import TurnTimes
+    from .timing import TurnTimes
 
 log = logging.getLogger("voicebot.call")
 
@@ -182,14 +182,14 @@ class Speaker:
                         last_delta = out.delta
                         reply.append(piece_text)
                         barge_in, cache_key = out.barge_in, out.cache_key
-                        await self._io.send_event(events.response(out.text, False))
+                        await self._io.send_event(events.ResponseDelta(piece_text))
                         for piece in splitter.push(piece_text):
                             await sentences.put((piece, barge_in, cache_key))
                     elif isinstance(out, Listen):
                         self._host.listen(out)
                     elif isinstance(out, IntentEvent):
                         await self._io.send_event(
-                            events.intent(out.intent, out.confidence, out.parameters)
+                            events.Intent(out.intent, out.confidence, out.parameters)
                         )
                     elif isinstance(out, Hangup):
                         self._host.hangup_after_playback(out.reason)
@@ -202,7 +202,7 @@ class Speaker:
                         await sentences.put((failed, True, "transfer_failed"))
                         self._host.hangup_after_playback(f"transfer to {out.target} failed")
                     elif isinstance(out, Note):
-                        await self._io.send_event(events.note(out.kind, out.data))
+                        await self._io.send_event(events.Note(out.kind, out.data))
             except ProviderError as exc:
                 log.warning("call %s: dialogue provider failed: %s", self._call_id, exc)
                 await self._host.error("provider_failed", str(exc))
@@ -213,7 +213,7 @@ class Speaker:
                 await sentences.put((piece, barge_in, cache_key))
             text = "".join(reply).strip()
             if text:
-                await self._io.send_event(events.response(text, True))
+                await self._io.send_event(events.Response(text))
                 self._host.remember("assistant", text)
             await sentences.put(None)
             await tts
@@ -225,7 +225,7 @@ class Speaker:
     async def _transfer(self, out: Transfer) -> bool:
         """Whether the transport took the call elsewhere. A browser never can: it gets the
         `transfer` event to act on itself (open a chat with a person, dial out...)."""
-        await self._io.send_event(events.transfer(out.target, out.mode))
+        await self._io.send_event(events.Transfer(out.target, out.mode))
         if await self._io.transfer(out.target):
             self._host.hangup_after_playback(f"transferred to {out.target}")
             return True

@@ -12,8 +12,8 @@ import os
 import socket
 from typing import Any
 
-from ..call import events
 from ..hookspecs import hookimpl
+from ..protocol import events
 
 log = logging.getLogger("voicebot.cluster")
 
@@ -96,7 +96,7 @@ class ClusterState:
             return {"ok": True, "instance": self.instance_id}
         if op == "transfer":
             target = str(args.get("target", ""))
-            await call.io.send_event(events.transfer(target, "operator"))
+            await call.io.send_event(events.Transfer(target, "operator"))
             ok = await call.io.transfer(target)
             if ok:
                 call.end_reason = f"transferred to {target}"

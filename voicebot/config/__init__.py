@@ -2,6 +2,7 @@
 the YAML-to-dataclass checker (`options`), and the hints for what users get wrong (`yamlhints`,
 `extras`). Importers keep using `from voicebot.config import Config, load_config`."""
 
+from .browser import BrowserConfig
 from .loader import load_config, validate_providers
 from .model import (
     CONFIG_ROLES,
@@ -26,6 +27,7 @@ __all__ = [
     "CONFIG_ROLES",
     "AuthConfig",
     "BargeInConfig",
+    "BrowserConfig",
     "Config",
     "ConfigError",
     "DialogueConfig",

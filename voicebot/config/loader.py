@@ -16,6 +16,7 @@ import yaml
 
 from ..cluster.config import problems_of
 from ..providers import BatchSTT
+from .browser import check_browser
 from .extras import provider_problems
 from .model import CONFIG_ROLES, USER_SECTIONS, Config, ProviderSpec, line_of_key
 from .options import ConfigError, Problem, build, check_ranges, suggest
@@ -150,6 +151,7 @@ def load_config(
     if cfg is None:
         cfg = Config()
     check_ranges(cfg, "", file, lambda k: line_of_key(lines, k), problems)
+    check_browser(cfg.browser, file, lambda k: line_of_key(lines, k), problems)
     cfg.source, cfg.base_dir, cfg.lines = file, base, lines
     cfg.unset_env = unset_env
     cfg.chains = _parse_providers(cfg.providers, file, lines, problems)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from ..cluster.config import ClusterConfig
 from ..providers import ROLES
 from ..providers.deadlines import DeadlinesConfig
+from .browser import BrowserConfig
 
 #: `providers:` keys, each with the registry role its providers come from. `partials` is a second,
 #: fast streaming STT that runs beside a whole-utterance one (Whisper) for live transcripts and
@@ -179,6 +180,7 @@ class Config:
     # provider's serializer `Options` once the plugins are loaded (see `validate_providers`)
     telephony: dict[str, Any] = field(default_factory=dict)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    browser: BrowserConfig = field(default_factory=BrowserConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     plugins: list[str] = field(default_factory=list)
@@ -207,6 +209,7 @@ USER_SECTIONS = (
     "flows",
     "telephony",
     "security",
+    "browser",
     "storage",
     "cluster",
     "plugins",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,8 @@ from .sessions import Session, SessionsFull, SessionStore
 log = logging.getLogger("voicebot.server")
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
+#: A conversation id a client may choose for `/api/chat`.
+CLIENT_SESSION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def create_app(runtime: Runtime) -> web.Application:
@@ -60,6 +63,8 @@ def create_app(runtime: Runtime) -> web.Application:
     app[TRIMMER] = MemoryTrimmer(runtime, runtime.config.server.malloc_trim_s)
     app.router.add_get("/", index)
     app.router.add_get("/ws/voice", voice_ws)
+    for path in runtime.config.browser.paths:  # clients hard-coded to another server's path
+        app.router.add_get(path, voice_ws)
     app.router.add_post("/api/v1/sessions", create_session)
     app.router.add_get("/health", health)
     app.router.add_get("/calls", calls)
@@ -115,11 +120,17 @@ def _take_creation_token(request: web.Request) -> None:
         raise too_many("rate_limited", "too many new sessions from this client; slow down", wait)
 
 
-def _new_session(request: web.Request, *, namespace: str = "", flow: str | None = None) -> Session:
+def _new_session(
+    request: web.Request,
+    *,
+    namespace: str = "",
+    flow: str | None = None,
+    session_id: str | None = None,
+) -> Session:
     """A session for this client within the store's bounds (the caller took a creation token)."""
     try:
         return request.app[SESSIONS].create(
-            namespace=namespace, flow=flow, subject=request.get(SUBJECT)
+            namespace=namespace, flow=flow, subject=request.get(SUBJECT), session_id=session_id
         )
     except SessionsFull as exc:
         raise too_many("sessions_full", str(exc), exc.retry_after, status=503) from None
@@ -171,8 +182,10 @@ async def ws_stats(request: web.Request) -> web.Response:
 
 
 async def chat(request: web.Request) -> web.Response:
-    """The dialogue on text alone: the same flows, no audio."""
-    from ..dialogue import Hangup
+    """The dialogue on text alone: the same flows, no audio. A `session_id` the client chose
+    (its own conversation id) is adopted the first time, bound to the caller's subject, so a
+    client that never reads ours keeps its context."""
+    from ..dialogue import Hangup, IntentEvent
 
     runtime: Runtime = request.app[RUNTIME]
     body = await json_object(request)
@@ -183,25 +196,35 @@ async def chat(request: web.Request) -> web.Response:
         return json_error(413, "text_too_long", "text is over the configured limit")
     chats: dict[str, Any] = request.app[CHATS]
     session_id = body.get("session_id")
-    dialogue = None
-    if isinstance(session_id, str):
-        # another subject's conversation is as unknown as one that never existed
+    if session_id is not None and not (
+        isinstance(session_id, str) and CLIENT_SESSION_ID.fullmatch(session_id)
+    ):
+        return json_error(400, "invalid_body", "`session_id` must be 1-128 of A-Z a-z 0-9 . _ : -")
+    dialogue, adopt = None, session_id
+    if session_id is not None:
         session = request.app[SESSIONS].get(session_id)
-        if session is not None and session.subject == request.get(SUBJECT):
-            dialogue = chats.get(session_id)
+        if session is not None:
+            # another subject's conversation is not theirs to continue: they get their own
+            adopt = None
+            if session.subject == request.get(SUBJECT):
+                dialogue, adopt = chats.get(session_id), session_id
     greeting: list[tuple[str, bool]] = []
     if dialogue is None:
-        _take_creation_token(request)
-        session_id = _new_session(request, namespace="chat").id
+        if adopt is None or request.app[SESSIONS].get(adopt) is None:
+            _take_creation_token(request)
+            session_id = _new_session(request, namespace="chat", session_id=adopt).id
         dialogue = runtime.new_dialogue(session_id, {"channel": "chat"})
         chats[session_id] = dialogue
         greeting = [(o.text, o.delta) async for o in dialogue.start() if isinstance(o, Say)]
     reply: list[tuple[str, bool]] = []
     ended = False
+    intent: IntentEvent | None = None
     try:
         async for out in dialogue.handle(UserInput("text", text=text.strip())):
             if isinstance(out, Say):
                 reply.append((out.text, out.delta))
+            elif isinstance(out, IntentEvent):
+                intent = out
             elif isinstance(out, Hangup):
                 ended = True
     except ProviderError as exc:
@@ -213,6 +236,8 @@ async def chat(request: web.Request) -> web.Response:
             "session_id": session_id,
             "greeting": join_pieces(greeting) or None,
             "text": join_pieces(reply),
+            "intent": intent.intent if intent and intent.intent else "unknown",
+            "confidence": intent.confidence if intent else 0.0,
             "ended": ended,
         }
     )

@@ -1,4 +1,9 @@
-"""`/ws/voice`: browsers and generic clients, binary audio plus JSON control messages."""
+"""`/ws/voice` (and `browser.paths`): browsers and generic clients.
+
+A thin shell over a dialect (`voicebot.protocol`): client text goes through `dialect.parse`, and
+whatever the dialect renders of the call's events and audio is sent as it is. What is I/O stays
+here: the socket, its limits, the heartbeat, the call's life.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import WSMsgType, web
 
@@ -19,10 +24,13 @@ from ..audio.encoders import (
     new_encoder,
 )
 from ..call import Call
+from ..protocol import DIALECTS, Dialect, Frame, VoicebotDialect, make_dialect
+from ..protocol import events as ev
+from ..protocol.commands import Command, ProtocolError, parse_query_format
+from ..protocol.dialect import voicebot_object
 from ..providers import AudioFormat
 from ..records.audit import audit
 from ..runtime import CapacityError, Runtime
-from ..transports.browser_protocol import Command, ProtocolError, parse_message, parse_query_format
 from .appkeys import AUTH, CONNECTIONS, RUNTIME, SESSIONS
 from .auth import AuthBusy, Authenticator, AuthError, authenticate_ws, chosen_subprotocols
 from .guard import ConnectionGuard
@@ -57,6 +65,7 @@ class BrowserIO:
         self.output = "pcm"
         self._encoder: OutputEncoder | None = None
         self._cleared = asyncio.Event()  # set by a barge-in: a file held back is not sent
+        self.dialect: Dialect = VoicebotDialect(call_id="", session_id=None, max_text_chars=0)
 
     def set_output(self, output: str, sample_rate: int) -> None:
         """Replies from now on in `output` (`encoders.OUTPUTS`) at `sample_rate`."""
@@ -78,17 +87,26 @@ class BrowserIO:
             return False
         return True
 
+    async def send(self, frames: list[Frame]) -> None:
+        for frame in frames:
+            if not self._writable():
+                return
+            with contextlib.suppress(ConnectionError):
+                if isinstance(frame, bytes):
+                    await self.ws.send_bytes(frame)
+                else:
+                    await self.ws.send_str(frame)
+
     async def send_audio(self, frame: bytes) -> None:
+        if self.call is None:
+            return
         if self._encoder is not None:
             frame = self._encoder.encode(frame)
-        if frame and self._writable():
-            with contextlib.suppress(ConnectionError):
-                await self.ws.send_bytes(frame)
+        if frame:
+            await self.send(self.dialect.audio(frame, reply_audio(self.call.format)))
 
-    async def send_event(self, event: dict[str, Any]) -> None:
-        if self._writable():
-            with contextlib.suppress(ConnectionError):
-                await self.ws.send_str(json.dumps(event))
+    async def send_event(self, event: ev.Event) -> None:
+        await self.send(self.dialect.render(event))
 
     async def send_mark(self, name: str) -> None:
         """The end of a reply segment. Browsers have no playback acknowledgement (the call uses
@@ -127,17 +145,19 @@ async def refuse(
 ) -> web.WebSocketResponse:
     if error:
         with contextlib.suppress(ConnectionError):
-            await ws.send_str(json.dumps({"type": "error", "code": error, "message": reason}))
+            await ws.send_str(json.dumps(voicebot_object(ev.Error(error, reason))))
     await ws.close(code=code, message=reason.encode()[:120])
 
 
 async def voice_ws(request: web.Request) -> web.StreamResponse:
     """One connection = one call. A bug of ours closes this socket with 1011, never the server."""
-    limits = request.app[RUNTIME].config.security.limits
+    config = request.app[RUNTIME].config
+    limits = config.security.limits
     # no permessage-deflate: audio does not compress and each compressor costs ~256 KB per call
     ws = web.WebSocketResponse(
         heartbeat=limits.heartbeat_s,
-        max_msg_size=limits.max_frame_bytes,
+        # binary frames are held to max_frame_bytes in `_receive`; JSON (base64 audio) to this
+        max_msg_size=max(limits.max_frame_bytes, config.browser.max_message_bytes),
         compress=False,
         protocols=chosen_subprotocols(request),  # a token offered as a subprotocol
     )
@@ -164,14 +184,21 @@ async def _serve_call(request: web.Request, ws: web.WebSocketResponse) -> None:
         code = CLOSE_TRY_LATER if isinstance(exc, AuthBusy) else CLOSE_AUTH
         return await refuse(ws, code, str(exc), "auth_failed")
     subject = principal.subject if principal else None
+    browser = runtime.config.browser
     try:
-        rate, encoding = parse_query_format(dict(request.query))
+        rate, encoding = parse_query_format(dict(request.query), browser.sample_rate)
         output = request.query.get("output") or default_output(runtime.config)
         check_output(output, rate, encoding)
     except ProtocolError as exc:
         return await refuse(ws, CLOSE_UNSUPPORTED, str(exc), exc.code)
     except AudioFormatError as exc:
         return await refuse(ws, CLOSE_UNSUPPORTED, str(exc), "invalid_config")
+    dialect_name = request.query.get("dialect", browser.dialect)
+    if dialect_name not in DIALECTS:
+        names = ", ".join(DIALECTS)
+        return await refuse(
+            ws, CLOSE_UNSUPPORTED, f"dialect must be one of {names}", "invalid_config"
+        )
     session_id = request.query.get("session_id")
     session = None
     if session_id:
@@ -204,24 +231,23 @@ async def _serve_call(request: web.Request, ws: web.WebSocketResponse) -> None:
     except AudioFormatError as exc:  # e.g. webm without the optional Opus decoder
         return await refuse(ws, CLOSE_UNSUPPORTED, str(exc), "unsupported_encoding")
     io.call = call
-    io.set_output(output, rate)
+    io.dialect = make_dialect(
+        dialect_name, call_id=call.id, session_id=session_id, max_text_chars=limits.max_text_chars
+    )
+    # the envelope dialect sends its own WAV per turn inside JSON: no binary encoder
+    io.set_output(output if io.dialect.binary_audio else "pcm", rate)
     if session is not None:
         session.active_call = call
     request.app[CONNECTIONS][call.id] = ws
     await io.send_event(
-        {
-            "type": "status",
-            "status": "connected",
-            "state": "connected",
-            "session_id": session_id,
-            "call_id": call.id,
-            "resumed": call.resumed,
-            "audio_config": audio_config(rate, encoding, output),
-        }
+        ev.Connected(call.id, session_id, call.resumed, announced(rate, encoding, io.output))
     )
     life = asyncio.ensure_future(runtime.run_call(call))
-    guard = ConnectionGuard(authn, principal, ConnectionLimiter(limits, call.format))
-    receiver = asyncio.ensure_future(_receive(ws, call, io, limits.max_text_chars, guard))
+    limiter = ConnectionLimiter(limits, call.format, browser.max_message_bytes)
+    guard = ConnectionGuard(authn, principal, limiter)
+    sizes = (limits.max_frame_bytes, browser.max_message_bytes)
+    receiver = asyncio.ensure_future(_receive(ws, call, io, sizes, guard))
+    beat = _heartbeat(io, browser.heartbeat_s) if browser.heartbeat_s > 0 else None
     try:
         # whichever ends first ends the other: the client leaving, or the call ending on our
         # side (hang-up, a reconnect taking the session over) while the client says nothing
@@ -234,6 +260,9 @@ async def _serve_call(request: web.Request, ws: web.WebSocketResponse) -> None:
             await io.close(CLOSE_NORMAL, call.end_reason)
             receiver.cancel()
             await asyncio.gather(receiver, return_exceptions=True)
+        if beat is not None:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
         await life
         if session is not None and session.active_call is call:
             request.app[SESSIONS].call_ended(session, call.snapshot(), call.clean_end)
@@ -262,18 +291,52 @@ def release_heartbeat(ws: web.WebSocketResponse) -> None:
         ws._cancel_heartbeat()
 
 
+def announced(sample_rate: int, encoding: str, output: str) -> ev.AudioConfig:
+    """The `audio_config` a client is told: what it sends and what it receives."""
+    return ev.AudioConfig(**audio_config(sample_rate, encoding, output))  # type: ignore[arg-type]
+
+
+def reply_audio(fmt: AudioFormat) -> ev.AudioConfig:
+    """The format of the bot's frames: the client's, except that a WebM client gets PCM16."""
+    encoding = "pcm_s16le" if fmt.encoding == "webm" else fmt.encoding
+    return ev.AudioConfig(fmt.sample_rate, encoding)
+
+
+def _heartbeat(io: BrowserIO, every_s: float) -> asyncio.Task[None]:
+    """`browser.heartbeat_s`: a JSON keep-alive for clients that expect one (aiohttp's
+    WebSocket pings are below what a browser's JavaScript sees)."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            await io.send_event(ev.Heartbeat())
+
+    return asyncio.ensure_future(beat())
+
+
 async def _receive(
-    ws: web.WebSocketResponse, call: Call, io: BrowserIO, max_text: int, guard: ConnectionGuard
+    ws: web.WebSocketResponse,
+    call: Call,
+    io: BrowserIO,
+    sizes: tuple[int, int],
+    guard: ConnectionGuard,
 ) -> None:
+    max_binary, max_json = sizes
     async for msg in ws:
         if call.ended:
             return
         if msg.type in (WSMsgType.BINARY, WSMsgType.TEXT):
-            refusal = guard.limiter.admit(len(msg.data), call.format)
+            text = msg.type == WSMsgType.TEXT
+            if len(msg.data) > (max_json if text else max_binary):
+                log.info("call %s: message over the size limit", call.id)
+                call.end_reason = "message too large"
+                await io.close(CLOSE_TOO_BIG, "message too big")
+                return
+            refusal = guard.limiter.admit(len(msg.data), call.format, text)
             if refusal is not None:
                 log.info("call %s: rate limit: %s", call.id, refusal)
                 call.end_reason = "rate limited"
-                await io.send_event({"type": "error", "code": "rate_limited", "message": refusal})
+                await io.send_event(ev.Error("rate_limited", refusal))
                 await io.close(CLOSE_POLICY, "rate limit exceeded")
                 return
         if msg.type == WSMsgType.BINARY:
@@ -282,11 +345,12 @@ async def _receive(
             await asyncio.sleep(0)
         elif msg.type == WSMsgType.TEXT:
             try:
-                command = parse_message(msg.data, max_text)
+                command = io.dialect.parse(cast(str, msg.data))
             except ProtocolError as exc:
                 call.touch()
-                await io.send_event({"type": "error", "code": exc.code, "message": str(exc)})
+                await io.send(io.dialect.error(exc))
                 continue
+            await io.send(io.dialect.accepted(command))
             if await _dispatch(command, call, io, guard):
                 return
         elif msg.type == WSMsgType.ERROR:
@@ -301,7 +365,7 @@ async def _dispatch(cmd: Command, call: Call, io: BrowserIO, guard: ConnectionGu
     """Act on one control message; True when the call is over."""
     if cmd.kind == "ping":
         call.touch()
-        await io.send_event({"type": "pong"})
+        await io.send_event(ev.Pong())
     elif cmd.kind == "end_turn":
         call.end_turn()
     elif cmd.kind == "interrupt":
@@ -332,23 +396,17 @@ async def _dispatch(cmd: Command, call: Call, io: BrowserIO, guard: ConnectionGu
             if output != io.output or rerated:
                 io.set_output(output, fmt.sample_rate)
         except AudioFormatError as exc:
-            await io.send_event({"type": "error", "code": "invalid_config", "message": str(exc)})
+            await io.send_event(ev.Error("invalid_config", str(exc)))
             return False
-        await io.send_event(
-            {
-                "type": "status",
-                "status": call.state,
-                "state": call.state,
-                "audio_config": audio_config(fmt.sample_rate, fmt.encoding, io.output),
-            }
-        )
+        fmt_now = announced(fmt.sample_rate, fmt.encoding, io.output)
+        await io.send_event(ev.Status(call.state, call.id, audio_config=fmt_now))
     elif cmd.kind == "auth":
         call.touch()
         await guard.reauth(cmd.token, io)
     elif cmd.kind == "end_call":
         call.end_reason = "client ended the call"
         call.clean_end = True
-        await io.send_event({"type": "status", "status": "ended", "state": "ended"})
+        await io.send_event(ev.Status("ended", call.id, reason=call.end_reason))
         await io.close(CLOSE_NORMAL, "call ended")
         return True
     return False

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
+from ..protocol.events import AuthOk, Error, Event
 from .auth import Authenticator, AuthError, Principal
 from .limits import ConnectionLimiter
 
 
 class EventSink(Protocol):
-    async def send_event(self, event: dict[str, Any]) -> None: ...
+    async def send_event(self, event: Event) -> None: ...
 
 
 class ConnectionGuard:
@@ -32,7 +33,7 @@ class ConnectionGuard:
             if self.principal is not None and fresh.subject != self.principal.subject:
                 raise AuthError("token is for another subject")
         except AuthError as exc:
-            await io.send_event({"type": "error", "code": "auth_failed", "message": str(exc)})
+            await io.send_event(Error("auth_failed", str(exc)))
             return
         self.principal = fresh
-        await io.send_event({"type": "auth", "status": "ok", "expires_at": fresh.expires_at})
+        await io.send_event(AuthOk(fresh.expires_at))

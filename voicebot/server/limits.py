@@ -23,14 +23,23 @@ from ..config import LimitsConfig
 # cost is held by AudioBudget
 _BYTES_PER_SAMPLE = {"pcm_s16le": 2, "mulaw": 1, "alaw": 1}
 
+#: JSON messages (base64 audio in any container, whatever the connection declared) are budgeted
+#: as the richest audio they may carry: 48 kHz stereo PCM16, base64 (4/3). Their decoded seconds
+#: are held by `AudioBudget` like every other audio.
+JSON_BYTES_PER_S = 48000 * 2 * 2 * 4 / 3
+
 
 class ConnectionLimiter:
     """Decides, message by message, whether a connection is within its budget."""
 
-    def __init__(self, limits: LimitsConfig, fmt: AudioFormat) -> None:
+    def __init__(
+        self, limits: LimitsConfig, fmt: AudioFormat, max_json_bytes: int | None = None
+    ) -> None:
         self.limits = limits
         self.messages = TokenBucket(limits.max_messages_per_s, limits.message_burst)
         self.bytes = TokenBucket(0.0, 0.0)
+        json_burst = max(max_json_bytes or limits.max_frame_bytes, limits.max_frame_bytes)
+        self.json_bytes = TokenBucket(JSON_BYTES_PER_S * limits.audio_realtime_factor, json_burst)
         self._format: AudioFormat | None = None
         self._follow(fmt)
 
@@ -45,13 +54,14 @@ class ConnectionLimiter:
             self.bytes.capacity if first else min(self.bytes.tokens, self.bytes.capacity)
         )
 
-    def admit(self, size: int, fmt: AudioFormat) -> str | None:
-        """None if the message may pass, else why not (sent to the client before closing)."""
+    def admit(self, size: int, fmt: AudioFormat, text: bool = False) -> str | None:
+        """None if the message may pass, else why not (sent to the client before closing).
+        `text`: a JSON message, budgeted apart from the binary audio stream."""
         self._follow(fmt)
         now = time.monotonic()
         if not self.messages.take(1, now):
             return f"more than {self.limits.max_messages_per_s:g} messages per second"
-        if not self.bytes.take(size, now):
+        if not (self.json_bytes if text else self.bytes).take(size, now):
             return (
                 f"data arrives faster than {self.limits.audio_realtime_factor:g}× real time; "
                 "stream audio as it is captured"

@@ -20,6 +20,8 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from ..protocol.dialect import Silent
+from ..protocol.events import Event
 from ..providers import AudioFormat
 from ..records.audit import audit
 from ..runtime import CapacityError
@@ -82,6 +84,7 @@ class TelephonyCallIO:
     ) -> None:
         self._ws = ws
         self._ser = serializer
+        self._events = Silent()  # a phone line has no side channel for call events
         self._start = start
         self._control = call_control
         self._no_transfer = no_transfer_reason
@@ -105,8 +108,11 @@ class TelephonyCallIO:
     async def send_audio(self, frame: bytes) -> None:
         await self._send(self._ser.render_media(frame))
 
-    async def send_event(self, event: dict[str, Any]) -> None:
-        """A phone line has no side channel for diagnostics; the call's hooks still see them."""
+    async def send_event(self, event: Event) -> None:
+        """Rendered like any transport's, by a renderer that has nothing to send on a phone
+        line; the call's hooks still see what happened."""
+        for frame in self._events.render(event):
+            await self._send(frame)
 
     async def send_mark(self, name: str) -> None:
         if len(self._sent_marks) < self.MAX_OUTSTANDING_MARKS:

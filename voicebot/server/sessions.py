@@ -73,19 +73,25 @@ class SessionStore:
         self._sessions: OrderedDict[str, Session] = OrderedDict()
 
     def create(
-        self, *, namespace: str = "", flow: str | None = None, subject: str | None = None
+        self,
+        *,
+        namespace: str = "",
+        flow: str | None = None,
+        subject: str | None = None,
+        session_id: str | None = None,
     ) -> Session:
-        """A new session; raises `SessionsFull` when the store is at either bound."""
+        """A new session (under `session_id` when the client chose one that is free); raises
+        `SessionsFull` when the store is at either bound."""
         self._purge()
         size = SESSION_OVERHEAD_BYTES + sum(
-            len(s.encode()) for s in (namespace, flow or "", subject or "")
+            len(s.encode()) for s in (namespace, flow or "", subject or "", session_id or "")
         )
         if len(self._sessions) >= self.max_sessions:
             raise SessionsFull("too many open sessions; try again later", self._next_expiry())
         if self.total_bytes + size > self.max_total_bytes:
             raise SessionsFull("session storage is full; try again later", self._next_expiry())
         session = Session(
-            id=secrets.token_urlsafe(16),
+            id=session_id or secrets.token_urlsafe(16),
             expires_at=time.time() + self.ttl_s,
             namespace=namespace,
             flow=flow,

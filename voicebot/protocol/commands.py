@@ -1,4 +1,5 @@
-"""The `/ws/voice` control messages, sans I/O: JSON text in, typed commands out.
+"""The `/ws/voice` client messages, sans I/O: JSON text in, typed commands out (every dialect
+reads the same vocabulary).
 
 Existing clients spell the same command several ways (`{"type":"end_turn"}`,
 `{"type":"control","command":"end_audio"}`, `{"command":"end_audio"}`, `{"action":"stop"}`); all of
@@ -15,6 +16,7 @@ from typing import Any
 
 from ..audio import INBOUND_ENCODINGS, MAX_RATE, MIN_RATE
 from ..audio.encoders import OUTPUTS
+from .errors import status_of
 
 
 class ProtocolError(ValueError):
@@ -23,6 +25,11 @@ class ProtocolError(ValueError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+    @property
+    def status(self) -> int:
+        """The stable integer beside `code` (`errors.STATUS`)."""
+        return status_of(self.code)
 
 
 @dataclass(frozen=True)
@@ -141,9 +148,10 @@ def _config(msg: dict[str, Any]) -> Command:
     return Command("config", sample_rate=rate, encoding=encoding, output=output)
 
 
-def parse_query_format(query: dict[str, str]) -> tuple[int, str]:
-    """`sample_rate` and `encoding` from the connection URL, validated."""
-    raw_rate = query.get("sample_rate", "16000")
+def parse_query_format(query: dict[str, str], default_rate: int = 16000) -> tuple[int, str]:
+    """`sample_rate` and `encoding` from the connection URL, validated; a client that announces
+    no rate gets `default_rate` (`browser.sample_rate`)."""
+    raw_rate = query.get("sample_rate", str(default_rate))
     try:
         rate = int(raw_rate)
     except ValueError:

@@ -1,1 +1,0 @@
-"""Transports turn a wire protocol into call events and back; no dialogue logic lives here."""
