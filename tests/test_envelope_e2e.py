@@ -33,7 +33,13 @@ SPEECH = Path(__file__).parent.parent / "benchmarks" / "data" / "speech" / "gofo
 SAID = "go forward ten meters"
 STACK = {
     "pipeline": {"vad_hangover_ms": 300},
-    "providers": {"vad": {"use": "silero"}, "stt": {"use": "whisper"}, "tts": {"use": "piper"}},
+    "providers": {
+        "vad": {"use": "silero"},
+        "stt": {"use": "whisper"},
+        # Piper samples its prosody afresh on every synthesis: without that noise each run
+        # hears the same rendition, so what Whisper makes of the reply does not depend on luck
+        "tts": {"use": "piper", "noise_scale": 0.0, "noise_w_scale": 0.0},
+    },
     "dialogue": {"mode": "echo", "greeting": "Hi."},
 }
 
