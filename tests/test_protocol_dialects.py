@@ -172,6 +172,7 @@ def test_envelope_gathers_a_spoken_turn_into_one_audio_response() -> None:
     assert d.render(ev.Intent("move", 0.5, {})) == []
     assert d.render(ev.Response("You said: go forward.")) == []
     assert d.render(ev.Metrics(1, {"stt_ms": 1.0})) == []
+    assert d.render(ev.Status("speaking", "c-1")) == []
     frames = _frames(5)
     for f in frames:
         d.audio(f, CFG)
@@ -186,6 +187,25 @@ def test_envelope_gathers_a_spoken_turn_into_one_audio_response() -> None:
         assert w.readframes(w.getnframes()) == b"".join(frames)
     # nothing more until the next turn
     assert d.render(ev.Status("listening", "c-1")) == []
+
+
+def test_envelope_keeps_the_last_replys_audio_out_of_the_next_turn() -> None:
+    """Frames of the greeting still in flight when the caller's utterance arrives (it cuts the
+    greeting off) are not the answer's audio: a turn's audio starts at its own `speaking`."""
+    d = envelope()
+    d.render(ev.Response("Hi."))
+    d.render(ev.Status("speaking", "c-1"))
+    d.audio(b"\1\0" * 320, CFG)
+    d.accepted(d.parse('{"type": "audio", "content": "AAAA"}'))
+    d.audio(b"\2\0" * 320, CFG)  # the greeting's tail, before the interruption took effect
+    d.render(ev.Status("processing", "c-1"))
+    d.render(ev.Transcript("go", True, 0.9))
+    d.render(ev.Response("You said: go."))
+    d.render(ev.Status("speaking", "c-1"))
+    d.audio(b"\3\0" * 320, CFG)
+    msg = one(d.render(ev.Status("listening", "c-1")))
+    with wave.open(io.BytesIO(base64.b64decode(msg["content"]["audio"]))) as w:
+        assert w.readframes(w.getnframes()) == b"\3\0" * 320
 
 
 def test_envelope_answers_typed_text_with_a_response_at_once() -> None:
@@ -220,6 +240,7 @@ def test_envelope_says_when_nothing_was_heard() -> None:
 def test_envelope_reply_audio_is_pcm16_whatever_the_line_encoding() -> None:
     d = envelope()
     d.render(ev.Response("Hi."))
+    d.render(ev.Status("speaking", "c-1"))
     d.audio(b"\xff" * 160, ev.AudioConfig(8000, "mulaw"))
     msg = json.loads(d.render(ev.Status("ended", "c-1", reason="bye"))[0])
     with wave.open(io.BytesIO(base64.b64decode(msg["content"]["audio"]))) as w:

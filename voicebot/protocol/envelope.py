@@ -44,6 +44,7 @@ class _Turn:
     confidence: float = 0.0
     text: str | None = None
     processing: bool = False
+    speaking: bool = False  # its reply's audio has begun: frames before are the last reply's
     audio: bytearray = field(default_factory=bytearray)
     rate: int = 16000
 
@@ -126,7 +127,7 @@ class EnvelopeDialect(Dialect):
 
     def audio(self, frame: bytes, audio: ev.AudioConfig) -> list[Frame]:
         turn = self._turn
-        if turn is None or turn.kind == "text":
+        if turn is None or turn.kind == "text" or not turn.speaking:
             return []
         if len(turn.audio) < MAX_REPLY_S * audio.sample_rate * 2:
             turn.audio += pcm_codec.decode(frame, audio.encoding)
@@ -148,6 +149,8 @@ class EnvelopeDialect(Dialect):
         turn = self._turn
         if event.state == "processing" and turn is not None:
             turn.processing = True
+        if event.state == "speaking" and turn is not None:
+            turn.speaking = True
         if event.state in ("listening", "interrupted", "ended") and turn is not None:
             if turn.text is not None:
                 return self._flush() + self._ended(event)
