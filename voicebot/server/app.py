@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,12 @@ from ..dialogue.sentences import join_pieces
 from ..memory import MemoryTrimmer
 from ..providers import ProviderError
 from ..runtime import Runtime
+<<<<<<< HEAD
 from ..stats import percentile
 from . import cluster_http, security
+=======
+from . import security
+>>>>>>> 8bba890 (/metrics through prometheus-client: turn-stage, loop-lag and queue-wait histograms, call/turn/barge-in/provider counters, active-calls gauge, multi-worker aggregation (PROMETHEUS_MULTIPROC_DIR, mark_process_dead), optional OTel turn spans, Grafana dashboard)
 from .appkeys import CHATS, CONNECTIONS, RUNTIME, SESSION_LIMIT, SESSIONS, SUBJECT, TRIMMER
 from .browser import voice_ws
 from .limits import ClientRateLimit, client_key
@@ -277,6 +280,7 @@ async def transcribe(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+<<<<<<< HEAD
     runtime: Runtime = request.app[RUNTIME]
     lines = [
         "# TYPE voicebot_active_calls gauge",
@@ -298,3 +302,8 @@ async def metrics(request: web.Request) -> web.Response:
         for q in (0.5, 0.95):
             lines.append(f'voicebot_voice_to_voice_ms{{quantile="{q}"}} {percentile(v2v, q)}')
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+=======
+    """Prometheus text from `prometheus-client` (every worker's, in a multi-worker server)."""
+    body, content_type = request.app[RUNTIME].metrics.exposition()
+    return web.Response(body=body, headers={"Content-Type": content_type})
+>>>>>>> 8bba890 (/metrics through prometheus-client: turn-stage, loop-lag and queue-wait histograms, call/turn/barge-in/provider counters, active-calls gauge, multi-worker aggregation (PROMETHEUS_MULTIPROC_DIR, mark_process_dead), optional OTel turn spans, Grafana dashboard)
