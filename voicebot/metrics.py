@@ -129,7 +129,10 @@ class Metrics:
             registry=reg,
         )
         self.turns = Counter(
-            "voicebot_turns", "Caller turns answered (first reply audio sent; the greeting is none)", ["transport"], registry=reg
+            "voicebot_turns",
+            "Caller turns answered (first reply audio sent; the greeting is none)",
+            ["transport"],
+            registry=reg,
         )
         self.barge_ins = Counter(
             "voicebot_barge_ins",
