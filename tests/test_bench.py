@@ -99,3 +99,17 @@ async def test_bench_says_what_is_wrong_without_a_traceback(tmp_path):
     assert code == 1 and "no voicebot server answers" in err and "Traceback" not in err
     code, _, err = await bench("--utterance", str(tmp_path / "missing.wav"))
     assert code == 1 and "cannot read it as a WAV" in err and "Traceback" not in err
+
+
+def test_performance_doc_has_a_command_for_every_readme_figure():
+    readme = (ROOT / "README.md").read_text()
+    measured = readme.split("## Measured", 1)[1].split("\n## ", 1)[0]
+    commands = {
+        row.rsplit("|", 2)[1].strip().strip("`")
+        for row in measured.splitlines()
+        if row.startswith("| ") and "`" in row.rsplit("|", 2)[1]
+    }
+    assert len(commands) >= 8
+    doc = (ROOT / "docs" / "performance.md").read_text()
+    assert not {c for c in commands if c not in doc}
+    assert "docs/performance.md" in readme
