@@ -113,3 +113,15 @@ def test_performance_doc_has_a_command_for_every_readme_figure():
     doc = (ROOT / "docs" / "performance.md").read_text()
     assert not {c for c in commands if c not in doc}
     assert "docs/performance.md" in readme
+
+
+@pytest.mark.parametrize("n", [160, 161, 162, 1600])
+def test_the_twilio_caller_sizes_media_without_decoding(n):
+    import base64
+
+    from voicebot.bench.callers import _payload_bytes
+
+    payload = base64.b64encode(bytes(n)).decode()
+    for sep in ((",", ":"), (", ", ": ")):
+        msg = json.dumps({"event": "media", "media": {"payload": payload}}, separators=sep)
+        assert _payload_bytes(msg) == n
