@@ -226,3 +226,19 @@ async def test_otel_traces_one_span_per_turn_stage(tmp_path):
 async def test_traces_are_off_by_default(tmp_path):
     async with serve(tmp_path, base_config()) as server:
         assert server.runtime.metrics.tracer is None
+
+
+def test_traces_without_opentelemetry_installed_say_what_to_install(tmp_path):
+    (tmp_path / "config.yaml").write_text(json.dumps(base_config(server={"otel_traces": True})))
+    hide = "import sys; sys.modules['opentelemetry'] = None; "  # as if the extra were missing
+    run = "from voicebot.cli import main; sys.exit(main(['run', sys.argv[1], '--port', '0']))"
+    proc = subprocess.run(
+        [sys.executable, "-c", hide + run, str(tmp_path / "config.yaml")],
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "pip install 'voicebot-runtime[otel]'" in proc.stderr
+    assert "Traceback" not in proc.stderr

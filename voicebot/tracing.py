@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .plugins import PluginError
+
 #: the turn's stages in order, as (span name, breakdown field in ms); they follow each other
 STAGES = (
     ("endpointing", "endpointing_ms"),
@@ -21,8 +23,9 @@ STAGES = (
 )
 
 
-class TracingUnavailable(RuntimeError):
-    """`server.otel_traces` is on but the OpenTelemetry API is not installed."""
+class TracingUnavailable(PluginError):
+    """`server.otel_traces` is on but the OpenTelemetry API is not installed: what the
+    environment lacks, said in one line like a missing provider SDK."""
 
 
 def make_tracer() -> Any:
