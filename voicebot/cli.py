@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("paths", nargs="*", default=["flows/tests"], help="test files or directories")
     _config_arg(test, default=None)
     sub.add_parser("schema", help="print the JSON Schema of the flow format")
-    from .bench.command import add_arguments
+    from .bench.args import add_arguments
 
     add_arguments(sub.add_parser("bench", help="load-test a server: calls, turns, latency, CPU"))
     return parser
