@@ -58,7 +58,7 @@ def turn_spans(tracer: Any, call: Any, turn: dict[str, Any], end_ns: int) -> Non
             if ms is None:
                 continue  # a typed turn has no endpointing, a cached reply no TTS stage...
             span = tracer.start_span(name, context=context, start_time=at, attributes=attributes)
-            at += int(ms * 1e6)
+            at = min(at + int(ms * 1e6), end_ns)  # stages are rounded to 0.1 ms each
             span.end(end_time=at)
     finally:
         turn_span.end(end_time=end_ns)
