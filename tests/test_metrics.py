@@ -18,9 +18,9 @@ import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from voicebot.fallback import FallbackLLM
 from voicebot.metrics import Metrics, mark_process_dead
 from voicebot.providers import Message
+from voicebot.providers.fallback import FallbackLLM
 
 from .broken_llm import BrokenLLM
 from .support import Client, base_config, serve

@@ -48,7 +48,7 @@ def _wav_16k(path: Path) -> bytes:
 
 
 async def _spoken(text: str, config_path: str) -> bytes:
-    from ..audio_types import AudioFormat
+    from ..audio import AudioFormat
     from ..config import load_config
     from ..runtime import Runtime
 
