@@ -347,14 +347,9 @@ class Call:
         self.state = state
         await self.io.send_event(events.status(state, **extra))
 
-<<<<<<< HEAD
     async def error(self, code: str, message: str, **extra: Any) -> None:
-        await self.io.send_event({**events.error(code, message), **extra})
-=======
-    async def error(self, code: str, message: str) -> None:
         self.services.record_error(code)
-        await self.io.send_event(events.error(code, message))
->>>>>>> 8bba890 (/metrics through prometheus-client: turn-stage, loop-lag and queue-wait histograms, call/turn/barge-in/provider counters, active-calls gauge, multi-worker aggregation (PROMETHEUS_MULTIPROC_DIR, mark_process_dead), optional OTel turn spans, Grafana dashboard)
+        await self.io.send_event({**events.error(code, message), **extra})
 
     def info(self) -> dict[str, Any]:
         snap = self.dialogue.snapshot()
