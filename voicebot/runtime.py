@@ -207,11 +207,9 @@ class Runtime:
         resume: dict[str, Any] | None = None,
     ) -> Call:
         if not self.accepting:
-            self.metrics.rejected(transport)
-            raise CapacityError("server is shutting down")
+            raise self._refused(transport, "server is shutting down")
         if len(self.calls) >= self.config.security.limits.max_calls:
-            self.metrics.rejected(transport)
-            raise CapacityError(f"at capacity ({len(self.calls)} calls)")
+            raise self._refused(transport, f"at capacity ({len(self.calls)} calls)")
         call = Call(
             self,
             io,
@@ -228,17 +226,21 @@ class Runtime:
         self.metrics.active_calls.set(len(self.calls))
         return call
 
+    def _refused(self, transport: str, why: str) -> CapacityError:
+        self.metrics.rejected(transport)
+        return CapacityError(why)
+
     async def open_call(self, *, slot: str | None = None, **kwargs: Any) -> Call:
         """`new_call` once the fleet admits it (`cluster:`); its slot is held until `run_call`
         ends. `slot` names a slot taken earlier (a phone call's, by the webhook that answered)."""
         if not self.accepting:
-            raise CapacityError("server is shutting down")
+            raise self._refused(kwargs["transport"], "server is shutting down")
         if len(self.calls) >= self.config.security.limits.max_calls:
-            raise CapacityError(f"at capacity ({len(self.calls)} calls)")
+            raise self._refused(kwargs["transport"], f"at capacity ({len(self.calls)} calls)")
         slot = slot or uuid.uuid4().hex
         why = await self.cluster.admit(slot, (kwargs.get("variables") or {}).get("subject"))
         if why is not None:
-            raise CapacityError(why)
+            raise self._refused(kwargs["transport"], why)
         try:
             call = self.new_call(**kwargs)
         except BaseException:
