@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -76,11 +77,24 @@ def outcome_of(reason: str) -> str:
     )
 
 
+class _Computed:
+    """A collector for figures computed when scraped (the cluster's view of Redis)."""
+
+    def __init__(self) -> None:
+        self.sources: list[Callable[[], Iterable[Any]]] = []
+
+    def collect(self) -> Iterable[Any]:
+        for source in self.sources:
+            yield from source()
+
+
 class Metrics:
     """The metric objects, and the hooks that feed them from calls (registered as a plugin)."""
 
     def __init__(self, tracer: Any = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._computed = _Computed()
+        self.registry.register(self._computed)
         if multiproc_dir() is None:  # per-process figures mean nothing summed over workers
             ProcessCollector(registry=self.registry)
         reg = self.registry
@@ -168,6 +182,10 @@ class Metrics:
 
     # ----------------------------------------------------------------------------- feeding
 
+    def add_source(self, families: Callable[[], Iterable[Any]]) -> None:
+        """Metric families another part of the process computes at each scrape."""
+        self._computed.sources.append(families)
+
     def rejected(self, transport: str) -> None:
         self.calls.labels(transport, "rejected").inc()
 
@@ -213,4 +231,5 @@ class Metrics:
             return generate_latest(self.registry), CONTENT_TYPE_LATEST
         merged = CollectorRegistry()
         multiprocess.MultiProcessCollector(merged, path)
+        merged.register(self._computed)  # this process's own view (not summed)
         return generate_latest(merged), CONTENT_TYPE_LATEST

@@ -97,6 +97,7 @@ class Runtime:
         #: what the fleet shares (`cluster:`); in-process when no Redis is configured
         self.cluster = make_cluster(self)
         self.pm.register(self.cluster, "voicebot.cluster")
+        self.metrics.add_source(self.cluster.metric_families)
         self._slots: dict[str, str] = {}  # call id → its fleet slot
 
     @property
