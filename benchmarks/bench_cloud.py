@@ -12,10 +12,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from tests.fakes.base import Stall
 from tests.fakes.deepgram_fake import FakeDeepgram
 from tests.fakes.elevenlabs_fake import FakeElevenLabs
-from tests.fakes.openai_fake import FakeOpenAI, tone
+from voicebot.bench.fake_base import Stall
+from voicebot.bench.openai_fake import FakeOpenAI, tone
 from voicebot.providers import AudioFormat, Message
 from voicebot.providers.fallback import FallbackLLM
 from voicebot_plugins.deepgram import DeepgramSTT, DeepgramTTS

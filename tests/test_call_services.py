@@ -45,7 +45,6 @@ def test_the_call_package_never_imports_the_runtime():
 
 async def test_a_call_runs_on_its_services_alone(tmp_path):
     rt = await runtime_for(tmp_path)
-    turns: list[dict] = []
     services = SimpleNamespace(
         config=rt.config,
         providers=rt.providers,
@@ -53,7 +52,7 @@ async def test_a_call_runs_on_its_services_alone(tmp_path):
         workers=rt.workers,
         hook=rt.hook,
         new_dialogue=rt.new_dialogue,
-        record_turn=turns.append,
+        record_error=rt.record_error,
     )
     io = RecordingIO()
     call = Call(services, io, transport="t", audio_format=AudioFormat(16000))

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from tests.fakes.base import Drop, Fail, Stall
 from tests.fakes.deepgram_fake import FakeDeepgram, speak_audio
-from tests.fakes.openai_fake import tone
+from voicebot.bench.fake_base import Drop, Fail, Stall
+from voicebot.bench.openai_fake import tone
 from voicebot.providers import (
     AudioFormat,
     ProviderError,

@@ -10,7 +10,7 @@ import websockets
 
 from tests.fakes.deepgram_fake import FakeDeepgram
 from tests.fakes.elevenlabs_fake import FakeElevenLabs
-from tests.fakes.openai_fake import ChatReply, FakeOpenAI
+from voicebot.bench.openai_fake import ChatReply, FakeOpenAI
 
 from .support import Client, base_config, serve, silence, tone
 

@@ -9,7 +9,7 @@ import time
 
 from tests.fakes.deepgram_fake import FakeDeepgram
 from tests.fakes.elevenlabs_fake import FakeElevenLabs, eleven_audio
-from tests.fakes.openai_fake import ChatReply, FakeOpenAI, tone
+from voicebot.bench.openai_fake import ChatReply, FakeOpenAI, tone
 from voicebot.hookspecs import hookimpl
 from voicebot.providers import Usage
 

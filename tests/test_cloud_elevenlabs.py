@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fakes.base import Fail, Stall
 from tests.fakes.elevenlabs_fake import FakeElevenLabs, eleven_audio
+from voicebot.bench.fake_base import Fail, Stall
 from voicebot.providers import AudioFormat, ProviderError, Usage
 from voicebot.records.usage import collect_usage
 from voicebot_plugins.elevenlabs_providers import ElevenLabsTTS

@@ -7,10 +7,10 @@ import asyncio
 
 import pytest
 
-from tests.fakes.base import Drop, Fail, Stall
 from tests.fakes.deepgram_fake import FakeDeepgram, speak_audio
 from tests.fakes.elevenlabs_fake import FakeElevenLabs
-from tests.fakes.openai_fake import FakeOpenAI, tone
+from voicebot.bench.fake_base import Drop, Fail, Stall
+from voicebot.bench.openai_fake import FakeOpenAI, tone
 from voicebot.providers import AudioFormat, Message, ProviderError, UtteranceEnd
 from voicebot.providers.fallback import FallbackLLM, FallbackSTT, FallbackTTS, build_chain
 from voicebot_plugins.deepgram import DeepgramSTT, DeepgramTTS

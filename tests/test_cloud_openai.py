@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from tests.fakes.base import Fail, Stall
-from tests.fakes.openai_fake import PCM_RATE, ChatReply, FakeOpenAI, speech_pcm
+from voicebot.bench.fake_base import Fail, Stall
+from voicebot.bench.openai_fake import PCM_RATE, ChatReply, FakeOpenAI, speech_pcm
 from voicebot.providers import AudioFormat, Message, ProviderError, ToolCall, ToolSpec, Usage
 from voicebot.records.usage import collect_usage
 from voicebot_plugins.openai_providers import OpenAILLM, OpenAISTT, OpenAITTS

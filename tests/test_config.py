@@ -42,7 +42,7 @@ def test_all_problems_reported_at_once_with_lines(tmp_path):
     lines = str(err.value).splitlines()
     assert (
         f"{p}:2: server.prot: unknown key (did you mean 'port'?); "
-        "allowed: host, port, public_url, drain_grace_s, malloc_trim_s" in lines
+        "allowed: host, port, public_url, drain_grace_s, malloc_trim_s, otel_traces" in lines
     )
     assert f"{p}:4: pipeline.sample_rate: 100 is out of range (8000..48000)" in lines
     assert f"{p}:5: pipeline.frame_ms: 25 is not one of 10, 20, 30" in lines

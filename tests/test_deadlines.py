@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import websockets
 
-from tests.fakes.base import Drip
-from tests.fakes.openai_fake import ChatReply, FakeOpenAI
+from voicebot.bench.fake_base import Drip
+from voicebot.bench.openai_fake import ChatReply, FakeOpenAI
 from voicebot.providers import STTStream, Transcript
 from voicebot.providers.deadlines import BoundedSTTStream, Deadline, DeadlineExceeded
 

@@ -112,6 +112,9 @@ AIOHTTP_CLIENTS = {"voicebot.flows.http"}
 #: Modules that name aiohttp types for type checkers only: a carrier's webhook handlers take and
 #: return aiohttp objects, but the plugin-facing carrier shape loads no aiohttp.
 AIOHTTP_TYPES_ONLY = {"voicebot.telephony.carrier"}
+#: The loopback provider fakes: aiohttp *servers* that `voicebot bench` (and the tests) run in a
+#: process of their own, standing in for a cloud API. Nothing else in the package imports them.
+AIOHTTP_FAKES = {"voicebot.bench.fake_base", "voicebot.bench.openai_fake"}
 
 
 def _in(name: str, package: str) -> bool:
@@ -130,7 +133,9 @@ def test_only_the_server_imports_aiohttp() -> None:
         for n, t in mods.items()
         if "aiohttp" in _third_party_imports(t, typing_only=True) and not _in(n, "voicebot.server")
     }
-    assert running == AIOHTTP_CLIENTS
+    assert running == AIOHTTP_CLIENTS | AIOHTTP_FAKES
+    importers = {n for n, t in mods.items() if _imports(n, t, mods) & AIOHTTP_FAKES}
+    assert importers <= AIOHTTP_FAKES, "the runtime must not load a fake (nor aiohttp with it)"
     assert typing <= AIOHTTP_TYPES_ONLY
 
 

@@ -34,9 +34,8 @@ async def no_call_objects_alive(runtime) -> None:
 
 async def test_memory_does_not_grow_with_calls(tmp_path):
     async with serve(tmp_path, base_config()) as server:
-        for _ in range(30):  # warm-up: imports, caches, the turns ring filling up
+        for _ in range(30):  # warm-up: imports, caches
             await one_call(server)
-        server.runtime.turns = type(server.runtime.turns)(maxlen=0)  # bounded by design; not a leak
 
         async def settled() -> None:
             await asyncio.wait_for(server.runtime.no_calls.wait(), 5)

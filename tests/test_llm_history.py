@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.fakes.openai_fake import ChatReply, FakeOpenAI
+from voicebot.bench.openai_fake import ChatReply, FakeOpenAI
 from voicebot.config import DialogueConfig
 from voicebot.dialogue import DialogueContext, Say, UserInput
 from voicebot.dialogue.simple import SimpleDialogue

@@ -11,8 +11,8 @@ import time
 import aiohttp
 
 from tests.attacks import opus_bomb_webm
-from tests.fakes.base import Drip
-from tests.fakes.openai_fake import FakeOpenAI
+from voicebot.bench.fake_base import Drip
+from voicebot.bench.openai_fake import FakeOpenAI
 
 from .support import base_config, serve, tone
 

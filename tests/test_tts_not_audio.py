@@ -9,10 +9,10 @@ import time
 import pytest
 import websockets
 
-from tests.fakes.base import Answer
 from tests.fakes.deepgram_fake import FakeDeepgram
 from tests.fakes.elevenlabs_fake import FakeElevenLabs
-from tests.fakes.openai_fake import FakeOpenAI
+from voicebot.bench.fake_base import Answer
+from voicebot.bench.openai_fake import FakeOpenAI
 from voicebot.providers import AudioFormat, ProviderError
 from voicebot_plugins.deepgram import DeepgramTTS
 from voicebot_plugins.elevenlabs_providers import ElevenLabsTTS

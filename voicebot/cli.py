@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("paths", nargs="*", default=["flows/tests"], help="test files or directories")
     _config_arg(test, default=None)
     sub.add_parser("schema", help="print the JSON Schema of the flow format")
+    from .bench.args import add_arguments
+
+    add_arguments(sub.add_parser("bench", help="load-test a server: calls, turns, latency, CPU"))
     return parser
 
 
@@ -248,6 +251,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return schema_main(sys.stdout)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench.command import cmd_bench
+
+    return cmd_bench(args)
+
+
 _COMMANDS = {
     "run": cmd_run,
     "check": cmd_check,
@@ -255,6 +264,7 @@ _COMMANDS = {
     "chat": cmd_chat,
     "test": cmd_test,
     "schema": cmd_schema,
+    "bench": cmd_bench,
 }
 
 if __name__ == "__main__":

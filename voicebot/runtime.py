@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from . import __version__
@@ -18,6 +18,7 @@ from .call import Call, CallIO
 from .cluster import make_cluster
 from .config import CONFIG_ROLES, Config, validate_providers
 from .dialogue import Dialogue, DialogueContext
+from .metrics import Metrics
 from .plugins import PluginManager, make_plugin_manager
 from .protocol import events
 from .providers import Provider, ProviderError
@@ -39,9 +40,12 @@ class CapacityError(Exception):
 class LoopLagMonitor:
     """Measures how late the event loop wakes up: the figure that shows a stalled loop."""
 
-    def __init__(self, interval: float = 0.05) -> None:
+    def __init__(
+        self, interval: float = 0.05, observe: Callable[[float], None] | None = None
+    ) -> None:
         self.interval = interval
         self.samples: deque[float] = deque(maxlen=1200)
+        self._observe = observe  # each lag in seconds, for the /metrics histogram
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -52,7 +56,10 @@ class LoopLagMonitor:
         while True:
             before = loop.time()
             await asyncio.sleep(self.interval)
-            self.samples.append(max(0.0, loop.time() - before - self.interval) * 1000)
+            lag = max(0.0, loop.time() - before - self.interval)
+            self.samples.append(lag * 1000)
+            if self._observe is not None:
+                self._observe(lag)
 
     def percentile(self, p: float) -> float:
         return round(percentile(self.samples, p), 2)
@@ -70,7 +77,9 @@ class Runtime:
         self.pm.load_modules(config.plugins)
         self.registry = self.pm.registry
         validate_providers(config, self.registry)
-        self.workers = WorkerPool()
+        self.metrics = Metrics(self._tracer())
+        self.pm.register(self.metrics, "voicebot.metrics")
+        self.workers = WorkerPool(observe_wait=self.metrics.queue_wait.observe)
         self.providers: dict[str, Any] = {}
         #: per `providers` role: how long one step through it may take (see
         #: voicebot.providers.deadlines)
@@ -79,10 +88,9 @@ class Runtime:
         self.no_calls = asyncio.Event()  # set whenever the last call has ended
         self.no_calls.set()
         self.started_at = time.time()
-        self.lag = LoopLagMonitor()
+        self.lag = LoopLagMonitor(observe=self._tick)
         self.accepting = True
         self.calls_total = 0
-        self.turns: deque[dict[str, Any]] = deque(maxlen=1000)
         self._dialogue_factory: Any = None
         self.flow_library: Any = None  # the FlowLibrary, in dialogue.mode flows
         #: the intent classifier dialogues get when none is configured (see start_providers)
@@ -90,11 +98,24 @@ class Runtime:
         #: what the fleet shares (`cluster:`); in-process when no Redis is configured
         self.cluster = make_cluster(self)
         self.pm.register(self.cluster, "voicebot.cluster")
+        self.metrics.add_source(self.cluster.metric_families)
         self._slots: dict[str, str] = {}  # call id → its fleet slot
 
     @property
     def hook(self) -> Any:
         return self.pm.hook
+
+    def _tracer(self) -> Any:
+        if not self.config.server.otel_traces:
+            return None
+        from .tracing import make_tracer
+
+        return make_tracer()
+
+    def _tick(self, lag_s: float) -> None:
+        """Every lag sample (50 ms) also refreshes the queue gauge: no bookkeeping per job."""
+        self.metrics.loop_lag.observe(lag_s)
+        self.metrics.inference_queued.set(self.workers.queued)
 
     # ----------------------------------------------------------------------------- lifecycle
 
@@ -188,9 +209,9 @@ class Runtime:
         resume: dict[str, Any] | None = None,
     ) -> Call:
         if not self.accepting:
-            raise CapacityError("server is shutting down")
+            raise self._refused(transport, "server is shutting down")
         if len(self.calls) >= self.config.security.limits.max_calls:
-            raise CapacityError(f"at capacity ({len(self.calls)} calls)")
+            raise self._refused(transport, f"at capacity ({len(self.calls)} calls)")
         call = Call(
             self,
             io,
@@ -204,19 +225,24 @@ class Runtime:
         self.calls[call.id] = call
         self.no_calls.clear()
         self.calls_total += 1
+        self.metrics.active_calls.set(len(self.calls))
         return call
+
+    def _refused(self, transport: str, why: str) -> CapacityError:
+        self.metrics.rejected(transport)
+        return CapacityError(why)
 
     async def open_call(self, *, slot: str | None = None, **kwargs: Any) -> Call:
         """`new_call` once the fleet admits it (`cluster:`); its slot is held until `run_call`
         ends. `slot` names a slot taken earlier (a phone call's, by the webhook that answered)."""
         if not self.accepting:
-            raise CapacityError("server is shutting down")
+            raise self._refused(kwargs["transport"], "server is shutting down")
         if len(self.calls) >= self.config.security.limits.max_calls:
-            raise CapacityError(f"at capacity ({len(self.calls)} calls)")
+            raise self._refused(kwargs["transport"], f"at capacity ({len(self.calls)} calls)")
         slot = slot or uuid.uuid4().hex
         why = await self.cluster.admit(slot, (kwargs.get("variables") or {}).get("subject"))
         if why is not None:
-            raise CapacityError(why)
+            raise self._refused(kwargs["transport"], why)
         try:
             call = self.new_call(**kwargs)
         except BaseException:
@@ -230,6 +256,7 @@ class Runtime:
             await call.run()
         finally:
             self.calls.pop(call.id, None)
+            self.metrics.active_calls.set(len(self.calls))
             if not self.calls:
                 self.no_calls.set()
             slot = self._slots.pop(call.id, None)
@@ -244,7 +271,9 @@ class Runtime:
         budget_ms = getattr(self.config.pipeline.deadlines, role).first_result_ms
         if fb.first_result_ms:
             budget_ms = min(budget_ms, fb.first_result_ms)
-        return build_chain(role, providers, budget=budget_ms / 1000, cooldown=fb.cooldown_s)
+        chain = build_chain(role, providers, budget=budget_ms / 1000, cooldown=fb.cooldown_s)
+        chain.on_fallback = self.metrics.fell_back
+        return chain
 
     def new_dialogue(
         self,
@@ -309,8 +338,8 @@ class Runtime:
         """Whether a call could start in flow `name` now (never, outside dialogue.mode flows)."""
         return self.flow_library is not None and name in self.flow_library.current().flows
 
-    def record_turn(self, turn: dict[str, Any]) -> None:
-        self.turns.append(turn)
+    def record_error(self, code: str) -> None:
+        self.metrics.provider_error(code)
 
     # -------------------------------------------------------------------------------- status
 

@@ -18,9 +18,8 @@ import numpy as np
 from aiohttp import WSMsgType, web
 
 from voicebot.audio import encode
-
-from .base import Answer, Drop, Fail, FakeServer
-from .openai_fake import split, tone
+from voicebot.bench.fake_base import Answer, Drop, Fail, FakeServer
+from voicebot.bench.openai_fake import split, tone
 
 MS_PER_CHAR = 20
 SPEECH_RMS = 500.0

@@ -6,9 +6,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from voicebot.audio import encode
-
-from .base import Answer, Fail, FakeServer
-from .openai_fake import split, tone
+from voicebot.bench.fake_base import Answer, Fail, FakeServer
+from voicebot.bench.openai_fake import split, tone
 
 MS_PER_CHAR = 20
 

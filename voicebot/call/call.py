@@ -366,6 +366,7 @@ class Call:
         await self.io.send_event(events.Status(state, self.id, **extra))
 
     async def error(self, code: str, message: str, **extra: Any) -> None:
+        self.services.record_error(code)
         await self.io.send_event(events.Error(code, message, extra))
 
     def info(self) -> dict[str, Any]:

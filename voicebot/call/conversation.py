@@ -164,7 +164,6 @@ class Conversation:
     def emit_metrics(self) -> None:
         turn = self.turn.breakdown()
         self._services.hook.turn_completed(call=self._call, turn=turn)
-        self._services.record_turn(turn)
         self._spawn(self._io.send_event(metrics_event(turn)), "metrics")
 
     # ------------------------------------------------------------ caller input (not audio)

@@ -40,8 +40,8 @@ class CallServices(Protocol):
         snapshot: dict[str, Any] | None = None,
     ) -> Dialogue: ...
 
-    def record_turn(self, turn: dict[str, Any]) -> None:
-        """Keep one turn's latency breakdown for the process's metrics."""
+    def record_error(self, code: str) -> None:
+        """Count an `error` the call reported (provider failures are in the process's metrics)."""
         ...
 
 

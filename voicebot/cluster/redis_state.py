@@ -383,12 +383,17 @@ class RedisCluster(ClusterState):
             "checked_at": round(time.time(), 1),
         }
 
-    def metric_lines(self) -> list[str]:
+    def metric_families(self) -> list[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         return [
-            "# TYPE voicebot_cluster_redis_up gauge",
-            f"voicebot_cluster_redis_up {int(self.up)}",
-            "# TYPE voicebot_cluster_degraded_admissions_total counter",
-            f"voicebot_cluster_degraded_admissions_total {self.degraded_admissions}",
-            "# TYPE voicebot_cluster_fleet_calls gauge",
-            f"voicebot_cluster_fleet_calls {self.fleet_slots}",
+            GaugeMetricFamily("voicebot_cluster_redis_up", "Redis reachable", value=int(self.up)),
+            CounterMetricFamily(
+                "voicebot_cluster_degraded_admissions",
+                "Calls admitted on local limits alone while Redis was lost",
+                value=self.degraded_admissions,
+            ),
+            GaugeMetricFamily(
+                "voicebot_cluster_fleet_calls", "Calls on every instance", value=self.fleet_slots
+            ),
         ]

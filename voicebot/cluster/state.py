@@ -115,7 +115,8 @@ class ClusterState:
     def health(self) -> dict[str, Any]:
         return {"mode": self.mode, "instance": self.instance_id}
 
-    def metric_lines(self) -> list[str]:
+    def metric_families(self) -> list[Any]:
+        """The cluster's own figures for /metrics (prometheus-client metric families)."""
         return []
 
     # ------------------------------------------------------------------------------- hooks

@@ -30,6 +30,7 @@ class ServerConfig:
     public_url: str = ""
     drain_grace_s: float = field(default=10.0, metadata={"min": 0})
     malloc_trim_s: float = field(default=60.0, metadata={"min": 0})
+    otel_traces: bool = False
 
 
 @dataclass

@@ -89,6 +89,8 @@ class _Chain(Provider):
         self.providers = list(providers)
         self.budget = budget
         self._health = _Health(len(providers), cooldown)
+        #: told (role, provider name) each time a member fails and the next one is tried
+        self.on_fallback: Callable[[str, str], None] | None = None
 
     async def aclose(self) -> None:
         for p in self.providers:
@@ -101,6 +103,10 @@ class _Chain(Provider):
         members = [p.health() for p in self.providers]
         ok = any(m.get("status") == "ok" for m in members)
         return {"name": self.name, "status": "ok" if ok else "degraded", "members": members}
+
+    def _fell_back(self, provider: Provider) -> None:
+        if self.on_fallback is not None:
+            self.on_fallback(self.role, provider.name)
 
     def _all_failed(self, errors: list[str]) -> ProviderError:
         return ProviderError(
@@ -127,6 +133,7 @@ class _Chain(Provider):
                 self._health.failed(index)
                 errors.append(_describe(provider, exc))
                 log.warning("%s %s failed, handing over: %s", self.role, provider.name, errors[-1])
+                self._fell_back(provider)
                 continue
             self._health.ok(index)
             try:
@@ -283,6 +290,7 @@ class FallbackSTTStream(STTStream):
         self._chain._health.failed(self._order[self._pos])
         self._errors.append(_describe(failed, exc))
         log.warning("stt %s failed mid-call, handing over: %s", failed.name, self._errors[-1])
+        self._chain._fell_back(failed)
         if self._current is not None:
             await _close_quietly(self._current)
             self._current = None

@@ -44,7 +44,12 @@ def _lower_priority() -> None:
 
 
 class WorkerPool:
-    def __init__(self, max_workers: int | None = None, max_queue: int | None = None) -> None:
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        max_queue: int | None = None,
+        observe_wait: Callable[[float], None] | None = None,
+    ) -> None:
         self.max_workers = max_workers or max(1, os.cpu_count() or 1)
         self.max_queue = max_queue if max_queue is not None else 32 * self.max_workers
         self._executor = ThreadPoolExecutor(
@@ -54,6 +59,7 @@ class WorkerPool:
         self._waiting = 0
         self._waits_ms: deque[float] = deque(maxlen=1000)
         self.completed = 0
+        self._observe_wait = observe_wait  # each wait in seconds, for the /metrics histogram
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._waiting >= self.max_queue:
@@ -64,7 +70,10 @@ class WorkerPool:
             await self._slots.acquire()
         finally:
             self._waiting -= 1
-        self._waits_ms.append((time.perf_counter() - queued_at) * 1000)
+        waited = time.perf_counter() - queued_at
+        self._waits_ms.append(waited * 1000)
+        if self._observe_wait is not None:
+            self._observe_wait(waited)
         loop = asyncio.get_running_loop()
         try:
             job = self._executor.submit(fn, *args)
@@ -79,6 +88,11 @@ class WorkerPool:
     def _job_done(self) -> None:
         self._slots.release()
         self.completed += 1
+
+    @property
+    def queued(self) -> int:
+        """Jobs waiting for a worker now."""
+        return self._waiting
 
     def stats(self) -> dict[str, Any]:
         waits = list(self._waits_ms)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import logging
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from ..dialogue.sentences import join_pieces
 from ..memory import MemoryTrimmer
 from ..providers import ProviderError
 from ..runtime import Runtime
-from ..stats import percentile
 from . import cluster_http, security
 from .appkeys import CHATS, CONNECTIONS, RUNTIME, SESSION_LIMIT, SESSIONS, SUBJECT, TRIMMER
 from .browser import voice_ws
@@ -302,24 +300,6 @@ async def transcribe(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    runtime: Runtime = request.app[RUNTIME]
-    lines = [
-        "# TYPE voicebot_active_calls gauge",
-        f"voicebot_active_calls {len(runtime.calls)}",
-        "# TYPE voicebot_calls_total counter",
-        f"voicebot_calls_total {runtime.calls_total}",
-        "# TYPE voicebot_uptime_seconds gauge",
-        f"voicebot_uptime_seconds {time.time() - runtime.started_at:.1f}",
-        "# TYPE voicebot_event_loop_lag_ms gauge",
-        f'voicebot_event_loop_lag_ms{{quantile="0.5"}} {runtime.lag.percentile(0.5)}',
-        f'voicebot_event_loop_lag_ms{{quantile="0.99"}} {runtime.lag.percentile(0.99)}',
-        "# TYPE voicebot_inference_queue gauge",
-        f"voicebot_inference_queue {runtime.workers.stats()['queued']}",
-    ]
-    lines += runtime.cluster.metric_lines()
-    v2v = [t["voice_to_voice_ms"] for t in runtime.turns if t.get("voice_to_voice_ms")]
-    if v2v:
-        lines.append("# TYPE voicebot_voice_to_voice_ms gauge")
-        for q in (0.5, 0.95):
-            lines.append(f'voicebot_voice_to_voice_ms{{quantile="{q}"}} {percentile(v2v, q)}')
-    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+    """Prometheus text from `prometheus-client` (every worker's, in a multi-worker server)."""
+    body, content_type = request.app[RUNTIME].metrics.exposition()
+    return web.Response(body=body, headers={"Content-Type": content_type})

@@ -92,6 +92,8 @@ class FakeServer:
         self.port = 0
         #: Seconds between audio chunks: a long, slow answer a test can cut off midway.
         self.audio_pace = 0.0
+        #: False for a long-running fake (voicebot bench): requests are not kept
+        self.keep_records = True
 
     def routes(self) -> list[web.RouteDef]:
         raise NotImplementedError
@@ -141,12 +143,16 @@ class FakeServer:
             self._changed.notify_all()
 
     async def record(self, route: str, request: web.Request, body: Any = None) -> None:
+        if not self.keep_records:
+            return
         self.requests.append(
             Recorded(route, request.path, dict(request.query), dict(request.headers), body)
         )
         await self._notify()
 
     async def mark(self, where: list[str], route: str) -> None:
+        if not self.keep_records:
+            return
         where.append(route)
         await self._notify()
 

@@ -1,4 +1,6 @@
-"""Wire-compatible fake of the OpenAI routes voicebot uses.
+"""Wire-compatible fake of the OpenAI routes voicebot uses (the tests' fake, and what
+`voicebot bench --providers openai-fake` runs in its own process: `python -m
+voicebot.bench.openai_fake` prints its URL and serves until stdin closes).
 
 `/v1/chat/completions` streams Server-Sent Events shaped like OpenAI's (a role delta, content
 deltas, tool-call deltas keyed by index with the arguments in fragments, a finish_reason chunk,
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import sys
 import time
 import wave
 from collections import deque
@@ -22,7 +25,7 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-from .base import Answer, Drip, Fail, FakeServer
+from .fake_base import Answer, Drip, Fail, FakeServer
 
 PCM_RATE = 24000
 MS_PER_CHAR = 20
@@ -61,6 +64,9 @@ class FakeOpenAI(FakeServer):
         self.transcripts: deque[str] = deque()
         #: When the last chat chunk was written: lets an end-to-end test compare with audio.
         self.chat_finished_at: float | None = None
+        #: Seconds each route waits before its first byte: a provider's think time, for the
+        #: load benchmark (benchmarks/load_sdk.py). Keys: chat, transcriptions, speech.
+        self.latency: dict[str, float] = {}
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -68,6 +74,11 @@ class FakeOpenAI(FakeServer):
             web.post("/v1/audio/transcriptions", self.transcriptions),
             web.post("/v1/audio/speech", self.speech),
         ]
+
+    async def _think(self, route: str) -> None:
+        delay = self.latency.get(route, 0.0)
+        if delay:
+            await asyncio.sleep(delay)
 
     # ------------------------------------------------------------------------------- chat
 
@@ -78,6 +89,7 @@ class FakeOpenAI(FakeServer):
         if isinstance(behaviour, Fail):
             return self.fail_response(behaviour)
         reply = self.chat_replies.popleft() if self.chat_replies else ChatReply()
+        await self._think("chat")
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return await self.stream(
             "chat",
@@ -150,6 +162,7 @@ class FakeOpenAI(FakeServer):
         if isinstance(behaviour, Fail):
             return self.fail_response(behaviour)
         text = self.transcripts.popleft() if self.transcripts else "hello world"
+        await self._think("transcriptions")
         answer = {"text": text, "usage": {"type": "duration", "seconds": seconds}}
         if isinstance(behaviour, Drip):
             body = json.dumps(answer).encode()
@@ -167,5 +180,30 @@ class FakeOpenAI(FakeServer):
         if isinstance(behaviour, Answer):
             return self.answer_response(behaviour)
         assert body["response_format"] == "pcm", body
+        await self._think("speech")
         chunks = split(speech_pcm(body["input"], PCM_RATE), 1001)  # odd: tests sample alignment
         return await self.stream("speech", request, chunks, behaviour, "audio/pcm", self.audio_pace)
+
+
+async def _serve_until_stdin_closes(latency: dict[str, float]) -> None:
+    async with FakeOpenAI() as fake:
+        fake.latency = latency
+        fake.keep_records = False
+        print(fake.url, flush=True)
+        await asyncio.to_thread(sys.stdin.read)  # the parent closes our stdin to stop us
+
+
+def main() -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(description="the loopback OpenAI fake, for voicebot bench")
+    p.add_argument("--stt-ms", type=float, default=150, help="transcription answer delay")
+    p.add_argument("--llm-ms", type=float, default=200, help="delay before the first token")
+    p.add_argument("--tts-ms", type=float, default=150, help="delay before the first audio")
+    a = p.parse_args()
+    delays = {"transcriptions": a.stt_ms / 1000, "chat": a.llm_ms / 1000, "speech": a.tts_ms / 1000}
+    asyncio.run(_serve_until_stdin_closes(delays))
+
+
+if __name__ == "__main__":
+    main()
