@@ -30,6 +30,12 @@ def _resolve_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     args.config = args.config or positional or args.config_default
 
 
+def _at_least_one(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value!r}")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voicebot", description=__doc__)
     parser.add_argument("--version", action="version", version=f"voicebot {__version__}")
@@ -41,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--port", type=int, help="TCP port (default: server.port, 8080); 0 picks a free one"
+    )
+    run.add_argument(
+        "--workers",
+        type=_at_least_one,
+        help="server processes sharing the port (default: one per core); see docs/performance.md",
     )
     run.add_argument(
         "--log-level",
@@ -98,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .config import load_config
     from .server.serve import serve
+    from .server.supervisor import default_workers, supervise
 
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -108,6 +120,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError(problems)
     host = args.host or cfg.server.host
     port = args.port if args.port is not None else cfg.server.port
+    workers = args.workers if args.workers is not None else default_workers()
+    if workers > 1:
+        argv = [str(args.config), "--log-level", args.log_level]
+        return supervise(argv, host, port, workers)
     return serve(cfg, host, port, health_log=args.log_level == "DEBUG")
 
 

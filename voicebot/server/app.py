@@ -19,8 +19,18 @@ from ..memory import MemoryTrimmer
 from ..providers import ProviderError
 from ..runtime import Runtime
 from . import cluster_http, security
-from .appkeys import CHATS, CONNECTIONS, RUNTIME, SESSION_LIMIT, SESSIONS, SUBJECT, TRIMMER
+from .appkeys import (
+    CHATS,
+    CLUSTER,
+    CONNECTIONS,
+    RUNTIME,
+    SESSION_LIMIT,
+    SESSIONS,
+    SUBJECT,
+    TRIMMER,
+)
 from .browser import voice_ws
+from .cluster import local_calls
 from .limits import ClientRateLimit, client_key
 from .rest import (
     RestError,
@@ -156,20 +166,17 @@ async def create_session(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response(request.app[RUNTIME].health())
+    body = request.app[RUNTIME].health()
+    cluster = request.app.get(CLUSTER)  # `run --workers N`: the whole server, not this worker
+    return web.json_response(body if cluster is None else await cluster.health(body))
 
 
 async def calls(request: web.Request) -> web.Response:
-    runtime: Runtime = request.app[RUNTIME]
     if request.query.get("scope") == "cluster":
         return await cluster_http.fleet_calls(request)
-    return web.json_response(
-        {
-            "active_calls": len(runtime.calls),
-            "max_calls": runtime.config.security.limits.max_calls,
-            "calls": [call.info() for call in runtime.calls.values()],
-        }
-    )
+    body = local_calls(request.app[RUNTIME])
+    cluster = request.app.get(CLUSTER)  # `run --workers N`: every worker of this server
+    return web.json_response(body if cluster is None else await cluster.calls(body))
 
 
 async def ws_stats(request: web.Request) -> web.Response:

@@ -14,4 +14,5 @@ CHATS: web.AppKey[dict[str, Any]] = web.AppKey("chats")
 AUTH: web.AppKey[Any] = web.AppKey("auth")
 STORAGE: web.AppKey[Any] = web.AppKey("storage")
 TRIMMER: web.AppKey[Any] = web.AppKey("trimmer")
+CLUSTER: web.AppKey[Any] = web.AppKey("cluster")  # the sibling workers of `run --workers N`
 SUBJECT: web.RequestKey[str | None] = web.RequestKey("subject")

@@ -7,6 +7,7 @@ rather than after seconds of loading and a traceback from deep inside asyncio.
 from __future__ import annotations
 
 import errno
+import os
 import socket
 
 from aiohttp import web
@@ -31,11 +32,12 @@ class QuietHealthLog(AccessLogger):
         super().log(request, response, time)
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """The server's listening socket, or a `StartupError` naming the port and the fix."""
+def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """The server's listening socket, or a `StartupError` naming the port and the fix.
+    `reuse_port`: one of the workers of `--workers N`, which all listen on the same port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.create_server((host, port), family=family, backlog=512)
+        return socket.create_server((host, port), family=family, backlog=512, reuse_port=reuse_port)
     except OSError as exc:
         where = f"port {port} on {host}"
         why = (exc.strerror or str(exc)).split(" (while attempting")[0]
@@ -69,12 +71,17 @@ def page_url(host: str, port: int) -> str:
 def serve(cfg: Config, host: str, port: int, *, health_log: bool = False) -> int:
     """Run until Ctrl-C or SIGTERM; calls in progress get `server.drain_grace_s` to finish."""
     from ..runtime import Runtime
+    from . import cluster as workers
     from .app import create_app
 
-    sock = listen(host, port)
+    cluster_dir = os.environ.get(workers.CLUSTER_DIR_ENV)  # set by the supervisor of --workers
+    sock = listen(host, port, reuse_port=bool(cluster_dir))
     try:
         runtime = Runtime(cfg)
         app = create_app(runtime)
+        cluster = workers.Cluster.from_env(runtime)
+        if cluster is not None:
+            workers.install(app, cluster)
     except BaseException:
         sock.close()
         raise
@@ -82,13 +89,19 @@ def serve(cfg: Config, host: str, port: int, *, health_log: bool = False) -> int
     port = sock.getsockname()[1]  # the one the system chose, with --port 0
     url = page_url(host, port)
 
+    who = "" if cluster is None else f"worker {cluster.index} (pid {cluster.pid}): "
+
     async def announce_drain(app: web.Application) -> None:
         n = len(runtime.calls)
-        print(f"stopping: draining {n} call{'' if n == 1 else 's'} (up to {grace:g} s)", flush=True)
+        plural = "" if n == 1 else "s"
+        print(f"{who}stopping: draining {n} call{plural} (up to {grace:g} s)", flush=True)
 
     app.on_shutdown.insert(0, announce_drain)
 
     def banner() -> None:
+        if cluster is not None:  # the supervisor speaks for all its workers
+            cluster.listening()
+            return
         shown = f"[{host}]" if ":" in host else host
         print(f"voicebot {__version__} listening on http://{shown}:{port}", flush=True)
         print(f"open {url} in a browser and press Start call (Ctrl-C to stop)", flush=True)

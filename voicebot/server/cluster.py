@@ -1,0 +1,166 @@
+"""One worker of `voicebot run --workers N`, answering `/health` and `/calls` for the whole server.
+
+The port is shared with SO_REUSEPORT, so a monitoring request lands on any one worker; reporting
+that worker alone would show a load balancer half the calls and none of a sibling's trouble.
+Each worker therefore serves its own figures on a private unix socket in the cluster's state
+directory (mode 0700, made by the supervisor), and the worker that got the request asks its
+siblings there and merges. Only small JSON crosses: no audio, and nothing is written per call.
+A sibling that does not answer within `SIBLING_TIMEOUT_S` (crashed, restarting) is listed as
+unreachable and makes the server `degraded`, rather than stalling the probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+CLUSTER_DIR_ENV = "VOICEBOT_CLUSTER_DIR"
+WORKER_INDEX_ENV = "VOICEBOT_WORKER_INDEX"
+WORKER_COUNT_ENV = "VOICEBOT_WORKER_COUNT"
+SIBLING_TIMEOUT_S = 2.0
+
+
+def socket_path(state_dir: Path, index: int) -> Path:
+    return state_dir / f"worker-{index}.sock"
+
+
+def ready_path(state_dir: Path, index: int) -> Path:
+    """Written once the worker listens on the public port: the supervisor's readiness signal."""
+    return state_dir / f"worker-{index}.ready"
+
+
+def local_calls(runtime: Any) -> dict[str, Any]:
+    return {
+        "active_calls": len(runtime.calls),
+        "max_calls": runtime.config.security.limits.max_calls,
+        "calls": [call.info() for call in runtime.calls.values()],
+    }
+
+
+class Cluster:
+    """This worker's view of its siblings."""
+
+    def __init__(self, runtime: Any, state_dir: Path, index: int, count: int) -> None:
+        self.runtime = runtime
+        self.state_dir = state_dir
+        self.index = index
+        self.count = count
+        self.pid = os.getpid()
+        self._runner: web.AppRunner | None = None
+
+    @classmethod
+    def from_env(cls, runtime: Any) -> Cluster | None:
+        state = os.environ.get(CLUSTER_DIR_ENV)
+        if not state:
+            return None
+        index = int(os.environ.get(WORKER_INDEX_ENV, "0"))
+        return cls(runtime, Path(state), index, int(os.environ.get(WORKER_COUNT_ENV, "1")))
+
+    # ------------------------------------------------------------------------- own figures
+
+    def _me(self) -> dict[str, Any]:
+        return {"worker": self.index, "pid": self.pid}
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({**self.runtime.health(), **self._me()})
+
+    async def _calls(self, request: web.Request) -> web.Response:
+        return web.json_response({**local_calls(self.runtime), **self._me()})
+
+    async def start(self, _app: web.Application | None = None) -> None:
+        """Serve this worker's own figures to its siblings (no auth: the socket's directory is
+        private to the server's user)."""
+        admin = web.Application()
+        admin.router.add_get("/health", self._health)
+        admin.router.add_get("/calls", self._calls)
+        self._runner = web.AppRunner(admin, access_log=None)
+        await self._runner.setup()
+        path = socket_path(self.state_dir, self.index)
+        path.unlink(missing_ok=True)  # left by a predecessor that crashed
+        await web.UnixSite(self._runner, str(path)).start()
+
+    def listening(self) -> None:
+        ready_path(self.state_dir, self.index).write_text(str(self.pid))
+
+    async def stop(self, _app: web.Application | None = None) -> None:
+        ready_path(self.state_dir, self.index).unlink(missing_ok=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        socket_path(self.state_dir, self.index).unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------------- siblings
+
+    async def _ask(self, index: int, route: str) -> dict[str, Any]:
+        path = socket_path(self.state_dir, index)
+        try:
+            async with (
+                asyncio.timeout(SIBLING_TIMEOUT_S),
+                aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(path))) as http,
+                http.get(f"http://worker{route}") as r,
+            ):
+                return await r.json()
+        except (OSError, aiohttp.ClientError, TimeoutError, ValueError):
+            return {"worker": index, "status": "unreachable"}
+
+    async def _all(self, route: str, mine: dict[str, Any]) -> list[dict[str, Any]]:
+        others = [i for i in range(self.count) if i != self.index]
+        answers = await asyncio.gather(*(self._ask(i, route) for i in others))
+        return sorted([{**mine, **self._me()}, *answers], key=lambda a: a["worker"])
+
+    async def health(self, mine: dict[str, Any]) -> dict[str, Any]:
+        every = await self._all("/health", mine)
+        up = [h for h in every if h.get("status") != "unreachable"]
+        statuses = {h.get("status") for h in every}
+        if statuses == {"healthy"}:
+            status = "healthy"
+        elif "draining" in statuses:
+            status = "draining"
+        else:
+            status = "degraded"
+        lags = [h["event_loop_lag_ms"] for h in up if "event_loop_lag_ms" in h]
+        return {
+            **mine,
+            "status": status,
+            "active_calls": sum(h.get("active_calls", 0) for h in up),
+            "event_loop_lag_ms": {
+                q: max((lag[q] for lag in lags), default=0.0) for q in ("p50", "p99")
+            },
+            "processes": [
+                {
+                    k: h[k]
+                    for k in ("worker", "pid", "status", "active_calls", "event_loop_lag_ms")
+                    if k in h
+                }
+                for h in every
+            ],
+        }
+
+    async def calls(self, mine: dict[str, Any]) -> dict[str, Any]:
+        every = await self._all("/calls", mine)
+        calls = []
+        for answer in every:
+            for call in answer.get("calls", ()):
+                calls.append({**call, "worker": answer["worker"], "pid": answer.get("pid")})
+        return {
+            "active_calls": len(calls),
+            "max_calls": sum(a.get("max_calls", 0) for a in every),
+            "calls": calls,
+            "processes": [
+                {k: a[k] for k in ("worker", "pid", "active_calls", "status") if k in a}
+                for a in every
+            ],
+        }
+
+
+def install(app: web.Application, cluster: Cluster) -> None:
+    from .appkeys import CLUSTER
+
+    app[CLUSTER] = cluster
+    app.on_startup.append(cluster.start)
+    app.on_cleanup.append(cluster.stop)
