@@ -103,7 +103,7 @@ def server_config(tmp: Path, fake_url: str, args) -> Path:
     openai = {"base_url": f"{fake_url}/v1", "api_key": "sk-fake"}
     cfg = {
         "server": {"host": "127.0.0.1"},
-        "pipeline": {"vad_hangover_ms": 200},
+        "pipeline": {"vad_hangover_ms": 200, **dict(args.pipeline)},
         "providers": {
             "vad": {"use": "webrtc"},
             "stt": {"use": "openai", **openai},
@@ -339,6 +339,7 @@ async def load(port: int, server_pid: int, calls: int, args, fake_pid: int = 0) 
         ticker = asyncio.ensure_future(clock.run())
         tasks = []
         t_start = time.monotonic()
+        cpu_start, _ = tree_stats(server_pid)
         samples: list[tuple[float, float]] = []
         for _ in range(calls):
             tasks.append(
@@ -388,6 +389,7 @@ async def load(port: int, server_pid: int, calls: int, args, fake_pid: int = 0) 
         if args.profile:
             spy.wait()
     elapsed = time.monotonic() - t_start
+    cpu_total = tree_stats(server_pid)[0] - cpu_start
     if steady is None or steady[0] <= 0:
         steady = (samples[-1][0] - steady_from, samples[-1][1] - cpu0) if samples else (1.0, 0.0)
     peak = max(
@@ -407,6 +409,8 @@ async def load(port: int, server_pid: int, calls: int, args, fake_pid: int = 0) 
         "cpu_pct": steady_cpu,
         "cpu_peak_pct": peak * 100,
         "cpu_pct_per_call": steady_cpu / calls,
+        # all the work of the run, however contended the machine: the figure to compare levers
+        "cpu_ms_per_call": cpu_total / calls * 1000,
         "rss_mb": rss_peak,
         "fake_cpu_pct": others[0],
         "loadgen_cpu_pct": others[1],
@@ -451,6 +455,14 @@ def main() -> None:
     p.add_argument("--wait-s", type=float, default=15.0, help="longest wait for a reply")
     p.add_argument("--workers", type=int, default=None, help="voicebot run --workers N")
     p.add_argument("--max-calls", type=int, default=5000, help="security.limits.max_calls")
+    p.add_argument(
+        "--pipeline",
+        action="append",
+        default=[],
+        type=lambda kv: (kv.split("=")[0], int(kv.split("=")[1])),
+        help="a pipeline setting, e.g. --pipeline phone_message_ms=20",
+    )
+    p.add_argument("--server-root", help="run the server from another checkout (e.g. main)")
     p.add_argument("--json", help="also write the figures here")
     p.add_argument("--profile", help="py-spy collapsed stacks of the server's steady state")
     p.add_argument("--serve-fake", help=argparse.SUPPRESS)
@@ -473,11 +485,16 @@ def main() -> None:
         cfg = server_config(tmp, fake_url, args)
         for calls in args.calls:
             port = free_port()
-            cmd = [sys.executable, "-m", "voicebot.cli", "run", str(cfg), "--port", str(port)]
+            python = sys.executable
+            server_env = env
+            if args.server_root:  # its own .venv, so its plugins are its own too
+                python = str(Path(args.server_root) / ".venv" / "bin" / "python")
+                server_env = {**os.environ, "PYTHONPATH": args.server_root}
+            cmd = [python, "-m", "voicebot.cli", "run", str(cfg), "--port", str(port)]
             cmd += ["--log-level", "WARNING"]
             if args.workers is not None:
                 cmd += ["--workers", str(args.workers)]
-            server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env, cwd=ROOT)
+            server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=server_env, cwd=ROOT)
             try:
                 asyncio.run(wait_health(port, server))
                 asyncio.run(warm(port, args))
@@ -498,13 +515,14 @@ def print_row(r: dict, header: bool) -> None:
     if header:
         print(
             "calls | done/failed | turns answered | v2v p50 / p95 ms | server CPU % of a core "
-            "(peak) | CPU %/call | RSS MB | fake / load generator CPU % | tick lag p99 ms",
+            "(peak) | CPU %/call | server CPU ms per call (whole run) | RSS MB | fake / load generator CPU % | tick lag p99 ms",
             flush=True,
         )
     print(
         f"{r['calls']} | {r['calls_completed']}/{r['calls_failed']} {r['failures'][:3]} | "
         f"{r['answered']}/{r['turns']} | {r['v2v_p50']:.0f} / {r['v2v_p95']:.0f} | "
         f"{r['cpu_pct']:.0f} ({r['cpu_peak_pct']:.0f}) | {r['cpu_pct_per_call']:.3f} | "
+        f"{r['cpu_ms_per_call']:.0f} | "
         f"{r['rss_mb']:.0f} | {r['fake_cpu_pct']:.0f} / {r['loadgen_cpu_pct']:.0f} | "
         f"{r['send_lag_p99']:.1f}",
         flush=True,

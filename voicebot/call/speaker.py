@@ -269,11 +269,21 @@ class Speaker:
     # ----------------------------------------------------------------------------- playback
 
     async def _playback_loop(self) -> None:
-        """Send frames at real-time pace, `playback_lead_ms` ahead of the far end's playout."""
+        """Send frames at real-time pace, `playback_lead_ms` ahead of the far end's playout.
+
+        On a line with marks (a phone media stream), frames already queued for the same segment
+        go out together, up to `phone_message_ms` a message: one write and one timer wake-up per
+        100 ms instead of per 20 ms, the far end's buffer holding at most that much more. What
+        was heard still comes from the echoed marks, and `clear` drops what was sent ahead."""
         frame_s = self._outbound.frame_ms / 1000
         lead = self._cfg.playback_lead_ms / 1000
+        batch = 1
+        if self._io.supports_marks:
+            batch = max(1, self._cfg.phone_message_ms // self._outbound.frame_ms)
+        carry: tuple[bytes, Segment, AudioFormat] | Segment | None = None
         while True:
-            item = await self._playback.get()
+            item = carry if carry is not None else await self._playback.get()
+            carry = None
             now = self._loop.time()
             if isinstance(item, Segment):
                 item.sent_all = True
@@ -284,10 +294,18 @@ class Speaker:
                     self._arm_speaking_until(item.end_at)
                 continue
             frame, seg, fmt = item
+            frames = [frame]
+            while len(frames) < batch and not self._playback.empty():
+                more = self._playback.get_nowait()
+                if isinstance(more, Segment) or more[1] is not seg or more[2] != fmt:
+                    carry = more  # a segment's end, the next one, or another format: not now
+                    break
+                frames.append(more[0])
             if not self._turns.bot_speaking:
                 self._bot_started(seg)
                 await self._host.status("speaking")  # before the audio it announces, not after
                 if seg.flushed:
+                    carry = None
                     continue  # a barge-in cleared it while the status went out
             elif self._segments and self._segments[-1] is not seg:
                 self._segments.append(seg)
@@ -297,18 +315,20 @@ class Speaker:
             if wait > 0:
                 await asyncio.sleep(wait)
                 if seg.flushed:
+                    carry = None
                     continue  # a barge-in cleared it while we waited
             turn = self._host.turn
             if turn.first_audio is None and turn.first_tts is not None:
                 turn.first_audio = self._loop.time()
                 self._host.emit_metrics()
+            out = frames[0] if len(frames) == 1 else b"".join(frames)
             if fmt != self._reply_format:  # queued before a `config` changed the rate
-                frame = self._rerate(fmt, frame)
-                if not frame:
+                out = self._rerate(fmt, out)
+                if not out:
                     continue  # held in the resampler's delay: out with the next one
-            await self._io.send_audio(frame)
-            seg.frames += 1
-            self._playout_end += frame_s
+            await self._io.send_audio(out)
+            seg.frames += len(frames)
+            self._playout_end += frame_s * len(frames)
 
     def _bot_started(self, seg: Segment) -> None:
         if self._speaking_until is not None:

@@ -58,6 +58,9 @@ class PipelineConfig:
     max_utterance_ms: int = field(default=30000, metadata={"min": 500})
     preroll_ms: int = field(default=200, metadata={"min": 0, "max": 2000})
     playback_lead_ms: int = field(default=120, metadata={"min": 20, "max": 2000})
+    #: Bot audio per message on a line that echoes marks (phone media streams): fewer, larger
+    #: messages cost less CPU; marks and `clear` keep "heard" and barge-in exact.
+    phone_message_ms: int = field(default=100, metadata={"min": 10, "max": 1000})
     #: Audio of fixed prompts (say with no variables) kept per process; 0 turns the cache off.
     tts_cache_mb: int = field(default=32, metadata={"min": 0, "max": 4096})
     barge_in: BargeInConfig = field(default_factory=BargeInConfig)
