@@ -515,7 +515,8 @@ def print_row(r: dict, header: bool) -> None:
     if header:
         print(
             "calls | done/failed | turns answered | v2v p50 / p95 ms | server CPU % of a core "
-            "(peak) | CPU %/call | server CPU ms per call (whole run) | RSS MB | fake / load generator CPU % | tick lag p99 ms",
+            "(peak) | CPU %/call | server CPU ms per call (whole run) | RSS MB | "
+            "fake / load generator CPU % | tick lag p99 ms",
             flush=True,
         )
     print(
