@@ -462,7 +462,11 @@ def main() -> None:
         type=lambda kv: (kv.split("=")[0], int(kv.split("=")[1])),
         help="a pipeline setting, e.g. --pipeline phone_message_ms=20",
     )
-    p.add_argument("--server-root", help="run the server from another checkout (e.g. main)")
+    p.add_argument(
+        "--server-path",
+        help="PYTHONPATH for the server: a directory holding another checkout's `voicebot` and "
+        "`voicebot_plugins` (its plugins/ linked under that name), to measure it with this script",
+    )
     p.add_argument("--json", help="also write the figures here")
     p.add_argument("--profile", help="py-spy collapsed stacks of the server's steady state")
     p.add_argument("--serve-fake", help=argparse.SUPPRESS)
@@ -485,12 +489,10 @@ def main() -> None:
         cfg = server_config(tmp, fake_url, args)
         for calls in args.calls:
             port = free_port()
-            python = sys.executable
             server_env = env
-            if args.server_root:  # its own .venv, so its plugins are its own too
-                python = str(Path(args.server_root) / ".venv" / "bin" / "python")
-                server_env = {**os.environ, "PYTHONPATH": args.server_root}
-            cmd = [python, "-m", "voicebot.cli", "run", str(cfg), "--port", str(port)]
+            if args.server_path:
+                server_env = {**os.environ, "PYTHONPATH": args.server_path}
+            cmd = [sys.executable, "-m", "voicebot.cli", "run", str(cfg), "--port", str(port)]
             cmd += ["--log-level", "WARNING"]
             if args.workers is not None:
                 cmd += ["--workers", str(args.workers)]
