@@ -43,8 +43,11 @@ async def start(tmp_path: Path, grace: float = 1.0) -> tuple[asyncio.subprocess.
     )
     while b"listening on" not in (line := await asyncio.wait_for(proc.stdout.readline(), 60)):
         assert line, "voicebot run exited before listening"
-    assert b"(2 workers)" in line
-    return proc, int(line.split(b"127.0.0.1:")[1].split()[0])
+    port = int(line.rsplit(b":", 1)[1])  # the banner of a single process, unchanged
+    assert b"open http://" in await asyncio.wait_for(proc.stdout.readline(), 10)
+    workers = await asyncio.wait_for(proc.stdout.readline(), 10)
+    assert workers.startswith(b"2 worker processes share the port"), workers
+    return proc, port
 
 
 async def get(port: int, path: str) -> dict:

@@ -143,13 +143,10 @@ class Supervisor:
 
     def _banner(self) -> None:
         shown = f"[{self.host}]" if ":" in self.host else self.host
-        print(
-            f"voicebot {__version__} listening on http://{shown}:{self.port}"
-            f" ({self.count} workers)",
-            flush=True,
-        )
+        print(f"voicebot {__version__} listening on http://{shown}:{self.port}", flush=True)
         url = page_url(self.host, self.port)
         print(f"open {url} in a browser and press Start call (Ctrl-C to stop)", flush=True)
+        print(f"{self.count} worker processes share the port (--workers)", flush=True)
 
     def _watch(self) -> None:
         """Restart a worker that died (not one we are stopping), backing off if it keeps dying."""
