@@ -112,10 +112,15 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         try:
-            for w in self.workers:
+            # the first worker alone first: a mistake it finds (a missing module, a bad key) is
+            # then said once, in its one line, and the others never load their models for nothing
+            self._spawn(self.workers[0])
+            if (code := self._wait_ready(self.workers[:1])) is not None:
+                return code
+            for w in self.workers[1:]:
                 self._spawn(w)
-            if not self._wait_ready():
-                return 1
+            if (code := self._wait_ready(self.workers)) is not None:
+                return code
             self._banner()
             while not self.stopping:
                 self._watch()
@@ -130,16 +135,24 @@ class Supervisor:
             self.reserved.close()
             shutil.rmtree(self.state, ignore_errors=True)
 
-    def _wait_ready(self) -> bool:
+    def _wait_ready(self, workers: list[Worker]) -> int | None:
+        """None once all of `workers` listen; else the exit code for the supervisor."""
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not all(ready_path(self.state, w.index).exists() for w in self.workers):
-            failed = [w for w in self.workers if w.proc is not None and w.proc.poll() is not None]
-            if failed or self.stopping or time.monotonic() > deadline:
-                if failed:
-                    print(f"error: worker {failed[0].index} failed to start", file=sys.stderr)
-                return False
+        while not all(ready_path(self.state, w.index).exists() for w in workers):
+            failed = [w for w in workers if w.proc is not None and w.proc.poll() is not None]
+            if failed:
+                w = failed[0]
+                if w.index:  # the first worker's own message said why; a later one's did too,
+                    # but not that the server as a whole gave up
+                    print(f"error: worker {w.index} failed to start", file=sys.stderr)
+                return w.proc.returncode or 1
+            if self.stopping:
+                return 0
+            if time.monotonic() > deadline:
+                print(f"error: workers not listening after {START_TIMEOUT_S:g} s", file=sys.stderr)
+                return 1
             time.sleep(POLL_S)
-        return True
+        return None
 
     def _banner(self) -> None:
         shown = f"[{self.host}]" if ":" in self.host else self.host
