@@ -162,7 +162,9 @@ async def test_run_raises_the_soft_fd_limit_and_sheds_load_past_it(tmp_path):
         resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
 
     proc = await asyncio.create_subprocess_exec(
+        # one process: its own fd limit is what is under test, not the spread over workers
         sys.executable, "-m", "voicebot.cli", "run", str(path), "--port", str(port),
+        "--workers", "1",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=low_limit,
     )  # fmt: skip
