@@ -30,7 +30,6 @@ from .appkeys import (
     TRIMMER,
 )
 from .browser import voice_ws
-from .cluster import local_calls
 from .limits import ClientRateLimit, client_key
 from .rest import (
     RestError,
@@ -44,6 +43,7 @@ from .rest import (
     voice_url,
 )
 from .sessions import Session, SessionsFull, SessionStore
+from .siblings import local_calls
 
 log = logging.getLogger("voicebot.server")
 

@@ -71,7 +71,7 @@ def page_url(host: str, port: int) -> str:
 def serve(cfg: Config, host: str, port: int, *, health_log: bool = False) -> int:
     """Run until Ctrl-C or SIGTERM; calls in progress get `server.drain_grace_s` to finish."""
     from ..runtime import Runtime
-    from . import cluster as workers
+    from . import siblings as workers
     from .app import create_app
 
     cluster_dir = os.environ.get(workers.CLUSTER_DIR_ENV)  # set by the supervisor of --workers

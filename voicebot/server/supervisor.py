@@ -8,7 +8,7 @@ and a restarted worker gets it back. It restarts a worker that dies, and on SIGT
 the signal on and waits while every worker drains its calls (`server.drain_grace_s`).
 
 It owns two private directories, made fresh at start and removed at exit: the cluster's state
-(each worker's unix socket for `/health` and `/calls` aggregation, see `cluster.py`) and, inside
+(each worker's unix socket for `/health` and `/calls` aggregation, see `siblings.py`) and, inside
 it, `PROMETHEUS_MULTIPROC_DIR` for prometheus_client's multiprocess mode.
 """
 
@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 from .. import __version__
-from .cluster import CLUSTER_DIR_ENV, WORKER_COUNT_ENV, WORKER_INDEX_ENV, ready_path
 from .serve import StartupError, page_url
+from .siblings import CLUSTER_DIR_ENV, WORKER_COUNT_ENV, WORKER_INDEX_ENV, ready_path
 
 PROMETHEUS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 START_TIMEOUT_S = 300.0  # engines may download and load models on first start
