@@ -70,6 +70,7 @@ class TwilioOptions:
 class TwilioSerializer(MediaStreamSerializer):
     name = "twilio"
     Options = TwilioOptions
+    max_message_ms = 1000  # a media payload may be any length; marks say when it was played
     #: the config keys whose value verifies requests (`voicebot check` names them)
     secret_keys = ("auth_token",)
 

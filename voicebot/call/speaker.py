@@ -278,8 +278,9 @@ class Speaker:
         frame_s = self._outbound.frame_ms / 1000
         lead = self._cfg.playback_lead_ms / 1000
         batch = 1
-        if self._io.supports_marks:
-            batch = max(1, self._cfg.phone_message_ms // self._outbound.frame_ms)
+        if self._io.supports_marks:  # and a carrier that takes more than a frame a message
+            most = min(self._cfg.phone_message_ms, getattr(self._io, "max_message_ms", 0))
+            batch = max(1, most // self._outbound.frame_ms)
         carry: tuple[bytes, Segment, AudioFormat] | Segment | None = None
         while True:
             item = carry if carry is not None else await self._playback.get()

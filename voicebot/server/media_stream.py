@@ -85,6 +85,7 @@ class TelephonyCallIO:
         self._ws = ws
         self._ser = serializer
         self._events = Silent()  # a phone line has no side channel for call events
+        self.max_message_ms = serializer.max_message_ms
         self._start = start
         self._control = call_control
         self._no_transfer = no_transfer_reason

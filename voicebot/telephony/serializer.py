@@ -138,6 +138,9 @@ class MediaStreamSerializer(ABC):
 
     name: ClassVar[str]
     Options: ClassVar[type] = NoOptions
+    #: The most bot audio (ms) the carrier takes in one media message. Some require exactly one
+    #: 20 ms frame; one that takes more gets up to `pipeline.phone_message_ms` per message.
+    max_message_ms: ClassVar[int] = 20
 
     def __init__(self) -> None:
         self.stream_id: str | None = None
