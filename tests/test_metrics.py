@@ -235,7 +235,9 @@ async def test_traces_are_off_by_default(tmp_path):
 def test_traces_without_opentelemetry_installed_say_what_to_install(tmp_path):
     (tmp_path / "config.yaml").write_text(json.dumps(base_config(server={"otel_traces": True})))
     hide = "import sys; sys.modules['opentelemetry'] = None; "  # as if the extra were missing
-    run = "from voicebot.cli import main; sys.exit(main(['run', sys.argv[1], '--port', '0']))"
+    # one process: a supervisor's workers would import opentelemetry afresh
+    args = "['run', sys.argv[1], '--port', '0', '--workers', '1']"
+    run = f"from voicebot.cli import main; sys.exit(main({args}))"
     proc = subprocess.run(
         [sys.executable, "-c", hide + run, str(tmp_path / "config.yaml")],
         cwd=Path(__file__).parent.parent,
@@ -259,7 +261,7 @@ async def test_two_real_servers_sharing_a_multiproc_dir_add_up(tmp_path, monkeyp
         for _ in range(2):
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "voicebot.cli", "run", str(tmp_path / "config.yaml"),
-                "--port", "0", "--log-level", "WARNING",
+                "--port", "0", "--workers", "1", "--log-level", "WARNING",
                 cwd=Path(__file__).parent.parent, env=env, stdout=asyncio.subprocess.PIPE,
             )  # fmt: skip
             servers.append(proc)
