@@ -17,6 +17,7 @@ from ..audio.types import AudioFormat
 from ..dialogue import Dialogue, Listen, UserInput
 from ..providers import ProviderError, Transcript
 from . import events
+from .backchannel import FalseStops
 from .dtmf import DtmfCollector
 from .events import TurnTimes
 from .listener import Listener
@@ -76,8 +77,10 @@ class Conversation:
                 barge_in=cfg.barge_in.enabled,
                 barge_in_ms=cfg.barge_in.min_speech_ms,
                 barge_in_needs_words=cfg.barge_in.needs_words,
+                backchannel_ms=cfg.barge_in.backchannel_ms,
             )
         )
+        self._false_stops = FalseStops(cfg.barge_in.backchannels, cfg.barge_in.resume_timeout_ms)
         self.listener = Listener(services, self._turns, self, fmt, call.spawn, call.id)
         self.speaker = Speaker(services, io, self._turns, self, fmt, call.spawn, call.id)
         self.keys = DtmfCollector(self._loop, lambda: self._listen, self._dtmf_turn)
@@ -220,7 +223,12 @@ class Conversation:
             self._cancel_noinput()
             self._spawn(self._call.status("listening"), "status")
         elif action is Action.BARGE_IN:
-            self._barge_in()
+            self._barge_in(by_speech=True)
+        elif action is Action.HELD_UTTERANCE:
+            # short speech over the bot: its words decide (`transcribed`); the bot talks on
+            self._false_stops.held = True
+            self.listener.end_utterance()
+            self.listener.finalize()
         elif action is Action.SPECULATE:
             self._turn_speech_end(self._loop.time() - self._cfg.frame_ms / 1000)
             self.listener.speculate()
@@ -250,6 +258,8 @@ class Conversation:
 
     async def transcribed(self, result: Transcript) -> None:
         self.turn.stt_final = self._loop.time()
+        if self._false_stop(result.text):
+            return
         text = " ".join(p for p in (self._pending_text, result.text.strip()) if p)
         self._pending_text = ""
         if self._turns.state is State.USER_SPEAKING and text:
@@ -326,7 +336,20 @@ class Conversation:
                 self.history[-1]["interrupted"] = True
         return cut
 
-    def _barge_in(self) -> None:
+    def _false_stop(self, heard: str) -> bool:
+        """Whether the speech just transcribed was no turn: a backchannel over the bot (which
+        talks on), or sound with no words that stopped it (it says its cut-off sentence again).
+        A "yes" that stopped the bot is an answer, not a false stop."""
+        held, self._false_stops.held = self._false_stops.held, False
+        resume = self._false_stops.take_resume(self._loop.time())
+        if resume is not None and not self._false_stops.has_words(heard):
+            self.speaker.say(resume, cache_key=None)
+            return True
+        if held and not self._false_stops.ignorable(heard):
+            self._barge_in()  # real words, said briefly over the bot: they interrupt now
+        return held and self._false_stops.ignorable(heard)
+
+    def _barge_in(self, by_speech: bool = False) -> None:
         replying = self.speaker.replying
         if not self._turns.may_interrupt(replying):
             return
@@ -335,6 +358,7 @@ class Conversation:
             if self.history and self.history[-1]["role"] == "user":
                 self._pending_text = self.history.pop()["text"]
         cut = self._interrupt_reply()
+        self._false_stops.stopped(self.speaker.unsaid if by_speech else None, self._loop.time())
         extra = {} if cut is None else {"said": cut[0], "heard": cut[1]}
         self._spawn(self._call.status("interrupted", **extra), "status")
 

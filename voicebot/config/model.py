@@ -31,12 +31,27 @@ class ServerConfig:
     malloc_trim_s: float = field(default=60.0, metadata={"min": 0})
 
 
+BACKCHANNELS = (
+    "mm-hm", "mm-hmm", "mhm", "mm", "hmm", "uh-huh", "uh huh", "um-hum", "ah", "oh", "uh", "um",
+    "yeah", "yes", "yep", "yup", "okay", "ok", "right", "sure", "alright", "all right", "i see",
+    "got it", "cool", "great", "fine",
+)  # fmt: skip
+
+
 @dataclass
 class BargeInConfig:
     enabled: bool = True
     min_speech_ms: int = field(default=200, metadata={"min": 0, "max": 5000})
     #: Interrupt only once the `partials` recogniser has heard a word (needs providers.partials).
     needs_words: bool = False
+    #: Speech over the bot shorter than this does not cut it off at once: it is transcribed,
+    #: and a backchannel or no words leaves the bot talking. 0: interrupt at `min_speech_ms`.
+    backchannel_ms: int = field(default=600, metadata={"min": 0, "max": 5000})
+    #: What counts as a backchannel (whole phrases; at most 4 words of them in a row).
+    backchannels: list[str] = field(default_factory=lambda: list(BACKCHANNELS))
+    #: A stop caused by sound that turned out to hold no words (or only a backchannel): the bot
+    #: says the cut-off sentence again and goes on, if the transcript came within this. 0: off.
+    resume_timeout_ms: int = field(default=3000, metadata={"min": 0, "max": 60000})
 
 
 @dataclass
