@@ -9,6 +9,7 @@ the `Listener`, `Speaker` and `DtmfCollector` that report to it. Of its `Call` i
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -26,6 +27,8 @@ from .turns import Action, State, TurnSettings, TurnTaker
 
 if TYPE_CHECKING:
     from .services import CallIO, CallServices
+
+log = logging.getLogger("voicebot.call")
 
 
 class CallControl(Protocol):
@@ -88,6 +91,8 @@ class Conversation:
         self._noinput: asyncio.TimerHandle | None = None
         self._hangup_after_playback: str | None = None
         self._pending_text = ""
+        self._finals_pending = 0  # utterances handed to STT whose transcript has not come
+        self._closing: asyncio.Event | None = None  # set once the call's last words are in
         self.turn = TurnTimes(0)
         self.history: list[dict[str, Any]] = []
         self.turns_count = 0
@@ -228,7 +233,7 @@ class Conversation:
             # short speech over the bot: its words decide (`transcribed`); the bot talks on
             self._false_stops.held = True
             self.listener.end_utterance()
-            self.listener.finalize()
+            self._finalize()
         elif action is Action.SPECULATE:
             self._turn_speech_end(self._loop.time() - self._cfg.frame_ms / 1000)
             self.listener.speculate()
@@ -245,8 +250,38 @@ class Conversation:
         if self.turn.n != self.turns_count + 1 or self.turn.speech_end is None:
             self._turn_speech_end(self._loop.time())
         self.turn.turn_end = self._loop.time()
-        self.listener.finalize()
+        self._finalize()
         self._spawn(self._call.status("processing"), "status")
+
+    def _finalize(self) -> None:
+        self._finals_pending += 1
+        self.listener.finalize()
+
+    async def last_words(self, timeout: float) -> None:
+        """The call is ending (hang-up, `stop`): what the caller said last, an utterance still
+        open or one still being transcribed, reaches the transcript record (the `transcript`
+        hook, the history) within `timeout`. No reply: nobody is left to hear it."""
+        self._closing = asyncio.Event()
+        if self._turns.in_utterance:
+            self._turns.end_turn()
+            self.listener.end_utterance()
+            self._finalize()
+        if self._finals_pending:
+            try:
+                await asyncio.wait_for(self._closing.wait(), timeout)
+            except TimeoutError:
+                log.info("call %s: no transcript of the last words in time", self._call.id)
+        if self._pending_text:
+            self._record_user(self._pending_text, None)
+            self._pending_text = ""
+
+    def _record_user(self, text: str, result: Transcript | None) -> Transcript:
+        final = Transcript(
+            text, True, result.confidence if result else 1.0, result.language if result else None
+        )
+        self._services.hook.transcript(call=self._call, transcript=final)
+        self.remember("user", text)
+        return final
 
     def heard_words(self, partial: Transcript) -> None:
         self._spawn(self._send_transcript(partial), "partial")
@@ -270,13 +305,17 @@ class Conversation:
             await self._call.status("listening")
             self._arm_noinput()
             return
-        final = Transcript(text, True, result.confidence, result.language)
-        self._services.hook.transcript(call=self._call, transcript=final)
+        final = self._record_user(text, result)
         await self._send_transcript(final)
-        self.remember("user", text)
         self._user_turn(UserInput("speech", text=text, confidence=result.confidence))
 
     async def stt_failed(self, exc: ProviderError, finalizing: bool) -> None:
+        if finalizing:
+            self._finals_pending = max(0, self._finals_pending - 1)
+            if self._closing is not None:
+                if not self._finals_pending:
+                    self._closing.set()
+                return
         await self._call.error("stt_failed", f"speech recognition failed: {exc}")
         if finalizing:
             self.speaker.apologise()
