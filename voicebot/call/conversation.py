@@ -20,6 +20,7 @@ from ..providers import ProviderError, Transcript
 from . import events
 from .backchannel import FalseStops
 from .dtmf import DtmfCollector
+from .endpointing import EndOfTurn
 from .events import TurnTimes
 from .listener import Listener
 from .speaker import Segment, Speaker
@@ -91,6 +92,9 @@ class Conversation:
         self._noinput: asyncio.TimerHandle | None = None
         self._hangup_after_playback: str | None = None
         self._pending_text = ""
+        self._end_of_turn = EndOfTurn(cfg.end_of_turn.unfinished_words)
+        self._unfinished_wait = cfg.end_of_turn.unfinished_wait_ms / 1000
+        self._unfinished: asyncio.TimerHandle | None = None  # waiting for the rest of a phrase
         self._finals_pending = 0  # utterances handed to STT whose transcript has not come
         self._closing: asyncio.Event | None = None  # set once the call's last words are in
         self.turn = TurnTimes(0)
@@ -123,6 +127,7 @@ class Conversation:
     def close(self) -> None:
         """The call is ending: no timer of the conversation may fire."""
         self._cancel_noinput()
+        self._cancel_unfinished()
         self.speaker.close()
         self.keys.cancel()
 
@@ -223,6 +228,7 @@ class Conversation:
     def act(self, action: Action) -> None:
         if action is Action.START_UTTERANCE:
             self._cancel_noinput()
+            self._cancel_unfinished()  # the caller goes on: their next words join the same turn
             self.listener.start_utterance()
         elif action is Action.USER_STARTED:
             self._cancel_noinput()
@@ -242,6 +248,8 @@ class Conversation:
             self._end_of_speech()
         elif action is Action.CANCEL_UTTERANCE:
             self.listener.cancel_utterance()
+            if self._pending_text and self._turns.state is State.LISTENING:
+                self._answer_pending()  # it was only noise: the unfinished phrase is all
 
     def _turn_speech_end(self, at: float) -> None:
         self.turn = TurnTimes(self.turns_count + 1, speech_end=at)
@@ -293,9 +301,17 @@ class Conversation:
 
     async def transcribed(self, result: Transcript) -> None:
         self.turn.stt_final = self._loop.time()
+        self._finals_pending = max(0, self._finals_pending - 1)
+        text = " ".join(p for p in (self._pending_text, result.text.strip()) if p)
+        if self._closing is not None:
+            self._pending_text = ""
+            if text:
+                self._record_user(text, result)
+            if not self._finals_pending:
+                self._closing.set()
+            return
         if self._false_stop(result.text):
             return
-        text = " ".join(p for p in (self._pending_text, result.text.strip()) if p)
         self._pending_text = ""
         if self._turns.state is State.USER_SPEAKING and text:
             self._pending_text = text  # the caller went on talking: answer the whole thing later
@@ -305,9 +321,31 @@ class Conversation:
             await self._call.status("listening")
             self._arm_noinput()
             return
+        if self._unfinished_wait and self._end_of_turn.unfinished(text):
+            # a pause after "…for" or "um": the rest is likely coming; wait for it a little
+            self._pending_text = text
+            self._turns.reply_done()
+            self._unfinished = self._loop.call_later(self._unfinished_wait, self._answer_pending)
+            return
+        await self._answer(text, result.confidence, result)
+
+    async def _answer(self, text: str, confidence: float, result: Transcript | None) -> None:
         final = self._record_user(text, result)
         await self._send_transcript(final)
-        self._user_turn(UserInput("speech", text=text, confidence=result.confidence))
+        self._user_turn(UserInput("speech", text=text, confidence=confidence))
+
+    def _answer_pending(self) -> None:
+        """The caller did not go on after an unfinished phrase: answer what they said."""
+        self._cancel_unfinished()
+        text, self._pending_text = self._pending_text, ""
+        if text and not self._call.ended:
+            self._turn_speech_end(self._loop.time())
+            self._spawn(self._answer(text, 1.0, None), "answer")
+
+    def _cancel_unfinished(self) -> None:
+        if self._unfinished is not None:
+            self._unfinished.cancel()
+            self._unfinished = None
 
     async def stt_failed(self, exc: ProviderError, finalizing: bool) -> None:
         if finalizing:

@@ -38,6 +38,24 @@ BACKCHANNELS = (
 )  # fmt: skip
 
 
+UNFINISHED_WORDS = (  # words a sentence hardly ends with; "in", "on", "that" often do
+    "and", "or", "but", "because", "if", "when", "than", "whether", "to", "for", "of", "with",
+    "at", "from", "by", "about", "into", "the", "a", "an", "my", "your", "our", "their",
+    "um", "uh", "er", "erm", "i", "i'd", "i'm", "i'll", "we'd", "it's",
+    "i'd like", "i want", "i need", "can you", "could you", "let me", "my name is",
+)  # fmt: skip
+
+
+@dataclass
+class EndOfTurnConfig:
+    """The semantic end of a turn: a pause after an unfinished phrase is not the end."""
+
+    #: After a transcript that ends mid-phrase ("…for", "um", "I'd like"), wait this long for the
+    #: caller to go on before answering; what they add joins the same turn. 0: answer at once.
+    unfinished_wait_ms: int = field(default=1500, metadata={"min": 0, "max": 10000})
+    unfinished_words: list[str] = field(default_factory=lambda: list(UNFINISHED_WORDS))
+
+
 @dataclass
 class BargeInConfig:
     enabled: bool = True
@@ -74,6 +92,7 @@ class PipelineConfig:
     #: Audio of fixed prompts (say with no variables) kept per process; 0 turns the cache off.
     tts_cache_mb: int = field(default=32, metadata={"min": 0, "max": 4096})
     barge_in: BargeInConfig = field(default_factory=BargeInConfig)
+    end_of_turn: EndOfTurnConfig = field(default_factory=EndOfTurnConfig)
     fallback: FallbackConfig = field(default_factory=FallbackConfig)
     deadlines: DeadlinesConfig = field(default_factory=DeadlinesConfig)
     apology: str = "Sorry, I'm having trouble right now. Please try again in a moment."
