@@ -9,14 +9,15 @@ backchannels are spoken by the embedded TTS (Piper) in this process. It prints:
 - WER through the pipeline, phone and wide (both sides normalised, numbers as words);
 - words lost when talking over the bot: clips said while the greeting plays, as their WER;
 - mid-sentence cut-off rate: clips with a 600-900 ms pause spliced in at a word gap, and TTS
-  sentences with a thinking pause after an unfinished phrase; a cut-off is a turn ended (status
-  `processing`) before the caller finished;
+  sentences with a thinking pause after an unfinished phrase; a cut-off is the bot answering
+  before the caller finished, or one utterance taken as several turns;
 - false stops per minute of bot speech: backchannels ("mm-hm", "yeah", "okay") and noise bursts
   sent while the bot talks; each `interrupted` status is a stop, and a final transcript made of
   them is a turn they should not have become;
 - voice-to-voice p50/p95: last voiced frame sent → first reply audio received (wide).
 
-    python benchmarks/conversation.py            # ~3-4 min on 2 cores
+    python benchmarks/conversation.py                  # ~5 min on 2 idle cores
+    python benchmarks/conversation.py --features-off   # the same with issue 17's behaviours off
 """
 
 from __future__ import annotations
@@ -404,7 +405,8 @@ async def over_greeting(port: int, data) -> tuple[int, int]:
 
 
 async def cut_offs(port: int, utterances: list[bytes], v2v: list[float]) -> tuple[int, int]:
-    """Utterances with a pause: a cut-off is a turn ended (`processing`) before they finished."""
+    """Utterances with a pause: a cut-off is the bot answering (a `response`) before the caller
+    finished, or the utterance taken as more than one turn (more than one final transcript)."""
     cut = 0
     for pcm in utterances:
         async with WideCall(port) as call:
@@ -412,14 +414,11 @@ async def cut_offs(port: int, utterances: list[bytes], v2v: list[float]) -> tupl
             await asyncio.sleep(0.3)
             t0 = time.perf_counter()
             end = await call.say(pcm)
-            if (
-                call.statuses("processing", t0)
-                and min(t for t, e in call.events if t >= t0 and e.get("status") == "processing")
-                < end
-            ):
-                cut += 1
             await call.until(lambda c=call, end=end: c.audio_after(end), 15)
-            reply = [a for a in call.audio_at if a > end]
+            early = [t for t, e in call.events if t0 <= t < end and e.get("type") == "response"]
+            if early or len(call.finals(t0)) > 1:
+                cut += 1
+            reply = call.audio_after(end)
             if reply:
                 v2v.append(1000 * (reply[0] - end))
     return cut, len(utterances)
@@ -451,8 +450,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(tmp: Path, port: int, tap: Path, greeting: str) -> subprocess.Popen:
-    cfg = {
+def start_server(
+    tmp: Path, port: int, tap: Path, greeting: str, features_off: bool
+) -> subprocess.Popen:
+    cfg: dict = {
         "server": {"host": "127.0.0.1"},
         "plugins": ["benchmarks.conversation_tap"],
         "providers": {"vad": {"use": "silero"}, "stt": {"use": "whisper"}, "tts": {"use": "piper"}},
@@ -460,6 +461,11 @@ def start_server(tmp: Path, port: int, tap: Path, greeting: str) -> subprocess.P
         "telephony": {"twilio": {"allow_unsigned": True}},  # loopback only
         "security": {"limits": {"max_connections_per_client": 0}},
     }
+    if features_off:  # issue 17's behaviours off: the pipeline as it was before them
+        cfg["pipeline"] = {
+            "barge_in": {"backchannel_ms": 0, "resume_timeout_ms": 0},
+            "end_of_turn": {"unfinished_wait_ms": 0},
+        }
     path = tmp / f"config-{port}.yaml"
     path.write_text(json.dumps(cfg))
     env = {**os.environ, "VOICEBOT_CONVERSATION_TAP": str(tap), "PYTHONPATH": str(ROOT)}
@@ -508,8 +514,8 @@ async def run(args) -> None:
         short_port = args.port or free_port()
         long_port = args.long_port or free_port()
         if not args.port:
-            servers.append(start_server(tmp, short_port, tap, "Hi."))
-            servers.append(start_server(tmp, long_port, tap, LONG_GREETING))
+            servers.append(start_server(tmp, short_port, tap, "Hi.", args.features_off))
+            servers.append(start_server(tmp, long_port, tap, LONG_GREETING, args.features_off))
             for server, port in zip(servers, (short_port, long_port), strict=True):
                 wait_healthy(server, port)
         t0 = time.perf_counter()
@@ -541,6 +547,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--port", type=int, help="a running server (greeting 'Hi.'), echo dialogue")
     ap.add_argument("--long-port", type=int, help="a running server with a long greeting")
+    ap.add_argument(
+        "--features-off",
+        action="store_true",
+        help="start the servers with backchannels, resume and end_of_turn off (the baseline)",
+    )
     ap.add_argument(
         "--over",
         nargs="*",
