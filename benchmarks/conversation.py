@@ -64,7 +64,7 @@ PAUSED_TTS = [  # (before the pause, after it): the pause follows an unfinished 
 
 
 def pct(values: list[float], p: float) -> str:
-    return f"{percentile(values, p, empty=float('nan')):.0f}"
+    return f"{percentile(values, p / 100, empty=float('nan')):.0f}"
 
 
 # ----------------------------------------------------------------------------------- audio

@@ -81,3 +81,15 @@ async def test_resume_can_be_turned_off(tmp_path):
         await c.wait_for(lambda e: e.get("status") == "listening", after=at)
         assert not [e for t, e in c.events if t > at and e.get("type") == "response"]
         await c.close()
+
+
+async def test_a_long_backchannel_that_stopped_the_bot_is_no_turn_and_it_goes_on(tmp_path):
+    async with serve(tmp_path, config("Mm-hmm.")) as server:
+        c, start = await talk_over_greeting(server, tone(900) + silence(400))
+        at, _ = await c.wait_for(lambda e: e.get("status") == "interrupted", after=start)
+        _, again = await c.wait_for(
+            lambda e: e.get("type") == "response" and e["final"], after=at, timeout=10
+        )
+        assert again["text"].endswith("time to talk over it.")
+        assert finals(c) == []
+        await c.close()

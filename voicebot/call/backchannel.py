@@ -52,9 +52,6 @@ class FalseStops:
         self.held = False
         self._cut: tuple[str, float] | None = None
 
-    def has_words(self, text: str) -> bool:
-        return bool(words(text))
-
     def ignorable(self, text: str) -> bool:
         """Not a turn: no words at all, or only a backchannel."""
         return not words(text) or self.backchannels.only_backchannel(text)

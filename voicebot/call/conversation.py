@@ -414,12 +414,12 @@ class Conversation:
         return cut
 
     def _false_stop(self, heard: str) -> bool:
-        """Whether the speech just transcribed was no turn: a backchannel over the bot (which
-        talks on), or sound with no words that stopped it (it says its cut-off sentence again).
-        A "yes" that stopped the bot is an answer, not a false stop."""
+        """Whether the speech just transcribed was no turn: a backchannel or sound with no words.
+        If it had stopped the bot, the bot says its cut-off sentence again; if it was held, the
+        bot never stopped."""
         held, self._false_stops.held = self._false_stops.held, False
         resume = self._false_stops.take_resume(self._loop.time())
-        if resume is not None and not self._false_stops.has_words(heard):
+        if resume is not None and self._false_stops.ignorable(heard):
             self.speaker.say(resume, cache_key=None)
             return True
         if held and not self._false_stops.ignorable(heard):
