@@ -19,6 +19,7 @@ def test_unfinished_phrases():
         "My name is",
         "I want to change my address and",
         "Can you tell me about the um",
+        "Can you tell me about the uhm?",
         "So I was thinking...",
         "Well, the thing is,",
         "I'd like to",

@@ -41,7 +41,7 @@ BACKCHANNELS = (
 UNFINISHED_WORDS = (  # words a sentence hardly ends with; "in", "on", "that" often do
     "and", "or", "but", "because", "if", "when", "than", "whether", "to", "for", "of", "with",
     "at", "from", "by", "about", "into", "the", "a", "an", "my", "your", "our", "their",
-    "um", "uh", "er", "erm", "i", "i'd", "i'm", "i'll", "we'd", "it's",
+    "um", "umm", "uhm", "uh", "uhh", "er", "erm", "hm", "i", "i'd", "i'm", "i'll", "we'd", "it's",
     "i'd like", "i want", "i need", "can you", "could you", "let me", "my name is",
 )  # fmt: skip
 
