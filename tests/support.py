@@ -135,7 +135,8 @@ def base_config(**over: Any) -> dict[str, Any]:
         "pipeline": {
             "vad_hangover_ms": 200,
             "min_speech_ms": 60,
-            "barge_in": {"min_speech_ms": 60},
+            # barge-in mechanics at once; the backchannel window is tested on its own
+            "barge_in": {"min_speech_ms": 60, "backchannel_ms": 0},
         },
         "providers": {
             "vad": {"use": "testvad"},

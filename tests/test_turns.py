@@ -135,3 +135,59 @@ def test_an_unanswered_turn_is_kept_for_the_next_one():
     assert tt.state is State.LISTENING
     assert tt.answer_was_pending(replying=True)  # the reply runs but nothing was said yet
     assert not tt.answer_was_pending(replying=False)
+
+
+def test_short_speech_over_the_bot_is_held_then_decided_on_its_words():
+    """An "mm-hm" (300 ms) over the bot does not cut it off: when it ends, the call transcribes
+    it and decides (HELD_UTTERANCE); the bot is still speaking throughout."""
+    tt = TurnTaker(TurnSettings(hangover_ms=200, barge_in_ms=200, backchannel_ms=600))
+    tt.set_bot_speaking(True)
+    _, acts = feed(tt, 0, "s" * 15 + "." * 10)
+    assert [a for _, a in acts] == [Action.START_UTTERANCE, Action.HELD_UTTERANCE]
+    assert [t for t, a in acts if a is Action.HELD_UTTERANCE] == [300 + 200]
+    assert tt.state is State.SPEAKING and tt.bot_speaking
+
+
+def test_speech_longer_than_a_backchannel_interrupts_at_backchannel_ms():
+    tt = TurnTaker(TurnSettings(hangover_ms=200, barge_in_ms=200, backchannel_ms=600))
+    tt.set_bot_speaking(True)
+    _, acts = feed(tt, 0, "s" * 40)
+    assert [(t, a) for t, a in acts if a is Action.BARGE_IN] == [(600, Action.BARGE_IN)]
+    assert tt.state is State.USER_SPEAKING
+
+
+def test_backchannel_window_off_interrupts_at_barge_in_ms():
+    tt = TurnTaker(TurnSettings(hangover_ms=200, barge_in_ms=200, backchannel_ms=0))
+    tt.set_bot_speaking(True)
+    _, acts = feed(tt, 0, "s" * 15 + "." * 10)
+    assert [(t, a) for t, a in acts if a is Action.BARGE_IN] == [(200, Action.BARGE_IN)]
+    assert Action.HELD_UTTERANCE not in [a for _, a in acts]
+
+
+def test_held_speech_becomes_a_normal_turn_when_the_bot_falls_silent():
+    tt = TurnTaker(TurnSettings(hangover_ms=200, min_speech_ms=60, backchannel_ms=600))
+    tt.set_bot_speaking(True)
+    t, acts = feed(tt, 0, "s" * 12)
+    assert Action.BARGE_IN not in [a for _, a in acts]
+    tt.set_bot_speaking(False)  # its sentence ended while the caller spoke
+    _, acts = feed(tt, t, "ss" + "." * 10)
+    assert [a for _, a in acts] == [Action.USER_STARTED, Action.SPECULATE, Action.END_UTTERANCE]
+
+
+def test_a_click_over_the_bot_is_still_just_noise():
+    tt = TurnTaker(TurnSettings(hangover_ms=200, barge_in_ms=200, backchannel_ms=600))
+    tt.set_bot_speaking(True)
+    _, acts = feed(tt, 0, "sss" + "." * 10)  # 60 ms: shorter than barge_in_ms
+    assert [a for _, a in acts] == [Action.START_UTTERANCE, Action.CANCEL_UTTERANCE]
+
+
+def test_what_counts_as_a_backchannel():
+    from voicebot.call.backchannel import Backchannels
+    from voicebot.config.model import BACKCHANNELS
+
+    bc = Backchannels(BACKCHANNELS)
+    for text in ("Mm-hm.", "mm hm", "Yeah.", "OK", "Okay, okay.", "Uh-huh, right.", "I see."):
+        assert bc.only_backchannel(text), text
+    for text in ("", "No.", "yeah but no", "Okay, I want the red one", "yes yes yes yes yes"):
+        assert not bc.only_backchannel(text), text
+    assert Backchannels(["sounds good"]).only_backchannel("Sounds good!")

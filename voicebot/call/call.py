@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("voicebot.call")
 
 
+#: At hang-up, how long the caller's last words may take to be transcribed for the record.
+LAST_WORDS_S = 3.0
+
+
 class Call:
     """Per-call state and tasks. Created by `Runtime.new_call`, which passes itself as the call's
     `services` (anything that is a `CallServices`); the transport drives it."""
@@ -148,6 +152,7 @@ class Call:
             if handle is not None:
                 handle.cancel()
         self.conversation.close()
+        await self.conversation.last_words(LAST_WORDS_S)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

@@ -9,6 +9,7 @@ the `Listener`, `Speaker` and `DtmfCollector` that report to it. Of its `Call` i
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -17,7 +18,9 @@ from ..audio.types import AudioFormat
 from ..dialogue import Dialogue, Listen, UserInput
 from ..protocol import events
 from ..providers import ProviderError, Transcript
+from .backchannel import FalseStops
 from .dtmf import DtmfCollector
+from .endpointing import EndOfTurn
 from .listener import Listener
 from .speaker import Segment, Speaker
 from .timing import TurnTimes, metrics_event
@@ -25,6 +28,8 @@ from .turns import Action, State, TurnSettings, TurnTaker
 
 if TYPE_CHECKING:
     from .services import CallIO, CallServices
+
+log = logging.getLogger("voicebot.call")
 
 
 class CallControl(Protocol):
@@ -76,8 +81,10 @@ class Conversation:
                 barge_in=cfg.barge_in.enabled,
                 barge_in_ms=cfg.barge_in.min_speech_ms,
                 barge_in_needs_words=cfg.barge_in.needs_words,
+                backchannel_ms=cfg.barge_in.backchannel_ms,
             )
         )
+        self._false_stops = FalseStops(cfg.barge_in.backchannels, cfg.barge_in.resume_timeout_ms)
         self.listener = Listener(services, self._turns, self, fmt, call.spawn, call.id)
         self.speaker = Speaker(services, io, self._turns, self, fmt, call.spawn, call.id)
         self.keys = DtmfCollector(self._loop, lambda: self._listen, self._dtmf_turn)
@@ -85,6 +92,11 @@ class Conversation:
         self._noinput: asyncio.TimerHandle | None = None
         self._hangup_after_playback: str | None = None
         self._pending_text = ""
+        self._end_of_turn = EndOfTurn(cfg.end_of_turn.unfinished_words)
+        self._unfinished_wait = cfg.end_of_turn.unfinished_wait_ms / 1000
+        self._unfinished: asyncio.TimerHandle | None = None  # waiting for the rest of a phrase
+        self._finals_pending = 0  # utterances handed to STT whose transcript has not come
+        self._closing: asyncio.Event | None = None  # set once the call's last words are in
         self.turn = TurnTimes(0)
         self.history: list[dict[str, Any]] = []
         self.turns_count = 0
@@ -115,6 +127,7 @@ class Conversation:
     def close(self) -> None:
         """The call is ending: no timer of the conversation may fire."""
         self._cancel_noinput()
+        self._cancel_unfinished()
         self.speaker.close()
         self.keys.cancel()
 
@@ -231,12 +244,18 @@ class Conversation:
     def act(self, action: Action) -> None:
         if action is Action.START_UTTERANCE:
             self._cancel_noinput()
+            self._cancel_unfinished()  # the caller goes on: their next words join the same turn
             self.listener.start_utterance()
         elif action is Action.USER_STARTED:
             self._cancel_noinput()
             self._spawn(self._call.status("listening"), "status")
         elif action is Action.BARGE_IN:
-            self._barge_in()
+            self._barge_in(by_speech=True)
+        elif action is Action.HELD_UTTERANCE:
+            # short speech over the bot: its words decide (`transcribed`); the bot talks on
+            self._false_stops.held = True
+            self.listener.end_utterance()
+            self._finalize()
         elif action is Action.SPECULATE:
             self._turn_speech_end(self._loop.time() - self._cfg.frame_ms / 1000)
             self.listener.speculate()
@@ -245,6 +264,8 @@ class Conversation:
             self._end_of_speech()
         elif action is Action.CANCEL_UTTERANCE:
             self.listener.cancel_utterance()
+            if self._pending_text and self._turns.state is State.LISTENING:
+                self._answer_pending()  # it was only noise: the unfinished phrase is all
 
     def _turn_speech_end(self, at: float) -> None:
         self.turn = TurnTimes(self.turns_count + 1, speech_end=at)
@@ -253,8 +274,38 @@ class Conversation:
         if self.turn.n != self.turns_count + 1 or self.turn.speech_end is None:
             self._turn_speech_end(self._loop.time())
         self.turn.turn_end = self._loop.time()
-        self.listener.finalize()
+        self._finalize()
         self._spawn(self._call.status("processing"), "status")
+
+    def _finalize(self) -> None:
+        self._finals_pending += 1
+        self.listener.finalize()
+
+    async def last_words(self, timeout: float) -> None:
+        """The call is ending (hang-up, `stop`): what the caller said last, an utterance still
+        open or one still being transcribed, reaches the transcript record (the `transcript`
+        hook, the history) within `timeout`. No reply: nobody is left to hear it."""
+        self._closing = asyncio.Event()
+        if self._turns.in_utterance:
+            self._turns.end_turn()
+            self.listener.end_utterance()
+            self._finalize()
+        if self._finals_pending:
+            try:
+                await asyncio.wait_for(self._closing.wait(), timeout)
+            except TimeoutError:
+                log.info("call %s: no transcript of the last words in time", self._call.id)
+        if self._pending_text:
+            self._record_user(self._pending_text, None)
+            self._pending_text = ""
+
+    def _record_user(self, text: str, result: Transcript | None) -> Transcript:
+        final = Transcript(
+            text, True, result.confidence if result else 1.0, result.language if result else None
+        )
+        self._services.hook.transcript(call=self._call, transcript=final)
+        self.remember("user", text)
+        return final
 
     def heard_words(self, partial: Transcript) -> None:
         self._spawn(self._send_transcript(partial), "partial")
@@ -266,7 +317,17 @@ class Conversation:
 
     async def transcribed(self, result: Transcript) -> None:
         self.turn.stt_final = self._loop.time()
+        self._finals_pending = max(0, self._finals_pending - 1)
         text = " ".join(p for p in (self._pending_text, result.text.strip()) if p)
+        if self._closing is not None:
+            self._pending_text = ""
+            if text:
+                self._record_user(text, result)
+            if not self._finals_pending:
+                self._closing.set()
+            return
+        if self._false_stop(result.text):
+            return
         self._pending_text = ""
         if self._turns.state is State.USER_SPEAKING and text:
             self._pending_text = text  # the caller went on talking: answer the whole thing later
@@ -276,13 +337,39 @@ class Conversation:
             await self._call.status("listening")
             self._arm_noinput()
             return
-        final = Transcript(text, True, result.confidence, result.language)
-        self._services.hook.transcript(call=self._call, transcript=final)
+        if self._unfinished_wait and self._end_of_turn.unfinished(text):
+            # a pause after "…for" or "um": the rest is likely coming; wait for it a little
+            self._pending_text = text
+            self._turns.reply_done()
+            self._unfinished = self._loop.call_later(self._unfinished_wait, self._answer_pending)
+            return
+        await self._answer(text, result.confidence, result)
+
+    async def _answer(self, text: str, confidence: float, result: Transcript | None) -> None:
+        final = self._record_user(text, result)
         await self._send_transcript(final)
-        self.remember("user", text)
-        self._user_turn(UserInput("speech", text=text, confidence=result.confidence))
+        self._user_turn(UserInput("speech", text=text, confidence=confidence))
+
+    def _answer_pending(self) -> None:
+        """The caller did not go on after an unfinished phrase: answer what they said."""
+        self._cancel_unfinished()
+        text, self._pending_text = self._pending_text, ""
+        if text and not self._call.ended:
+            self._turn_speech_end(self._loop.time())
+            self._spawn(self._answer(text, 1.0, None), "answer")
+
+    def _cancel_unfinished(self) -> None:
+        if self._unfinished is not None:
+            self._unfinished.cancel()
+            self._unfinished = None
 
     async def stt_failed(self, exc: ProviderError, finalizing: bool) -> None:
+        if finalizing:
+            self._finals_pending = max(0, self._finals_pending - 1)
+            if self._closing is not None:
+                if not self._finals_pending:
+                    self._closing.set()
+                return
         await self._call.error("stt_failed", f"speech recognition failed: {exc}")
         if finalizing:
             self.speaker.apologise()
@@ -342,7 +429,20 @@ class Conversation:
                 self.history[-1]["interrupted"] = True
         return cut
 
-    def _barge_in(self, answer: bool = False) -> None:
+    def _false_stop(self, heard: str) -> bool:
+        """Whether the speech just transcribed was no turn: a backchannel or sound with no words.
+        If it had stopped the bot, the bot says its cut-off sentence again; if it was held, the
+        bot never stopped."""
+        held, self._false_stops.held = self._false_stops.held, False
+        resume = self._false_stops.take_resume(self._loop.time())
+        if resume is not None and self._false_stops.ignorable(heard):
+            self.speaker.say(resume, cache_key=None)
+            return True
+        if held and not self._false_stops.ignorable(heard):
+            self._barge_in()  # real words, said briefly over the bot: they interrupt now
+        return held and self._false_stops.ignorable(heard)
+
+    def _barge_in(self, answer: bool = False, by_speech: bool = False) -> None:
         replying = self.speaker.replying
         if not self._turns.may_interrupt(replying):
             if answer:
@@ -353,6 +453,7 @@ class Conversation:
             if self.history and self.history[-1]["role"] == "user":
                 self._pending_text = self.history.pop()["text"]
         cut = self._interrupt_reply()
+        self._false_stops.stopped(self.speaker.unsaid if by_speech else None, self._loop.time())
         extra = {} if cut is None else {"said": cut[0], "heard": cut[1]}
         self._spawn(self._call.status("interrupted", **extra), "status")
 

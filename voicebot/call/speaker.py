@@ -103,6 +103,9 @@ class Speaker:
         self._mark_ids = itertools.count(1)
         self._speaking_until: asyncio.TimerHandle | None = None
         self.reply: asyncio.Task[Any] | None = None
+        self._reply_parts: list[str] = []
+        #: What the last flush cut off: the sentence being played and the rest of the reply.
+        self.unsaid: str | None = None
 
     def set_format(self, fmt: AudioFormat) -> None:
         """New replies are made in `fmt`; audio already queued in the old one (a greeting
@@ -154,7 +157,7 @@ class Speaker:
             self.reply.cancel()
         self.reply = self._spawn(coro, "reply")
 
-    def say(self, text: str, cache_key: str, barge_in: bool = True) -> None:
+    def say(self, text: str, cache_key: str | None, barge_in: bool = True) -> None:
         async def one() -> AsyncIterator[Any]:
             yield Say(text, barge_in=barge_in, cache_key=cache_key)
 
@@ -169,6 +172,7 @@ class Speaker:
         tts = self._spawn(self._synthesize(sentences), "tts")
         splitter = SentenceSplitter()
         reply: list[str] = []
+        self._reply_parts = reply  # read by `_flush`: what a false stop has to say again
         barge_in, cache_key, last_delta = True, None, False
         try:
             try:
@@ -382,6 +386,9 @@ class Speaker:
             self._spawn(self._io.clear(), "clear")
         return cut
 
+    def _unsaid(self) -> str | None:
+        return _unsaid_text("".join(self._reply_parts).strip(), list(self._segments))
+
     def _flush(self) -> tuple[str, str] | None:
         while not self._playback.empty():
             self._playback.get_nowait()
@@ -398,6 +405,7 @@ class Speaker:
                 played = max(0.0, total - (seg.end_at - now))
                 words = seg.text.split()
                 heard.append(" ".join(words[: int(len(words) * played / total)]))
+        self.unsaid = self._unsaid()
         for seg in self._segments:
             seg.flushed = True
         self._segments.clear()
@@ -409,6 +417,15 @@ class Speaker:
         if said:
             return " ".join(said), " ".join(h for h in heard if h)
         return None
+
+
+def _unsaid_text(whole: str, segments: list[Segment]) -> str | None:
+    """The first sentence not wholly heard and everything after it in the reply."""
+    first = next((seg.text.strip() for seg in segments if not seg.heard), None)
+    if not first:
+        return None
+    at = whole.find(first)
+    return whole[at:] if at >= 0 else " ".join(seg.text for seg in segments if not seg.heard)
 
 
 def _reply_encoding(fmt: AudioFormat) -> str:

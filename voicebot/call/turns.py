@@ -9,6 +9,11 @@ talking, `barge_in_ms` (a cough or an "mm-hm" does not interrupt). With `barge_i
 interruption also waits until a fast recogniser has heard a word in it (`heard_words()`), so a door
 slam or a TV that fools the VAD does not cut the bot off. The utterance is fed to STT from its
 first frame regardless, so the words of a real interruption are not lost.
+
+With `backchannel_ms`, speech over the bot shorter than that does not cut it off at once: when it
+ends, the call gets `HELD_UTTERANCE` and decides on its transcript (a backchannel or no words:
+the bot never stopped; words: it barges in then and answers them). Speech that goes on past
+`backchannel_ms` interrupts as before.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class Action(enum.Enum):
     END_UTTERANCE = "end_utterance"  # the turn is over: finalize STT and answer
     CANCEL_UTTERANCE = "cancel_utterance"  # it was noise: discard what STT got
     BARGE_IN = "barge_in"  # the caller talks over the bot: stop it now
+    HELD_UTTERANCE = "held_utterance"  # short speech over the bot ended: transcribe, then decide
 
 
 @dataclass
@@ -42,6 +48,7 @@ class TurnSettings:
     barge_in: bool = True
     barge_in_ms: int = 200
     barge_in_needs_words: bool = False
+    backchannel_ms: int = 0  # 0: speech over the bot interrupts after barge_in_ms, as always
 
 
 class TurnTaker:
@@ -57,6 +64,7 @@ class TurnTaker:
         self._started_at = 0.0
         self._speculated = False
         self._words = False
+        self._held = False  # this utterance would have interrupted, but may be a backchannel
         self.last_speech_at = 0.0  # timestamp of the last speech frame: "end of user speech"
 
     # ------------------------------------------------------------------------------- inputs
@@ -161,11 +169,13 @@ class TurnTaker:
                 self._speculated = True
                 return [Action.SPECULATE]
             return []
-        confirmed = self._confirmed
+        confirmed, held = self._confirmed, self._held
         self._reset_utterance()
         if confirmed:
             self.state = State.PROCESSING
             return [Action.END_UTTERANCE]
+        if held:
+            return [Action.HELD_UTTERANCE]
         return [Action.CANCEL_UTTERANCE]
 
     def _interrupting(self) -> bool:
@@ -178,6 +188,9 @@ class TurnTaker:
             and self._speech_ms >= max(self.s.barge_in_ms, self.s.frame_ms)
             and (self._words or not self.s.barge_in_needs_words)
         ):
+            if self.bot_speaking and self._speech_ms < self.s.backchannel_ms:
+                self._held = True  # an "mm-hm" is short: wait for its end or its length
+                return []
             self._confirmed = True
             self.state = State.USER_SPEAKING
             return [Action.BARGE_IN, Action.USER_STARTED]
@@ -186,6 +199,7 @@ class TurnTaker:
     def _reset_utterance(self) -> None:
         self._in_utterance = False
         self._words = False
+        self._held = False
         self._confirmed = False
         self._speech_ms = 0
         self._silence_ms = 0

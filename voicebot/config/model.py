@@ -33,12 +33,45 @@ class ServerConfig:
     otel_traces: bool = False
 
 
+BACKCHANNELS = (
+    "mm-hm", "mm-hmm", "mhm", "mm", "hmm", "uh-huh", "uh huh", "um-hum", "ah", "oh", "uh", "um",
+    "yeah", "yes", "yep", "yup", "okay", "ok", "right", "sure", "alright", "all right", "i see",
+    "got it", "cool", "great", "fine",
+)  # fmt: skip
+
+
+UNFINISHED_WORDS = (  # words a sentence hardly ends with; "in", "on", "that" often do
+    "and", "or", "but", "because", "if", "when", "than", "whether", "to", "for", "of", "with",
+    "at", "from", "by", "about", "into", "the", "a", "an", "my", "your", "our", "their",
+    "um", "umm", "uhm", "uh", "uhh", "er", "erm", "hm", "i", "i'd", "i'm", "i'll", "we'd", "it's",
+    "i'd like", "i want", "i need", "can you", "could you", "let me", "my name is",
+)  # fmt: skip
+
+
+@dataclass
+class EndOfTurnConfig:
+    """The semantic end of a turn: a pause after an unfinished phrase is not the end."""
+
+    #: After a transcript that ends mid-phrase ("…for", "um", "I'd like"), wait this long for the
+    #: caller to go on before answering; what they add joins the same turn. 0: answer at once.
+    unfinished_wait_ms: int = field(default=1500, metadata={"min": 0, "max": 10000})
+    unfinished_words: list[str] = field(default_factory=lambda: list(UNFINISHED_WORDS))
+
+
 @dataclass
 class BargeInConfig:
     enabled: bool = True
     min_speech_ms: int = field(default=200, metadata={"min": 0, "max": 5000})
     #: Interrupt only once the `partials` recogniser has heard a word (needs providers.partials).
     needs_words: bool = False
+    #: Speech over the bot shorter than this does not cut it off at once: it is transcribed,
+    #: and a backchannel or no words leaves the bot talking. 0: interrupt at `min_speech_ms`.
+    backchannel_ms: int = field(default=600, metadata={"min": 0, "max": 5000})
+    #: What counts as a backchannel (whole phrases; at most 4 words of them in a row).
+    backchannels: list[str] = field(default_factory=lambda: list(BACKCHANNELS))
+    #: A stop caused by sound that turned out to hold no words (or only a backchannel): the bot
+    #: says the cut-off sentence again and goes on, if the transcript came within this. 0: off.
+    resume_timeout_ms: int = field(default=3000, metadata={"min": 0, "max": 60000})
 
 
 @dataclass
@@ -64,6 +97,7 @@ class PipelineConfig:
     #: Audio of fixed prompts (say with no variables) kept per process; 0 turns the cache off.
     tts_cache_mb: int = field(default=32, metadata={"min": 0, "max": 4096})
     barge_in: BargeInConfig = field(default_factory=BargeInConfig)
+    end_of_turn: EndOfTurnConfig = field(default_factory=EndOfTurnConfig)
     fallback: FallbackConfig = field(default_factory=FallbackConfig)
     deadlines: DeadlinesConfig = field(default_factory=DeadlinesConfig)
     apology: str = "Sorry, I'm having trouble right now. Please try again in a moment."

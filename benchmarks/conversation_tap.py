@@ -1,0 +1,28 @@
+"""A benchmark-only plugin: appends every final transcript and every bot segment (heard or cut
+off) to the JSON-lines file named by `VOICEBOT_CONVERSATION_TAP`. A phone line carries no JSON
+diagnostics, so this is how `benchmarks/conversation.py` reads what a phone call's pipeline
+heard."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from voicebot.hookspecs import hookimpl
+
+
+def _write(record: dict) -> None:
+    path = os.environ.get("VOICEBOT_CONVERSATION_TAP")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+@hookimpl
+def transcript(call, transcript) -> None:
+    _write({"call": call.id, "kind": "transcript", "text": transcript.text})
+
+
+@hookimpl
+def bot_spoke(call, text, heard, interrupted) -> None:
+    _write({"call": call.id, "kind": "bot", "text": text, "interrupted": interrupted})

@@ -1,0 +1,92 @@
+"""Whole turns: a pause after an unfinished phrase is not the end of the turn."""
+
+import time
+
+import websockets
+
+from voicebot.call.endpointing import EndOfTurn
+from voicebot.config.model import UNFINISHED_WORDS
+
+from .support import Client, base_config, serve, silence, tone
+
+
+def test_unfinished_phrases():
+    eot = EndOfTurn(UNFINISHED_WORDS)
+    for text in (
+        "I'd like to book a table for",
+        "I'd like to book a table for.",
+        "I'd like",
+        "My name is",
+        "I want to change my address and",
+        "Can you tell me about the um",
+        "Can you tell me about the uhm?",
+        "So I was thinking...",
+        "Well, the thing is,",
+        "I'd like to",
+    ):
+        assert eot.unfinished(text), text
+    for text in (
+        "",
+        "What time is it?",
+        "Book a table for four on Friday.",
+        "I want that",
+        "Turn it on",
+        "Come in",
+        "Yes.",
+    ):
+        assert not eot.unfinished(text), text
+    assert EndOfTurn(["por favor y"]).unfinished("quiero una mesa por favor y")
+    assert not EndOfTurn([]).unfinished("and")
+
+
+def config(stt_text: str, wait_ms: int) -> dict:
+    cfg = base_config()
+    cfg["providers"]["stt"] = {"use": "stub", "text": stt_text}
+    cfg["pipeline"]["end_of_turn"] = {"unfinished_wait_ms": wait_ms}
+    return cfg
+
+
+async def greeted(server) -> Client:
+    c = Client(await websockets.connect(f"{server.url}/ws/voice"))
+    at, _ = await c.wait_for(lambda e: e.get("type") == "response" and e["final"])
+    await c.wait_for(lambda e: e.get("status") == "listening", after=at)
+    return c
+
+
+def finals(c: Client) -> list[str]:
+    return [e["text"] for _, e in c.events if e.get("type") == "transcript" and e["final"]]
+
+
+async def test_pieces_of_one_turn_cut_at_a_thinking_pause_are_one_turn(tmp_path):
+    async with serve(tmp_path, config("I'd like to book a table for", 3000)) as server:
+        c = await greeted(server)
+        start = time.monotonic()
+        # a pause longer than the 200 ms hangover: the VAD ends an utterance in it
+        await c.stream(tone(300) + silence(700) + tone(300) + silence(400))
+        await c.wait_for(lambda e: e.get("type") == "response" and e["final"], after=start)
+        joined = "I'd like to book a table for I'd like to book a table for"
+        assert finals(c) == [joined]  # one turn, both pieces, answered only once
+        await c.close()
+
+
+async def test_an_unfinished_phrase_alone_is_answered_after_the_wait(tmp_path):
+    async with serve(tmp_path, config("I'd like to book a table for", 800)) as server:
+        c = await greeted(server)
+        await c.stream(tone(300))
+        spoke = time.monotonic()
+        await c.stream(silence(200))
+        at, ev = await c.wait_for(lambda e: e.get("type") == "transcript" and e["final"])
+        assert at - spoke >= 0.8  # the hangover, then the wait for the rest
+        assert ev["text"] == "I'd like to book a table for"
+        await c.close()
+
+
+async def test_a_complete_sentence_is_answered_without_waiting(tmp_path):
+    async with serve(tmp_path, config("what time is it", 3000)) as server:
+        c = await greeted(server)
+        await c.stream(tone(300))
+        spoke = time.monotonic()
+        await c.stream(silence(200))
+        at, _ = await c.wait_for(lambda e: e.get("type") == "transcript" and e["final"])
+        assert at - spoke < 1.0  # nowhere near the 3 s wait
+        await c.close()
