@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import sys
 
 from aiohttp import web
 from aiohttp.web_log import AccessLogger
@@ -16,6 +17,13 @@ from aiohttp.web_log import AccessLogger
 from .. import __version__
 from ..config import Config
 from .connections import limits_from, run_app
+
+
+def say(line: str) -> None:
+    """One line on stdout in one write: the workers of `--workers N` share the stream, and
+    print()'s separate write of the newline let two workers' lines run together."""
+    sys.stdout.write(line + "\n")  # a TextIOWrapper hands one string to one buffer flush
+    sys.stdout.flush()
 
 
 class StartupError(Exception):
@@ -94,7 +102,7 @@ def serve(cfg: Config, host: str, port: int, *, health_log: bool = False) -> int
     async def announce_drain(app: web.Application) -> None:
         n = len(runtime.calls)
         plural = "" if n == 1 else "s"
-        print(f"{who}stopping: draining {n} call{plural} (up to {grace:g} s)", flush=True)
+        say(f"{who}stopping: draining {n} call{plural} (up to {grace:g} s)")
 
     app.on_shutdown.insert(0, announce_drain)
 
