@@ -34,6 +34,7 @@ from .rest import (
     voice_url,
 )
 from .sessions import Session, SessionsFull, SessionStore
+from .tcp_door import TCP_DOORS, TcpDoors
 
 log = logging.getLogger("voicebot.server")
 
@@ -72,6 +73,7 @@ def create_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/metrics", metrics)
     cluster_http.add_routes(app)
     transports = [add_routes(app, runtime) for add_routes in _transport_routes()]
+    app[TCP_DOORS] = tcp_doors = TcpDoors(runtime)
     security.install(app, runtime)
     app.middlewares.append(rest_errors)  # innermost: CORS headers still reach its answers
 
@@ -80,11 +82,13 @@ def create_app(runtime: Runtime) -> web.Application:
         for transport in transports:  # once up: a start that fails says only why
             transport.log_start_up()
         app[TRIMMER].start()
+        await tcp_doors.start()
 
     async def on_shutdown(app: web.Application) -> None:
         await runtime.drain(runtime.config.server.drain_grace_s)
 
     async def on_cleanup(app: web.Application) -> None:
+        await tcp_doors.stop()
         await app[TRIMMER].stop()
         await runtime.stop()
 

@@ -39,6 +39,7 @@ from .serializer import (
     UnknownEvent,
     UnsupportedFormat,
 )
+from .stream import FrameTooLarge, StreamProtocol, TcpCarrier
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -130,6 +131,7 @@ __all__ = [
     "Carrier",
     "Connected",
     "Dtmf",
+    "FrameTooLarge",
     "InboundEvent",
     "MalformedMessage",
     "MalformedStart",
@@ -140,6 +142,8 @@ __all__ = [
     "NotStarted",
     "Start",
     "Stop",
+    "StreamProtocol",
+    "TcpCarrier",
     "TelephonyError",
     "UnknownEvent",
     "UnsupportedFormat",
