@@ -35,6 +35,7 @@ from ..telephony.serializer import (
     Mark,
     Media,
     MediaStreamSerializer,
+    Outbound,
     Start,
     Stop,
     TelephonyError,
@@ -94,14 +95,17 @@ class TelephonyCallIO:
         self.transferred = False
         self._hung_up = False
 
-    async def _send(self, data: str | bytes) -> None:
+    async def _send(self, out: Outbound) -> None:
+        """A text message, a binary one (a carrier whose audio frames are binary: Vonage,
+        Asterisk), or several in order (Asterisk's `START_MEDIA_BUFFERING` before the audio)."""
         if self._ws.closed:
             return
         try:
-            if isinstance(data, bytes):  # a carrier whose audio frames are binary (Vonage)
-                await self._ws.send_bytes(data)
-            else:
-                await self._ws.send_str(data)
+            for message in (out,) if isinstance(out, str | bytes) else out:
+                if isinstance(message, bytes):
+                    await self._ws.send_bytes(message)
+                else:
+                    await self._ws.send_str(message)
         except ConnectionError:
             pass  # the peer is gone; the reader sees the close and hangs up the call
 
@@ -170,6 +174,9 @@ class TelephonyCallIO:
                 await hangup(self._start)
             except TelephonyError as exc:
                 log.error("call %s: hang-up failed: %s", self._start.call_id, exc)
+        last = self._ser.render_hangup()
+        if last is not None and not self.transferred:
+            await self._send(last)
         await self._ws.close(code=code, message=reason.encode()[:120])
 
 

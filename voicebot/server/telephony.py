@@ -148,13 +148,16 @@ class Telephony:
             max_msg_size=min(MAX_MESSAGE_BYTES, limits.max_frame_bytes),
             heartbeat=limits.heartbeat_s,  # a dead peer is dropped even if the idle timer is long
             compress=False,
+            protocols=carrier.subprotocols,
         )
         await ws.prepare(request)
         options = self.options(name)
+        serializer = cls()
+        serializer.configure(options)
         stream = MediaStream(
             self.runtime,
             ws,
-            cls(),
+            serializer,
             self.control(name),
             self.inbound_lag,
             no_transfer_reason=cls.transfer_problem(options) or "",

@@ -33,6 +33,7 @@ from .serializer import (
     MediaFormat,
     MediaStreamSerializer,
     NotStarted,
+    Outbound,
     Start,
     Stop,
     TelephonyError,
@@ -107,6 +108,7 @@ class Carrier:
       it, a stream carrying a token is still checked, and one without is admitted by the door.
     - `signature_header`: the request header carrying the signature, named in refusal logs.
     - `display_name`: how messages name the carrier ("Twilio"); its `name` by default.
+    - `subprotocols`: the `Sec-WebSocket-Protocol` values its media stream selects.
     """
 
     serializer: type[MediaStreamSerializer]
@@ -115,6 +117,8 @@ class Carrier:
     stream_token: bool = False
     signature_header: str = ""
     display_name: str = ""
+    #: WebSocket subprotocols the media stream accepts (Asterisk's client asks for `media`)
+    subprotocols: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -140,6 +144,7 @@ __all__ = [
     "MediaFormat",
     "MediaStreamSerializer",
     "NotStarted",
+    "Outbound",
     "Start",
     "Stop",
     "StreamProtocol",
