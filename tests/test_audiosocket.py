@@ -188,3 +188,20 @@ def test_uuid_frame_round_trip_in_any_chunks():
         assert events[0].call_id == str(call)
         assert events[2].digit == "#"
     assert AudioSocketProtocol().render_media(b"\x01\x02") == b"\x10\x00\x02\x01\x02"
+
+
+async def test_at_capacity_the_call_gets_an_error_frame(tmp_path):
+    cfg = config()
+    cfg["security"] = {"limits": {"max_calls": 1}}
+    async with serve(tmp_path, cfg) as server:
+        rec = record(server)
+        first = await dial(server)
+        await first.hello()
+        await rec.wait(lambda: rec.calls)
+        second = await dial(server)
+        await second.hello()
+        await second.wait_closed()
+        assert second.other == [(0xFF, b"\x05")]
+        await first.hangup()
+        await first.wait_closed()
+        await nothing_left(server)
