@@ -86,6 +86,7 @@ def _basic(headers: Mapping[str, str]) -> tuple[str, str] | None:
 class AsteriskWebSocketSerializer(MediaStreamSerializer):
     name = "asterisk"
     Options = AsteriskWebSocketOptions
+    secret_keys = ("password",)  # named by `voicebot check` when unset
 
     def __init__(self) -> None:
         super().__init__()
