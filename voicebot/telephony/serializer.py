@@ -124,7 +124,11 @@ class CallControl(Protocol):
 
     It may also define `async hangup(start)`: called when the bot ends a call (not when the
     caller hung up, nor after a transfer), for a carrier whose call outlives its media stream;
-    it raises `TelephonyError` saying why it failed."""
+    it raises `TelephonyError` saying why it failed.
+
+    And `async place_call(to, from_, public_url) -> str`: an outbound call, answered through
+    the carrier's own voice webhook under `public_url`, its progress reported to its status
+    webhook; returns the carrier's call id (the `call_sid` of the call once answered)."""
 
     async def transfer(self, start: Start, target: str) -> None:
         """Redirect the call to `target`; raises `TelephonyError` saying why it failed."""
