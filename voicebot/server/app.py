@@ -22,6 +22,7 @@ from . import cluster_http, security
 from .appkeys import CHATS, CONNECTIONS, RUNTIME, SESSION_LIMIT, SESSIONS, SUBJECT, TRIMMER
 from .browser import voice_ws
 from .limits import ClientRateLimit, client_key
+from .outbound import add_routes as add_outbound_routes
 from .rest import (
     RestError,
     bounded_str,
@@ -74,6 +75,8 @@ def create_app(runtime: Runtime) -> web.Application:
     cluster_http.add_routes(app)
     transports = [add_routes(app, runtime) for add_routes in _transport_routes()]
     app[TCP_DOORS] = tcp_doors = TcpDoors(runtime)
+    if transports:
+        add_outbound_routes(app)  # calls placed through a carrier: needs the telephony routes
     security.install(app, runtime)
     app.middlewares.append(rest_errors)  # innermost: CORS headers still reach its answers
 

@@ -25,6 +25,7 @@ from ..protocol.events import Event
 from ..providers import AudioFormat
 from ..records.audit import audit
 from ..runtime import CapacityError
+from ..telephony.carrier import FLOW_VARIABLE
 from ..telephony.lag import LagHistogram
 from ..telephony.serializer import (
     CallControl,
@@ -274,6 +275,8 @@ class MediaStream:
                 message=b"too many concurrent calls for this subject",
             )
             return False
+        trusted = dict(trusted)
+        flow = trusted.pop(FLOW_VARIABLE, None)  # an outbound call's, from the minted token
         self.ser.bind(start)
         self.io = io = TelephonyCallIO(self.ws, self.ser, start, self.control, self._no_transfer)
         variables = {
@@ -291,6 +294,7 @@ class MediaStream:
                 io=io,
                 audio_format=start.media_format.audio_format(),
                 variables=variables,
+                flow=flow,
             )
         except CapacityError as exc:
             log.warning("%s call %s refused: %s", self.ser.name, start.call_id, exc)

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from .outbound import OutboundCall
 from .serializer import (
     CallControl,
     Connected,
@@ -48,6 +49,10 @@ if TYPE_CHECKING:
 #: The `<Stream>` parameter (Twilio's `customParameters`, or the carrier's equivalent) carrying the
 #: one-time stream token from the answering webhook back to the media stream's `Start`.
 TOKEN_PARAMETER = "voicebot_stream_token"
+
+#: The minted-token variable naming the flow an outbound call starts in (never read from the
+#: wire: only a token the server minted can carry it).
+FLOW_VARIABLE = "voicebot_flow"
 
 #: A webhook's parameters, the (name, value) pairs its signature covers, and the raw body.
 WebhookForm = tuple[Mapping[str, str], list[tuple[str, str]], bytes]
@@ -78,6 +83,15 @@ class WebhookCall(Protocol):
 
     def count_status(self, status: str) -> None:
         """Count one status callback in `GET /telephony/stats` (use a bounded set of names)."""
+
+    def outbound_call(self, call_id: str) -> OutboundCall | None:
+        """The outbound call placed through `POST /api/v1/calls` with this carrier call id, if
+        any: its answer mints the token with the call's `variables` (and `FLOW_VARIABLE`)."""
+
+    def call_progress(self, call_id: str, status: str, duration_s: float | None = None) -> None:
+        """One status callback of an outbound call (the carrier's status name, e.g. Twilio's
+        `ringing`, `in-progress`, `busy`): kept in its record; a call that ends unanswered goes
+        to the `call_ended` hook with its outcome as the reason."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +144,7 @@ class Carrier:
 
 
 __all__ = [
+    "FLOW_VARIABLE",
     "TOKEN_PARAMETER",
     "CallControl",
     "Carrier",
