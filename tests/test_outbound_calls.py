@@ -109,6 +109,7 @@ async def test_an_outbound_call_from_request_to_record(tmp_path, fake_twilio):
             "From": "+15557654321",
             "To": "+15551234567",
             "CallStatus": "in-progress",
+            "AnsweredBy": "human",
         }
         status, doc = await twilio_posts(server, "/twilio/voice", answer)
         assert status == 200, doc
@@ -126,6 +127,8 @@ async def test_an_outbound_call_from_request_to_record(tmp_path, fake_twilio):
         (call_obj,) = rec.calls
         assert call_obj.variables["name"] == "Ada"
         assert call_obj.variables["call_sid"] == "CA9001"
+        assert call_obj.variables["direction"] == "outbound"
+        assert call_obj.variables["answered_by"] == "human"  # Twilio's AnsweredBy
         assert rec.spoken[0][0] == "Hi Ada, this is your reminder."
         await twilio_posts(
             server, "/twilio/status", {**progress, "CallStatus": "completed", "CallDuration": "12"}

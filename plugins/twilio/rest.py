@@ -43,7 +43,9 @@ class TwilioRestClient:
         base_url: str = "https://api.twilio.com",
         caller_id: str = "",
         timeout_s: float = 10.0,
+        machine_detection: str = "",
     ) -> None:
+        self.machine_detection = machine_detection
         self.account_sid = account_sid
         self.base_url = base_url.rstrip("/")
         self.caller_id = caller_id
@@ -111,6 +113,8 @@ class TwilioRestClient:
                 for e in ("initiated", "ringing", "answered", "completed")
             ),
         ]
+        if self.machine_detection:
+            data.append(("MachineDetection", self.machine_detection))
         body = await self._post("Calls.json", data, f"to call {to}")
         sid = body.get("sid")
         if not isinstance(sid, str) or not sid:

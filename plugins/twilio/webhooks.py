@@ -13,6 +13,7 @@ import logging
 
 from aiohttp import web
 
+from voicebot.audio.amd import carrier_answered_by
 from voicebot.telephony.carrier import FLOW_VARIABLE, TOKEN_PARAMETER, WebhookCall
 
 from .twiml import connect_stream, reject
@@ -44,9 +45,12 @@ async def voice(call: WebhookCall) -> web.Response:
     variables = dict(params)
     outbound = call.outbound_call(params["CallSid"])  # placed by POST /api/v1/calls
     if outbound is not None:
-        variables = {**outbound.variables, **params}
+        variables = {**outbound.variables, **params, "direction": "outbound"}
         if outbound.flow:
             variables[FLOW_VARIABLE] = outbound.flow
+    answered_by = carrier_answered_by(str(form.get("AnsweredBy", "")))
+    if answered_by is not None:  # Twilio's own AMD (telephony.twilio.machine_detection)
+        variables["answered_by"] = answered_by
     token = call.mint_token(variables, call_id=params["CallSid"])
     doc = connect_stream(call.media_url(), {**params, TOKEN_PARAMETER: token})
     return web.Response(text=doc, content_type="text/xml")

@@ -58,6 +58,8 @@ class PipelineConfig:
     max_utterance_ms: int = field(default=30000, metadata={"min": 500})
     preroll_ms: int = field(default=200, metadata={"min": 0, "max": 2000})
     playback_lead_ms: int = field(default=120, metadata={"min": 20, "max": 2000})
+    #: answering-machine detection (call.answered_by, call.beep): outbound calls, all, or none
+    amd: Literal["outbound", "always", "off"] = "outbound"
     #: Audio of fixed prompts (say with no variables) kept per process; 0 turns the cache off.
     tts_cache_mb: int = field(default=32, metadata={"min": 0, "max": 4096})
     barge_in: BargeInConfig = field(default_factory=BargeInConfig)
