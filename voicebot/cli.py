@@ -8,6 +8,7 @@ import sys
 
 from . import __version__
 from .config.options import ConfigError
+from .dialer import add_parser as add_call_parser
 from .plugins import PluginError, make_plugin_manager
 
 
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench.args import add_arguments
 
     add_arguments(sub.add_parser("bench", help="load-test a server: calls, turns, latency, CPU"))
+    add_call_parser(sub)
     return parser
 
 
@@ -273,6 +275,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return cmd_bench(args)
 
 
+def cmd_call(args: argparse.Namespace) -> int:
+    from .dialer import main as call_main
+
+    return call_main(args)
+
+
 _COMMANDS = {
     "run": cmd_run,
     "check": cmd_check,
@@ -281,6 +289,7 @@ _COMMANDS = {
     "test": cmd_test,
     "schema": cmd_schema,
     "bench": cmd_bench,
+    "call": cmd_call,
 }
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import pluggy
 from . import hookspecs
 from .providers import ROLES, Provider
 from .telephony.carrier import Carrier
+from .telephony.stream import TcpCarrier
 
 ENTRY_POINT_GROUP = "voicebot"
 
@@ -34,6 +35,7 @@ class Registry:
     )
     transports: dict[str, Any] = field(default_factory=dict)  # carrier name → serializer class
     carriers: dict[str, Carrier] = field(default_factory=dict)
+    tcp_carriers: dict[str, TcpCarrier] = field(default_factory=dict)  # PBXs over plain TCP
     actions: dict[str, Callable[..., Any]] = field(default_factory=dict)
     slot_types: dict[str, Callable[..., Any]] = field(default_factory=dict)
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -147,12 +149,16 @@ class PluginManager:
         return register
 
     @staticmethod
-    def _carrier_register(reg: Registry, label: str) -> Callable[[Carrier], None]:
-        def register(carrier: Carrier) -> None:
+    def _carrier_register(reg: Registry, label: str) -> Callable[[Carrier | TcpCarrier], None]:
+        def register(carrier: Carrier | TcpCarrier) -> None:
+            if isinstance(carrier, TcpCarrier):
+                _claim(reg, "transports", carrier.name, label)
+                reg.tcp_carriers[carrier.name] = carrier
+                return
             if not isinstance(carrier, Carrier):
                 raise PluginError(
                     f"plugin '{label}' registered {carrier!r} as a carrier, but it is not a "
-                    "voicebot.telephony.carrier.Carrier"
+                    "voicebot.telephony.carrier.Carrier (or a voicebot.telephony.stream.TcpCarrier)"
                 )
             _claim(reg, "transports", carrier.name, label)
             reg.carriers[carrier.name] = carrier

@@ -207,6 +207,7 @@ class Runtime:
         session_id: str | None = None,
         flow: str | None = None,
         resume: dict[str, Any] | None = None,
+        call_id: str | None = None,
     ) -> Call:
         if not self.accepting:
             raise self._refused(transport, "server is shutting down")
@@ -221,6 +222,7 @@ class Runtime:
             session_id=session_id,
             flow=flow,
             resume=resume,
+            call_id=call_id,
         )
         self.calls[call.id] = call
         self.no_calls.clear()

@@ -14,7 +14,7 @@ import binascii
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from voicebot.telephony.carrier import (
     CallControl,
@@ -65,6 +65,9 @@ class TwilioOptions:
     transfer_caller_id: str = ""
     #: Open the phone door without a signature check or `security.auth` (docs/telephony.md).
     allow_unsigned: bool = False
+    #: Twilio's own answering-machine detection on outbound calls ("Enable"; "" off): its
+    #: `AnsweredBy` then becomes `call.answered_by` (voicebot also detects locally)
+    machine_detection: Literal["", "Enable", "DetectMessageEnd"] = ""
 
 
 class TwilioSerializer(MediaStreamSerializer):
@@ -155,6 +158,7 @@ class TwilioSerializer(MediaStreamSerializer):
             options.auth_token,
             base_url=options.api_base_url,
             caller_id=options.transfer_caller_id,
+            machine_detection=options.machine_detection,
         )
 
     @classmethod

@@ -13,7 +13,8 @@ import logging
 
 from aiohttp import web
 
-from voicebot.telephony.carrier import TOKEN_PARAMETER, WebhookCall
+from voicebot.audio.amd import carrier_answered_by
+from voicebot.telephony.carrier import FLOW_VARIABLE, TOKEN_PARAMETER, WebhookCall
 
 from .twiml import connect_stream, reject
 
@@ -41,7 +42,16 @@ async def voice(call: WebhookCall) -> web.Response:
         log.warning("Twilio call %r rejected: at capacity", form.get("CallSid"))
         return web.Response(text=reject("busy"), content_type="text/xml")
     params = {name: str(form.get(name, "")) for name in STREAM_PARAMETERS}
-    token = call.mint_token(params, call_id=params["CallSid"])
+    variables = dict(params)
+    outbound = call.outbound_call(params["CallSid"])  # placed by POST /api/v1/calls
+    if outbound is not None:
+        variables = {**outbound.variables, **params, "direction": "outbound"}
+        if outbound.flow:
+            variables[FLOW_VARIABLE] = outbound.flow
+    answered_by = carrier_answered_by(str(form.get("AnsweredBy", "")))
+    if answered_by is not None:  # Twilio's own AMD (telephony.twilio.machine_detection)
+        variables["answered_by"] = answered_by
+    token = call.mint_token(variables, call_id=params["CallSid"])
     doc = connect_stream(call.media_url(), {**params, TOKEN_PARAMETER: token})
     return web.Response(text=doc, content_type="text/xml")
 
@@ -50,6 +60,11 @@ async def status(call: WebhookCall) -> web.Response:
     form = call.params
     call_status = str(form.get("CallStatus", ""))
     call.count_status(call_status if call_status in CALL_STATUSES else "other")  # bounded keys
+    try:
+        duration = float(form["CallDuration"]) if form.get("CallDuration") else None
+    except ValueError:
+        duration = None
+    call.call_progress(str(form.get("CallSid", "")), call_status, duration)
     log.info(
         "Twilio call %r status %r (duration %rs)",
         form.get("CallSid"),

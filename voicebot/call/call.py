@@ -24,6 +24,7 @@ from ..dialogue import Dialogue
 from ..protocol import events
 from ..providers import ProviderError
 from ..records.usage import usage_sink
+from . import amd
 from .conversation import Conversation
 
 if TYPE_CHECKING:
@@ -87,6 +88,8 @@ class Call:
         self._warn_at: asyncio.TimerHandle | None = None
         self.conversation = Conversation(self, services, io, audio_format, flow=flow, resume=resume)
         self.listener = self.conversation.listener
+        if amd.wanted(cfg.amd, self.variables):
+            self.listener.amd = amd.CallAmd(self.id, self.variables, cfg.frame_ms)
         self.speaker = self.conversation.speaker
 
     @property

@@ -83,6 +83,7 @@ class Listener:
         self._hangover: list[bytes] | None = None  # silence held back from STT while speculating
         self._stt_queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(STT_QUEUE_FRAMES)
         self._vad_rate: int | None = None
+        self.amd: Any = None  # a `CallAmd` when the call detects answering machines
         self.listen_at(fmt)
 
     def _bounded_stt(self, role: str) -> BoundedSTTStream:
@@ -158,6 +159,8 @@ class Listener:
 
     def _on_frame(self, frame: bytes) -> None:
         self._now_ms += self._frame_ms
+        if self.amd is not None and not self.amd.done:
+            self.amd(frame, self._vad_rate or self._rate)
         speech = self._vad.process(frame) >= self._vad_threshold
         if self.endpointing:
             self._stt_audio(frame)

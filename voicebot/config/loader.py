@@ -263,10 +263,11 @@ def _validate_telephony(cfg: Config, registry: Any, problems: list[Problem]) -> 
     """Each `telephony.<name>` section against that provider's serializer `Options`."""
     if not isinstance(cfg.telephony, dict):
         return
-    installed = sorted(registry.transports)
+    tcp = {name: carrier.protocol for name, carrier in registry.tcp_carriers.items()}
+    installed = sorted({*registry.transports, *tcp})
     for name, raw in list(cfg.telephony.items()):
         path = f"telephony.{name}"
-        cls = registry.transports.get(name)
+        cls = registry.transports.get(name) or tcp.get(name)
         if cls is None:
             problems.append(
                 Problem(

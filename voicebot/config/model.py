@@ -94,6 +94,8 @@ class PipelineConfig:
     #: Bot audio per message on a line that echoes marks (phone media streams): fewer, larger
     #: messages cost less CPU; marks and `clear` keep "heard" and barge-in exact.
     phone_message_ms: int = field(default=100, metadata={"min": 10, "max": 1000})
+    #: answering-machine detection (call.answered_by, call.beep): outbound calls, all, or none
+    amd: Literal["outbound", "always", "off"] = "outbound"
     #: Audio of fixed prompts (say with no variables) kept per process; 0 turns the cache off.
     tts_cache_mb: int = field(default=32, metadata={"min": 0, "max": 4096})
     barge_in: BargeInConfig = field(default_factory=BargeInConfig)

@@ -31,6 +31,7 @@ from .appkeys import (
 )
 from .browser import voice_ws
 from .limits import ClientRateLimit, client_key
+from .outbound import add_routes as add_outbound_routes
 from .rest import (
     RestError,
     bounded_str,
@@ -44,6 +45,7 @@ from .rest import (
 )
 from .sessions import Session, SessionsFull, SessionStore
 from .siblings import local_calls
+from .tcp_door import TCP_DOORS, TcpDoors
 
 log = logging.getLogger("voicebot.server")
 
@@ -82,6 +84,9 @@ def create_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/metrics", metrics)
     cluster_http.add_routes(app)
     transports = [add_routes(app, runtime) for add_routes in _transport_routes()]
+    app[TCP_DOORS] = tcp_doors = TcpDoors(runtime)
+    if transports:
+        add_outbound_routes(app)  # calls placed through a carrier: needs the telephony routes
     security.install(app, runtime)
     app.middlewares.append(rest_errors)  # innermost: CORS headers still reach its answers
 
@@ -90,11 +95,13 @@ def create_app(runtime: Runtime) -> web.Application:
         for transport in transports:  # once up: a start that fails says only why
             transport.log_start_up()
         app[TRIMMER].start()
+        await tcp_doors.start()
 
     async def on_shutdown(app: web.Application) -> None:
         await runtime.drain(runtime.config.server.drain_grace_s)
 
     async def on_cleanup(app: web.Application) -> None:
+        await tcp_doors.stop()
         await app[TRIMMER].stop()
         await runtime.stop()
 

@@ -25,6 +25,7 @@ from ..protocol.events import Event
 from ..providers import AudioFormat
 from ..records.audit import audit
 from ..runtime import CapacityError
+from ..telephony.carrier import FLOW_VARIABLE
 from ..telephony.lag import LagHistogram
 from ..telephony.serializer import (
     CallControl,
@@ -35,6 +36,7 @@ from ..telephony.serializer import (
     Mark,
     Media,
     MediaStreamSerializer,
+    Outbound,
     Start,
     Stop,
     TelephonyError,
@@ -95,14 +97,17 @@ class TelephonyCallIO:
         self.transferred = False
         self._hung_up = False
 
-    async def _send(self, data: str | bytes) -> None:
+    async def _send(self, out: Outbound) -> None:
+        """A text message, a binary one (a carrier whose audio frames are binary: Vonage,
+        Asterisk), or several in order (Asterisk's `START_MEDIA_BUFFERING` before the audio)."""
         if self._ws.closed:
             return
         try:
-            if isinstance(data, bytes):  # a carrier whose audio frames are binary (Vonage)
-                await self._ws.send_bytes(data)
-            else:
-                await self._ws.send_str(data)
+            for message in (out,) if isinstance(out, str | bytes) else out:
+                if isinstance(message, bytes):
+                    await self._ws.send_bytes(message)
+                else:
+                    await self._ws.send_str(message)
         except ConnectionError:
             pass  # the peer is gone; the reader sees the close and hangs up the call
 
@@ -171,6 +176,9 @@ class TelephonyCallIO:
                 await hangup(self._start)
             except TelephonyError as exc:
                 log.error("call %s: hang-up failed: %s", self._start.call_id, exc)
+        last = self._ser.render_hangup()
+        if last is not None and not self.transferred:
+            await self._send(last)
         await self._ws.close(code=code, message=reason.encode()[:120])
 
 
@@ -268,6 +276,8 @@ class MediaStream:
                 message=b"too many concurrent calls for this subject",
             )
             return False
+        trusted = dict(trusted)
+        flow = trusted.pop(FLOW_VARIABLE, None)  # an outbound call's, from the minted token
         self.ser.bind(start)
         self.io = io = TelephonyCallIO(self.ws, self.ser, start, self.control, self._no_transfer)
         variables = {
@@ -285,6 +295,7 @@ class MediaStream:
                 io=io,
                 audio_format=start.media_format.audio_format(),
                 variables=variables,
+                flow=flow,
             )
         except CapacityError as exc:
             log.warning("%s call %s refused: %s", self.ser.name, start.call_id, exc)

@@ -18,6 +18,7 @@ from aiohttp import web
 from ..records.audit import audit
 from ..telephony.carrier import TOKEN_PARAMETER, Carrier
 from ..telephony.lag import LagHistogram
+from ..telephony.outbound import OutboundCalls
 from ..telephony.serializer import CallControl, MediaStreamSerializer, Start
 from . import phone_door
 from .browser import release_heartbeat
@@ -77,6 +78,7 @@ class Telephony:
         self.runtime = runtime
         self._controls: dict[str, CallControl | None] = {}
         self.status_counts: dict[str, int] = {}
+        self.outbound = OutboundCalls()  # calls placed through POST /api/v1/calls
         self.streams: set[MediaStream] = set()
         self.inbound_lag = LagHistogram()
         self.idle = asyncio.Event()  # no media stream open: lets shutdown and tests wait for it
@@ -148,13 +150,16 @@ class Telephony:
             max_msg_size=min(MAX_MESSAGE_BYTES, limits.max_frame_bytes),
             heartbeat=limits.heartbeat_s,  # a dead peer is dropped even if the idle timer is long
             compress=False,
+            protocols=carrier.subprotocols,
         )
         await ws.prepare(request)
         options = self.options(name)
+        serializer = cls()
+        serializer.configure(options)
         stream = MediaStream(
             self.runtime,
             ws,
-            cls(),
+            serializer,
             self.control(name),
             self.inbound_lag,
             no_transfer_reason=cls.transfer_problem(options) or "",

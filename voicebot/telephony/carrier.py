@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from .outbound import OutboundCall
 from .serializer import (
     CallControl,
     Connected,
@@ -33,12 +34,14 @@ from .serializer import (
     MediaFormat,
     MediaStreamSerializer,
     NotStarted,
+    Outbound,
     Start,
     Stop,
     TelephonyError,
     UnknownEvent,
     UnsupportedFormat,
 )
+from .stream import FrameTooLarge, StreamProtocol, TcpCarrier
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -46,6 +49,10 @@ if TYPE_CHECKING:
 #: The `<Stream>` parameter (Twilio's `customParameters`, or the carrier's equivalent) carrying the
 #: one-time stream token from the answering webhook back to the media stream's `Start`.
 TOKEN_PARAMETER = "voicebot_stream_token"
+
+#: The minted-token variable naming the flow an outbound call starts in (never read from the
+#: wire: only a token the server minted can carry it).
+FLOW_VARIABLE = "voicebot_flow"
 
 #: A webhook's parameters, the (name, value) pairs its signature covers, and the raw body.
 WebhookForm = tuple[Mapping[str, str], list[tuple[str, str]], bytes]
@@ -77,6 +84,15 @@ class WebhookCall(Protocol):
     def count_status(self, status: str) -> None:
         """Count one status callback in `GET /telephony/stats` (use a bounded set of names)."""
 
+    def outbound_call(self, call_id: str) -> OutboundCall | None:
+        """The outbound call placed through `POST /api/v1/calls` with this carrier call id, if
+        any: its answer mints the token with the call's `variables` (and `FLOW_VARIABLE`)."""
+
+    def call_progress(self, call_id: str, status: str, duration_s: float | None = None) -> None:
+        """One status callback of an outbound call (the carrier's status name, e.g. Twilio's
+        `ringing`, `in-progress`, `busy`): kept in its record; a call that ends unanswered goes
+        to the `call_ended` hook with its outcome as the reason."""
+
 
 @dataclass(frozen=True)
 class Webhook:
@@ -106,6 +122,7 @@ class Carrier:
       it, a stream carrying a token is still checked, and one without is admitted by the door.
     - `signature_header`: the request header carrying the signature, named in refusal logs.
     - `display_name`: how messages name the carrier ("Twilio"); its `name` by default.
+    - `subprotocols`: the `Sec-WebSocket-Protocol` values its media stream selects.
     """
 
     serializer: type[MediaStreamSerializer]
@@ -114,6 +131,8 @@ class Carrier:
     stream_token: bool = False
     signature_header: str = ""
     display_name: str = ""
+    #: WebSocket subprotocols the media stream accepts (Asterisk's client asks for `media`)
+    subprotocols: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -125,11 +144,13 @@ class Carrier:
 
 
 __all__ = [
+    "FLOW_VARIABLE",
     "TOKEN_PARAMETER",
     "CallControl",
     "Carrier",
     "Connected",
     "Dtmf",
+    "FrameTooLarge",
     "InboundEvent",
     "MalformedMessage",
     "MalformedStart",
@@ -138,8 +159,11 @@ __all__ = [
     "MediaFormat",
     "MediaStreamSerializer",
     "NotStarted",
+    "Outbound",
     "Start",
     "Stop",
+    "StreamProtocol",
+    "TcpCarrier",
     "TelephonyError",
     "UnknownEvent",
     "UnsupportedFormat",

@@ -15,7 +15,7 @@ stamps it on everything it renders.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -111,6 +111,9 @@ class Stop:
 
 
 InboundEvent = Connected | Start | Media | Dtmf | Mark | Stop
+#: what a `render_*` returns: a text message (JSON carriers), a binary one (raw audio), or
+#: several to send in order
+Outbound = str | bytes | Sequence[str | bytes]
 
 
 # ------------------------------------------------------------------------------- interfaces
@@ -121,7 +124,11 @@ class CallControl(Protocol):
 
     It may also define `async hangup(start)`: called when the bot ends a call (not when the
     caller hung up, nor after a transfer), for a carrier whose call outlives its media stream;
-    it raises `TelephonyError` saying why it failed."""
+    it raises `TelephonyError` saying why it failed.
+
+    And `async place_call(to, from_, public_url) -> str`: an outbound call, answered through
+    the carrier's own voice webhook under `public_url`, its progress reported to its status
+    webhook; returns the carrier's call id (the `call_sid` of the call once answered)."""
 
     async def transfer(self, start: Start, target: str) -> None:
         """Redirect the call to `target`; raises `TelephonyError` saying why it failed."""
@@ -145,6 +152,10 @@ class MediaStreamSerializer(ABC):
     def __init__(self) -> None:
         self.stream_id: str | None = None
 
+    def configure(self, options: Any) -> None:
+        """Called once with the `telephony.{name}` options before the stream is read, for a wire
+        format that depends on them (e.g. Asterisk's plain-text or JSON control messages)."""
+
     def bind(self, start: Start) -> None:
         """Remember the stream this serializer renders for."""
         self.stream_id = start.stream_id
@@ -155,15 +166,20 @@ class MediaStreamSerializer(ABC):
         `UnsupportedFormat`."""
 
     @abstractmethod
-    def render_media(self, audio: bytes) -> str | bytes:
-        """One outbound audio frame, already in the stream's format: a text message, or bytes
-        for a carrier that takes audio as binary WebSocket messages."""
+    def render_media(self, audio: bytes) -> Outbound:
+        """One outbound audio frame, already in the stream's format: a text message, bytes for
+        a carrier that takes audio as binary WebSocket messages, or several messages."""
 
     @abstractmethod
-    def render_mark(self, name: str) -> str: ...
+    def render_mark(self, name: str) -> Outbound: ...
 
     @abstractmethod
-    def render_clear(self) -> str: ...
+    def render_clear(self) -> Outbound: ...
+
+    def render_hangup(self) -> Outbound | None:
+        """A message that hangs the call up, sent before the bot closes the stream, for a
+        carrier whose stream has one (Asterisk's `HANGUP`); None: closing the stream is it."""
+        return None
 
     @classmethod
     def call_control(cls, options: Any) -> CallControl | None:
