@@ -100,10 +100,10 @@ async def test_unknown_marks_do_not_count_as_heard(tmp_path):
     rt = await runtime_for(tmp_path)
     call = rt.new_call(transport="t", io=SilentIO(), audio_format=AudioFormat(8000, "mulaw"))
     first, second = Segment("Hello.", True, "seg-1"), Segment("How can I help?", True, "seg-2")
-    call.speaker._segments.extend([first, second])
+    call.speaker.playback._segments.extend([first, second])
     call.mark_played("seg-99")  # a stray or stale mark
-    assert not first.heard and not second.heard and len(call.speaker._segments) == 2
+    assert not first.heard and not second.heard and len(call.speaker.playback._segments) == 2
     call.mark_played("seg-1")
-    assert first.heard and not second.heard and list(call.speaker._segments) == [second]
+    assert first.heard and not second.heard and list(call.speaker.playback._segments) == [second]
     call.hangup("test")
     await rt.stop()

@@ -1,9 +1,11 @@
-"""How a call converses: what turn-taking decided, transcripts and other caller input made into
-dialogue turns, replies finished or cut off (barge-in), and the no-input prompt.
+"""How a call converses: what turn-taking decided, caller input made into dialogue turns,
+replies finished or cut off (barge-in), and the no-input prompt.
 
 It owns the conversation's state (dialogue, history, the turn being timed), the turn-taker, and
-the `Listener`, `Speaker` and `DtmfCollector` that report to it. Of its `Call` it asks (through
-`CallControl`) only what belongs to the call's life: tasks, status, errors, the idle clock, the end.
+the `Listener`, `Speaker`, `Transcription` and `DtmfCollector` that report to it; how a spoken
+turn ends (final transcripts, unfinished phrases, false stops, last words) is `Transcription`'s.
+Of its `Call` it asks (through `CallControl`) only what belongs to the call's life: tasks,
+status, errors, the idle clock, the end.
 """
 
 from __future__ import annotations
@@ -16,14 +18,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..audio.types import AudioFormat
 from ..dialogue import Dialogue, Listen, UserInput
-from ..protocol import events
 from ..providers import ProviderError, Transcript
-from .backchannel import FalseStops
 from .dtmf import DtmfCollector
-from .endpointing import EndOfTurn
 from .listener import Listener
 from .speaker import Segment, Speaker
 from .timing import TurnTimes, metrics_event
+from .transcription import Transcription
 from .turns import Action, State, TurnSettings, TurnTaker
 
 if TYPE_CHECKING:
@@ -84,19 +84,15 @@ class Conversation:
                 backchannel_ms=cfg.barge_in.backchannel_ms,
             )
         )
-        self._false_stops = FalseStops(cfg.barge_in.backchannels, cfg.barge_in.resume_timeout_ms)
         self.listener = Listener(services, self._turns, self, fmt, call.spawn, call.id)
         self.speaker = Speaker(services, io, self._turns, self, fmt, call.spawn, call.id)
         self.keys = DtmfCollector(self._loop, lambda: self._listen, self._dtmf_turn)
+        self._words = Transcription(
+            call, services, io, self._turns, self.listener, self.speaker, self
+        )
         self._listen = Listen()
         self._noinput: asyncio.TimerHandle | None = None
         self._hangup_after_playback: str | None = None
-        self._pending_text = ""
-        self._end_of_turn = EndOfTurn(cfg.end_of_turn.unfinished_words)
-        self._unfinished_wait = cfg.end_of_turn.unfinished_wait_ms / 1000
-        self._unfinished: asyncio.TimerHandle | None = None  # waiting for the rest of a phrase
-        self._finals_pending = 0  # utterances handed to STT whose transcript has not come
-        self._closing: asyncio.Event | None = None  # set once the call's last words are in
         self.turn = TurnTimes(0)
         self.history: list[dict[str, Any]] = []
         self.turns_count = 0
@@ -127,7 +123,7 @@ class Conversation:
     def close(self) -> None:
         """The call is ending: no timer of the conversation may fire."""
         self._cancel_noinput()
-        self._cancel_unfinished()
+        self._words.close()
         self.speaker.close()
         self.keys.cancel()
 
@@ -152,7 +148,7 @@ class Conversation:
         """A complete utterance (no VAD): it interrupts the bot and is the caller's turn."""
         self._interrupt_reply()
         self.listener.whole_utterance(pcm)
-        self._turn_speech_end(self._loop.time())
+        self.speech_ended(self._loop.time())
         self._turns.set_processing()
         self._end_of_speech()
 
@@ -190,30 +186,30 @@ class Conversation:
 
     def text(self, text: str) -> None:
         self._interrupt_reply()
-        self._turn_speech_end(self._loop.time())
+        self.speech_ended(self._loop.time())
         self.turn.turn_end = self.turn.stt_final = self._loop.time()
         self._services.hook.transcript(call=self._call, transcript=Transcript(text, True, 1.0))
         self.remember("user", text)
-        self._user_turn(UserInput("text", text=text))
+        self.user_turn(UserInput("text", text=text))
 
     def typing(self) -> None:
         """The caller is typing into the page's text box: as much a sign of life as speech, so
         a pending no-input prompt starts its wait again (typing a sentence takes longer than
         saying it)."""
         if self._noinput is not None:
-            self._arm_noinput()
+            self.arm_noinput()
 
     def dtmf(self, digit: str) -> None:
         if self._turns.key_interrupts():
-            self._barge_in()
+            self.barge_in()
         self._cancel_noinput()
         self.keys.press(digit)
 
     def _dtmf_turn(self, digits: str) -> None:
-        self._turn_speech_end(self._loop.time())
+        self.speech_ended(self._loop.time())
         self.turn.turn_end = self.turn.stt_final = self._loop.time()
         self.remember("user", f"[dtmf {digits}]")
-        self._user_turn(UserInput("dtmf", digits=digits))
+        self.user_turn(UserInput("dtmf", digits=digits))
 
     def set_format(self, fmt: AudioFormat) -> None:
         """The client changed its audio format mid-call (the `config` message)."""
@@ -222,7 +218,7 @@ class Conversation:
 
     def interrupt(self) -> None:
         """The client asks the bot to stop talking; it is told the status either way."""
-        self._barge_in(answer=True)
+        self.barge_in(answer=True)
 
     def pause(self) -> None:
         self._cancel_noinput()
@@ -230,7 +226,7 @@ class Conversation:
 
     def resume(self) -> None:
         self._spawn(self._call.status("listening"), "status")
-        self._arm_noinput()
+        self.arm_noinput()
 
     def reset(self) -> None:
         """Forget the conversation and start the dialogue again."""
@@ -244,137 +240,55 @@ class Conversation:
     def act(self, action: Action) -> None:
         if action is Action.START_UTTERANCE:
             self._cancel_noinput()
-            self._cancel_unfinished()  # the caller goes on: their next words join the same turn
+            # the caller goes on: their next words join the same turn
+            self._words.cancel_unfinished()
             self.listener.start_utterance()
         elif action is Action.USER_STARTED:
             self._cancel_noinput()
             self._spawn(self._call.status("listening"), "status")
         elif action is Action.BARGE_IN:
-            self._barge_in(by_speech=True)
+            self.barge_in(by_speech=True)
         elif action is Action.HELD_UTTERANCE:
             # short speech over the bot: its words decide (`transcribed`); the bot talks on
-            self._false_stops.held = True
-            self.listener.end_utterance()
-            self._finalize()
+            self._words.hold()
         elif action is Action.SPECULATE:
-            self._turn_speech_end(self._loop.time() - self._cfg.frame_ms / 1000)
+            self.speech_ended(self._loop.time() - self._cfg.frame_ms / 1000)
             self.listener.speculate()
         elif action is Action.END_UTTERANCE:
             self.listener.end_utterance()
             self._end_of_speech()
         elif action is Action.CANCEL_UTTERANCE:
             self.listener.cancel_utterance()
-            if self._pending_text and self._turns.state is State.LISTENING:
-                self._answer_pending()  # it was only noise: the unfinished phrase is all
+            if self._words.pending_text and self._turns.state is State.LISTENING:
+                self._words.answer_pending()  # it was only noise: the unfinished phrase is all
 
-    def _turn_speech_end(self, at: float) -> None:
+    def speech_ended(self, at: float) -> None:
+        """A new turn's timings start; public because `Transcription` ends spoken turns too."""
         self.turn = TurnTimes(self.turns_count + 1, speech_end=at)
 
     def _end_of_speech(self) -> None:
         if self.turn.n != self.turns_count + 1 or self.turn.speech_end is None:
-            self._turn_speech_end(self._loop.time())
+            self.speech_ended(self._loop.time())
         self.turn.turn_end = self._loop.time()
-        self._finalize()
+        self._words.finalize()
         self._spawn(self._call.status("processing"), "status")
 
-    def _finalize(self) -> None:
-        self._finals_pending += 1
-        self.listener.finalize()
-
     async def last_words(self, timeout: float) -> None:
-        """The call is ending (hang-up, `stop`): what the caller said last, an utterance still
-        open or one still being transcribed, reaches the transcript record (the `transcript`
-        hook, the history) within `timeout`. No reply: nobody is left to hear it."""
-        self._closing = asyncio.Event()
-        if self._turns.in_utterance:
-            self._turns.end_turn()
-            self.listener.end_utterance()
-            self._finalize()
-        if self._finals_pending:
-            try:
-                await asyncio.wait_for(self._closing.wait(), timeout)
-            except TimeoutError:
-                log.info("call %s: no transcript of the last words in time", self._call.id)
-        if self._pending_text:
-            self._record_user(self._pending_text, None)
-            self._pending_text = ""
-
-    def _record_user(self, text: str, result: Transcript | None) -> Transcript:
-        final = Transcript(
-            text, True, result.confidence if result else 1.0, result.language if result else None
-        )
-        self._services.hook.transcript(call=self._call, transcript=final)
-        self.remember("user", text)
-        return final
+        """The call is ending: the caller's last words reach the record (see `Transcription`)."""
+        await self._words.last_words(timeout)
 
     def heard_words(self, partial: Transcript) -> None:
-        self._spawn(self._send_transcript(partial), "partial")
+        self._spawn(self._words.send_transcript(partial), "partial")
         for action in self._turns.heard_words():
             self.act(action)
 
-    async def _send_transcript(self, t: Transcript) -> None:
-        await self._io.send_event(events.Transcript(t.text, t.final, t.confidence))
-
     async def transcribed(self, result: Transcript) -> None:
-        self.turn.stt_final = self._loop.time()
-        self._finals_pending = max(0, self._finals_pending - 1)
-        text = " ".join(p for p in (self._pending_text, result.text.strip()) if p)
-        if self._closing is not None:
-            self._pending_text = ""
-            if text:
-                self._record_user(text, result)
-            if not self._finals_pending:
-                self._closing.set()
-            return
-        if self._false_stop(result.text):
-            return
-        self._pending_text = ""
-        if self._turns.state is State.USER_SPEAKING and text:
-            self._pending_text = text  # the caller went on talking: answer the whole thing later
-            return
-        if not text:
-            self._turns.reply_done()
-            await self._call.status("listening")
-            self._arm_noinput()
-            return
-        if self._unfinished_wait and self._end_of_turn.unfinished(text):
-            # a pause after "…for" or "um": the rest is likely coming; wait for it a little
-            self._pending_text = text
-            self._turns.reply_done()
-            self._unfinished = self._loop.call_later(self._unfinished_wait, self._answer_pending)
-            return
-        await self._answer(text, result.confidence, result)
-
-    async def _answer(self, text: str, confidence: float, result: Transcript | None) -> None:
-        final = self._record_user(text, result)
-        await self._send_transcript(final)
-        self._user_turn(UserInput("speech", text=text, confidence=confidence))
-
-    def _answer_pending(self) -> None:
-        """The caller did not go on after an unfinished phrase: answer what they said."""
-        self._cancel_unfinished()
-        text, self._pending_text = self._pending_text, ""
-        if text and not self._call.ended:
-            self._turn_speech_end(self._loop.time())
-            self._spawn(self._answer(text, 1.0, None), "answer")
-
-    def _cancel_unfinished(self) -> None:
-        if self._unfinished is not None:
-            self._unfinished.cancel()
-            self._unfinished = None
+        await self._words.transcribed(result)
 
     async def stt_failed(self, exc: ProviderError, finalizing: bool) -> None:
-        if finalizing:
-            self._finals_pending = max(0, self._finals_pending - 1)
-            if self._closing is not None:
-                if not self._finals_pending:
-                    self._closing.set()
-                return
-        await self._call.error("stt_failed", f"speech recognition failed: {exc}")
-        if finalizing:
-            self.speaker.apologise()
+        await self._words.stt_failed(exc, finalizing)
 
-    def _user_turn(self, event: UserInput) -> None:
+    def user_turn(self, event: UserInput) -> None:
         self.turns_count += 1
         self._cancel_noinput()
         self._turns.set_processing()
@@ -412,7 +326,7 @@ class Conversation:
             self._call.finish(self._hangup_after_playback)
             return
         self._spawn(self._call.status("listening"), "status")
-        self._arm_noinput()
+        self.arm_noinput()
 
     # ------------------------------------------------------------------------------ barge-in
 
@@ -429,20 +343,7 @@ class Conversation:
                 self.history[-1]["interrupted"] = True
         return cut
 
-    def _false_stop(self, heard: str) -> bool:
-        """Whether the speech just transcribed was no turn: a backchannel or sound with no words.
-        If it had stopped the bot, the bot says its cut-off sentence again; if it was held, the
-        bot never stopped."""
-        held, self._false_stops.held = self._false_stops.held, False
-        resume = self._false_stops.take_resume(self._loop.time())
-        if resume is not None and self._false_stops.ignorable(heard):
-            self.speaker.say(resume, cache_key=None)
-            return True
-        if held and not self._false_stops.ignorable(heard):
-            self._barge_in()  # real words, said briefly over the bot: they interrupt now
-        return held and self._false_stops.ignorable(heard)
-
-    def _barge_in(self, answer: bool = False, by_speech: bool = False) -> None:
+    def barge_in(self, answer: bool = False, by_speech: bool = False) -> None:
         replying = self.speaker.replying
         if not self._turns.may_interrupt(replying):
             if answer:
@@ -451,15 +352,15 @@ class Conversation:
         if self._turns.answer_was_pending(replying):
             # the caller resumed before we answered: keep what they said for the next turn
             if self.history and self.history[-1]["role"] == "user":
-                self._pending_text = self.history.pop()["text"]
+                self._words.pending_text = self.history.pop()["text"]
         cut = self._interrupt_reply()
-        self._false_stops.stopped(self.speaker.unsaid if by_speech else None, self._loop.time())
+        self._words.stopped(self.speaker.unsaid if by_speech else None)
         extra = {} if cut is None else {"said": cut[0], "heard": cut[1]}
         self._spawn(self._call.status("interrupted", **extra), "status")
 
     # ------------------------------------------------------------------------------ no-input
 
-    def _arm_noinput(self) -> None:
+    def arm_noinput(self) -> None:
         self._cancel_noinput()
         timeout = self._listen.noinput_timeout_ms
         if timeout and not self._call.paused and not self._call.ended:
@@ -473,5 +374,5 @@ class Conversation:
     def _on_noinput(self) -> None:
         self._noinput = None
         if self._turns.state is State.LISTENING and not self._turns.in_utterance:
-            self._turn_speech_end(self._loop.time())
-            self._user_turn(UserInput("noinput"))
+            self.speech_ended(self._loop.time())
+            self.user_turn(UserInput("noinput"))

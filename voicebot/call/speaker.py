@@ -1,11 +1,8 @@
-"""The bot's side of a call: dialogue outputs → sentences → TTS → paced playback.
+"""The bot's side of a call: dialogue outputs → sentences → TTS → `Playback`.
 
-Each reply runs as one task that streams dialogue text sentence by sentence into TTS; one playback
-task paces audio to the transport in real time with a small lead, so a barge-in can stop it within
-a frame. Cancellation is the normal way replies end.
-
-What the caller heard is tracked per reply segment: by echoed marks where the transport has them
-(Twilio), else by the playback clock.
+Each reply runs as one task that streams dialogue text sentence by sentence into TTS, so the
+caller hears the first sentence while the dialogue is still producing the rest. Cancellation is
+the normal way replies end. Pacing the audio out and knowing what was heard is `playback`'s job.
 """
 
 from __future__ import annotations
@@ -14,65 +11,35 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
-from .. import audio
 from ..audio.types import AudioFormat
 from ..dialogue import Hangup, IntentEvent, Listen, Note, Say, Transfer
 from ..dialogue.sentences import SentenceSplitter, spaced
 from ..protocol import events
 from ..providers import ProviderError
 from ..providers.deadlines import bounded
+from .playback import Playback, PlaybackHost, Segment
 from .services import CallIO, CallServices
 from .turns import TurnTaker
 
-if TYPE_CHECKING:
-    from .timing import TurnTimes
-
 log = logging.getLogger("voicebot.call")
 
-PLAYBACK_QUEUE_FRAMES = 250  # 5 s ahead at most; TTS waits (back-pressure) beyond that
+__all__ = ["Segment", "Speaker", "SpeakerHost"]
 
 
-@dataclass
-class Segment:
-    """A piece of a reply as played: its text, how long it lasts, and whether it was heard."""
-
-    text: str
-    barge_in: bool
-    mark: str
-    frames: int = 0
-    end_at: float = 0.0  # loop time when its last frame finishes playing at the far end
-    sent_all: bool = False
-    heard: bool = False
-    flushed: bool = False
-
-
-class SpeakerHost(Protocol):
-    """What the speaker tells its call."""
-
-    #: the timings of the turn being answered
-    turn: TurnTimes
+class SpeakerHost(PlaybackHost):
+    """What the speaker (and its playback) tells its call."""
 
     def listen(self, how: Listen) -> None:
         """How to take the caller's next input (no-input timeout, DTMF rules)."""
 
     def hangup_after_playback(self, reason: str) -> None: ...
     def remember(self, role: str, text: str) -> None: ...
-    def heard(self, seg: Segment) -> None:
-        """The caller heard all of `seg`."""
-
-    async def status(self, state: str, **extra: Any) -> None: ...
     async def error(self, code: str, message: str) -> None: ...
-    def emit_metrics(self) -> None: ...
     def reply_finished(self) -> None:
         """The reply task produced everything (its audio may still be playing)."""
-
-    def playback_finished(self) -> None:
-        """Everything sent has been played."""
 
 
 class Speaker:
@@ -94,14 +61,8 @@ class Speaker:
         self._spawn = spawn
         self._call_id = call_id
         self._loop = asyncio.get_running_loop()
-        self.set_format(fmt)
-        self._playback: asyncio.Queue[tuple[bytes, Segment, AudioFormat] | Segment] = asyncio.Queue(
-            PLAYBACK_QUEUE_FRAMES
-        )
-        self._segments: deque[Segment] = deque()
-        self._playout_end = 0.0  # loop time when all audio sent so far will have been played
+        self.playback = Playback(self._cfg, io, turns, host, _reply_format(fmt), spawn)
         self._mark_ids = itertools.count(1)
-        self._speaking_until: asyncio.TimerHandle | None = None
         self.reply: asyncio.Task[Any] | None = None
         self._reply_parts: list[str] = []
         #: What the last flush cut off: the sentence being played and the rest of the reply.
@@ -110,27 +71,17 @@ class Speaker:
     def set_format(self, fmt: AudioFormat) -> None:
         """New replies are made in `fmt`; audio already queued in the old one (a greeting
         playing when the client's `config` arrives) is converted as it is sent."""
-        self._format = fmt
-        self._reply_format = AudioFormat(fmt.sample_rate, _reply_encoding(fmt))
-        self._outbound = audio.OutboundAudio(fmt.sample_rate, _reply_encoding(fmt))
-        self._rerates: dict[AudioFormat, audio.OutboundAudio] = {}
-
-    def _rerate(self, fmt: AudioFormat, frame: bytes) -> bytes:
-        """A frame queued in an earlier format, in the current one (a streaming resampler per
-        old format, so a re-rated greeting has no clicks between frames)."""
-        conv = self._rerates.get(fmt)
-        if conv is None:
-            conv = self._rerates[fmt] = audio.OutboundAudio(
-                self._reply_format.sample_rate, self._reply_format.encoding
-            )
-        return b"".join(conv.push(frame, fmt.sample_rate, fmt.encoding))
+        self.playback.set_format(_reply_format(fmt))
 
     def start(self) -> None:
-        self._spawn(self._playback_loop(), "playback")
+        self.playback.start()
 
     def close(self) -> None:
-        if self._speaking_until is not None:
-            self._speaking_until.cancel()
+        self.playback.close()
+
+    def mark_played(self, name: str) -> None:
+        """An echoed mark: everything sent before it has been played (or cleared)."""
+        self.playback.mark_played(name)
 
     @property
     def replying(self) -> bool:
@@ -139,11 +90,11 @@ class Speaker:
     @property
     def unplayed(self) -> bool:
         """Audio sent or queued that the far end has not finished playing."""
-        return bool(self._segments) or not self._playback.empty()
+        return self.playback.unplayed
 
     @property
     def has_segments(self) -> bool:
-        return bool(self._segments)
+        return self.playback.has_segments
 
     # ------------------------------------------------------------------------------ replies
 
@@ -172,7 +123,7 @@ class Speaker:
         tts = self._spawn(self._synthesize(sentences), "tts")
         splitter = SentenceSplitter()
         reply: list[str] = []
-        self._reply_parts = reply  # read by `_flush`: what a false stop has to say again
+        self._reply_parts = reply  # read by `interrupt`: what a false stop has to say again
         barge_in, cache_key, last_delta = True, None, False
         try:
             try:
@@ -240,7 +191,7 @@ class Speaker:
     ) -> None:
         tts = self._services.providers["tts"]
         deadline = self._services.deadlines["tts"]
-        preferred = AudioFormat(self._format.sample_rate, _reply_encoding(self._format))
+        preferred = self.playback.reply_format
         failed = False
         while (item := await sentences.get()) is not None:
             if failed:
@@ -257,120 +208,12 @@ class Speaker:
                     async for chunk in chunks:
                         if self._host.turn.first_tts is None:
                             self._host.turn.first_tts = self._loop.time()
-                        fmt = self._reply_format
-                        out = self._outbound.push(chunk.data, chunk.sample_rate, chunk.encoding)
-                        for frame in out:
-                            await self._playback.put((frame, seg, fmt))
+                        await self.playback.push(seg, chunk.data, chunk.sample_rate, chunk.encoding)
             except ProviderError as exc:
                 log.warning("call %s: TTS failed: %s", self._call_id, exc)
                 await self._host.error("tts_failed", f"speech synthesis failed: {exc}")
                 failed = True
-            fmt = self._reply_format
-            for frame in self._outbound.end_segment():
-                await self._playback.put((frame, seg, fmt))
-            await self._playback.put(seg)  # end-of-segment marker
-
-    # ----------------------------------------------------------------------------- playback
-
-    async def _playback_loop(self) -> None:
-        """Send frames at real-time pace, `playback_lead_ms` ahead of the far end's playout.
-
-        On a line with marks (a phone media stream), frames already queued for the same segment
-        go out together, up to `phone_message_ms` a message: one write and one timer wake-up per
-        100 ms instead of per 20 ms, the far end's buffer holding at most that much more. What
-        was heard still comes from the echoed marks, and `clear` drops what was sent ahead."""
-        frame_s = self._outbound.frame_ms / 1000
-        lead = self._cfg.playback_lead_ms / 1000
-        batch = 1
-        if self._io.supports_marks:  # and a carrier that takes more than a frame a message
-            most = min(self._cfg.phone_message_ms, getattr(self._io, "max_message_ms", 0))
-            batch = max(1, most // self._outbound.frame_ms)
-        carry: tuple[bytes, Segment, AudioFormat] | Segment | None = None
-        while True:
-            item = carry if carry is not None else await self._playback.get()
-            carry = None
-            now = self._loop.time()
-            if isinstance(item, Segment):
-                item.sent_all = True
-                item.end_at = max(self._playout_end, now)
-                # an echo to wait for, or (browser) the end of one playable file
-                await self._io.send_mark(item.mark)
-                if not self._io.supports_marks:
-                    self._arm_speaking_until(item.end_at)
-                continue
-            frame, seg, fmt = item
-            frames = [frame]
-            while len(frames) < batch and not self._playback.empty():
-                more = self._playback.get_nowait()
-                if isinstance(more, Segment) or more[1] is not seg or more[2] != fmt:
-                    carry = more  # a segment's end, the next one, or another format: not now
-                    break
-                frames.append(more[0])
-            if not self._turns.bot_speaking:
-                self._bot_started(seg)
-                await self._host.status("speaking")  # before the audio it announces, not after
-                if seg.flushed:
-                    carry = None
-                    continue  # a barge-in cleared it while the status went out
-            elif self._segments and self._segments[-1] is not seg:
-                self._segments.append(seg)
-                self._turns.next_piece(seg.barge_in)
-            self._playout_end = max(self._playout_end, now)
-            wait = self._playout_end - lead - now
-            if wait > 0:
-                await asyncio.sleep(wait)
-                if seg.flushed:
-                    carry = None
-                    continue  # a barge-in cleared it while we waited
-            turn = self._host.turn
-            if turn.first_audio is None and turn.first_tts is not None:
-                turn.first_audio = self._loop.time()
-                self._host.emit_metrics()
-            out = frames[0] if len(frames) == 1 else b"".join(frames)
-            if fmt != self._reply_format:  # queued before a `config` changed the rate
-                out = self._rerate(fmt, out)
-                if not out:
-                    continue  # held in the resampler's delay: out with the next one
-            await self._io.send_audio(out)
-            seg.frames += len(frames)
-            self._playout_end += frame_s * len(frames)
-
-    def _bot_started(self, seg: Segment) -> None:
-        if self._speaking_until is not None:
-            self._speaking_until.cancel()
-            self._speaking_until = None
-        if not self._segments or self._segments[-1] is not seg:
-            self._segments.append(seg)
-        self._turns.set_bot_speaking(True, seg.barge_in)
-
-    def _arm_speaking_until(self, end_at: float) -> None:
-        if self._speaking_until is not None:
-            self._speaking_until.cancel()
-        self._speaking_until = self._loop.call_at(end_at, self._played_by_clock)
-
-    def _played_by_clock(self) -> None:
-        self._speaking_until = None
-        now = self._loop.time()
-        while self._segments and self._segments[0].sent_all and self._segments[0].end_at <= now:
-            self._segment_heard(self._segments.popleft())
-        if not self._segments and self._playback.empty():
-            self._host.playback_finished()
-
-    def mark_played(self, name: str) -> None:
-        """An echoed mark: everything sent before it has been played (or cleared)."""
-        if not any(seg.mark == name for seg in self._segments):
-            return  # not ours, or from a reply a barge-in already flushed
-        while self._segments:
-            seg = self._segments.popleft()
-            self._segment_heard(seg)
-            if seg.mark == name:
-                break
-        if not self._segments and self._playback.empty():
-            self._host.playback_finished()
-
-    def _segment_heard(self, seg: Segment) -> None:
-        seg.heard = True
-        self._host.heard(seg)
+            await self.playback.end_segment(seg)
 
     # ------------------------------------------------------------------------------ barge-in
 
@@ -380,43 +223,12 @@ class Speaker:
         if self.replying:
             assert self.reply is not None
             self.reply.cancel()
-        heard_any = self._turns.bot_speaking or bool(self._segments)
-        cut = self._flush()
+        heard_any = self._turns.bot_speaking or self.playback.has_segments
+        cut, dropped = self.playback.flush()
+        self.unsaid = _unsaid_text("".join(self._reply_parts).strip(), dropped)
         if heard_any:
             self._spawn(self._io.clear(), "clear")
         return cut
-
-    def _unsaid(self) -> str | None:
-        return _unsaid_text("".join(self._reply_parts).strip(), list(self._segments))
-
-    def _flush(self) -> tuple[str, str] | None:
-        while not self._playback.empty():
-            self._playback.get_nowait()
-        self._outbound.clear()
-        self._rerates.clear()
-        now = self._loop.time()
-        said, heard = [], []
-        for seg in self._segments:
-            said.append(seg.text)
-            if seg.heard or (not self._io.supports_marks and seg.sent_all and seg.end_at <= now):
-                heard.append(seg.text)
-            elif seg.frames and seg.end_at > now and seg.sent_all:
-                total = seg.frames * self._outbound.frame_ms / 1000
-                played = max(0.0, total - (seg.end_at - now))
-                words = seg.text.split()
-                heard.append(" ".join(words[: int(len(words) * played / total)]))
-        self.unsaid = self._unsaid()
-        for seg in self._segments:
-            seg.flushed = True
-        self._segments.clear()
-        self._playout_end = 0.0  # the far end dropped its buffer too
-        if self._speaking_until is not None:
-            self._speaking_until.cancel()
-            self._speaking_until = None
-        self._turns.set_bot_speaking(False)
-        if said:
-            return " ".join(said), " ".join(h for h in heard if h)
-        return None
 
 
 def _unsaid_text(whole: str, segments: list[Segment]) -> str | None:
@@ -428,6 +240,6 @@ def _unsaid_text(whole: str, segments: list[Segment]) -> str | None:
     return whole[at:] if at >= 0 else " ".join(seg.text for seg in segments if not seg.heard)
 
 
-def _reply_encoding(fmt: AudioFormat) -> str:
-    """Replies go out in the caller's encoding, except WebM/Opus callers, who get PCM16."""
-    return "pcm_s16le" if fmt.encoding == "webm" else fmt.encoding
+def _reply_format(fmt: AudioFormat) -> AudioFormat:
+    """Replies go out in the caller's format, except to WebM/Opus callers, who get PCM16."""
+    return AudioFormat(fmt.sample_rate, "pcm_s16le" if fmt.encoding == "webm" else fmt.encoding)
