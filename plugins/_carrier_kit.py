@@ -1,9 +1,9 @@
-"""What the JSON media-stream carriers (Telnyx, Plivo, Exotel) share: strict field access that
-turns a bad message into `MalformedMessage` instead of a `KeyError`, digit and integer checks,
-base64 audio, and the REST plumbing of a carrier whose SDK cannot be used (one pooled aiohttp
-session, timeouts, errors as `TelephonyError`).
+"""What the JSON media-stream carriers (Twilio, Telnyx, Plivo, Exotel) share: strict field
+access that turns a bad message into `MalformedMessage` instead of a `KeyError`, digit and
+integer checks, base64 audio, and the REST plumbing of a carrier whose SDK cannot be used (one
+pooled aiohttp session, timeouts, errors as `TelephonyError`).
 
-Twilio keeps its own copies (`voicebot_plugins.twilio.serializer`): it predates this module.
+Twilio takes only the field checks: its hot path keeps its own orjson parse and strict base64.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from voicebot.telephony.carrier import (
     UnsupportedFormat,
 )
 
+from .._carrier_kit import integer, preview, section, string
 from .signature import validate_signature
 
 try:
@@ -98,11 +99,11 @@ class TwilioSerializer(MediaStreamSerializer):
             raise MalformedMessage("a message must be a JSON object")
         event = msg.get("event")
         if event == "media":
-            return _media(_section(msg, "media"))
+            return _media(section(msg, "media"))
         if event == "mark":
-            return Mark(_str(_section(msg, "mark"), "name"))
+            return Mark(string(section(msg, "mark"), "name"))
         if event == "dtmf":
-            digit = _str(_section(msg, "dtmf"), "digit")
+            digit = string(section(msg, "dtmf"), "digit")
             if len(digit) != 1 or digit not in DTMF_DIGITS:
                 raise MalformedMessage(f"dtmf.digit must be one of 0-9 * # A-D, got {digit!r}")
             return Dtmf(digit.upper())
@@ -188,49 +189,15 @@ def _strict_loads(message: str | bytes) -> Any:
         raise MalformedMessage(f"not JSON: {str(exc)[:80]}") from None
 
 
-def _section(msg: dict[str, Any], key: str) -> dict[str, Any]:
-    value = msg.get(key)
-    if not isinstance(value, dict):
-        raise MalformedMessage(f"'{msg.get('event')}' message needs an object '{key}'")
-    return value
-
-
-def _str(obj: dict[str, Any], key: str) -> str:
-    value = obj.get(key)
-    if not isinstance(value, str):
-        raise MalformedMessage(f"field '{key}' must be a string")
-    return value
-
-
 def _media(media: dict[str, Any]) -> Media:
     try:
-        payload = binascii.a2b_base64(_str(media, "payload"), strict_mode=True)
+        payload = binascii.a2b_base64(string(media, "payload"), strict_mode=True)
     except (binascii.Error, ValueError):
         raise MalformedMessage("media.payload is not valid base64") from None
     track = media.get("track", "inbound")
     ts = media.get("timestamp")
-    timestamp = None if ts is None else _integer(ts, "media.timestamp", MalformedMessage)
+    timestamp = None if ts is None else integer(ts, "media.timestamp", MalformedMessage)
     return Media(payload, track if isinstance(track, str) else "inbound", timestamp)
-
-
-_MAX_DIGITS = 15  # ~31,000 years of milliseconds; anything longer is not a real field
-
-
-def _integer(value: Any, name: str, error: type[MalformedMessage]) -> int:
-    """A JSON integer, or the decimal string Twilio sends for some numbers; never a float
-    (`Infinity`/`NaN` are floats to `json`), a bool, or a number too long to be real."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        if abs(value) < 10**_MAX_DIGITS:
-            return value
-    elif isinstance(value, str) and 0 < len(value) <= _MAX_DIGITS and value.isascii():
-        if value.isdigit() or (value[0] == "-" and value[1:].isdigit()):
-            return int(value)
-    raise error(f"{name} must be an integer, got {_preview(value)}")
-
-
-def _preview(value: Any) -> str:
-    text = repr(value) if not isinstance(value, dict | list) else type(value).__name__
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _start(msg: dict[str, Any]) -> Start:
@@ -266,18 +233,16 @@ def _media_format(fmt: Any) -> MediaFormat:
         raise MalformedStart("start.mediaFormat must be an object")
     encoding_name = fmt.get("encoding", "audio/x-mulaw")
     if not isinstance(encoding_name, str):
-        raise MalformedStart(
-            f"mediaFormat.encoding must be a string, got {_preview(encoding_name)}"
-        )
+        raise MalformedStart(f"mediaFormat.encoding must be a string, got {preview(encoding_name)}")
     name = encoding_name.lower()
     encoding = _ENCODINGS.get(name)
     if encoding is None:
         raise UnsupportedFormat(
-            f"unsupported media encoding {_preview(name)} "
+            f"unsupported media encoding {preview(name)} "
             f"(supported: {', '.join(sorted(_ENCODINGS))})"
         )
-    rate = _integer(fmt.get("sampleRate", 8000), "mediaFormat.sampleRate", MalformedStart)
-    channels = _integer(fmt.get("channels", 1), "mediaFormat.channels", MalformedStart)
+    rate = integer(fmt.get("sampleRate", 8000), "mediaFormat.sampleRate", MalformedStart)
+    channels = integer(fmt.get("channels", 1), "mediaFormat.channels", MalformedStart)
     if channels != 1:
         raise UnsupportedFormat(f"only mono streams are supported, got {channels} channels")
     if not 8000 <= rate <= 48000:
