@@ -4,7 +4,7 @@ Three processes, so each one's CPU is its own:
 
 - the server, `voicebot run` with the `openai` provider (the real SDK) for STT, LLM and TTS,
   its `base_url` pointing at
-- a loopback fake of the OpenAI routes (`tests/fakes/openai_fake.py`), which answers STT after
+- a loopback fake of the OpenAI routes (`voicebot/bench/openai_fake.py`), which answers STT after
   150 ms, starts streaming LLM tokens after 200 ms and TTS audio after 150 ms, and
 - this load generator, which places Twilio media-stream calls: the answer webhook, then the
   WebSocket; 2 turns per call, each a 2.2 s utterance after 1 s of silence; the bot's audio is
@@ -42,9 +42,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from load import noise_frame, proc_stats, voiced  # noqa: E402
-
 from voicebot.audio import Resampler, encode  # noqa: E402
+from voicebot.bench.load import frames, noise_frame, voiced  # noqa: E402
+from voicebot.bench.target import proc_stats  # noqa: E402
 from voicebot.stats import percentile  # noqa: E402
 
 FRAME_S = 0.020
@@ -56,7 +56,7 @@ REPLY = "Sure. It is three o'clock in the afternoon, and the shop is open until 
 
 def serve_fake(port_file: str) -> None:
     """The fake OpenAI server, in its own process (`--serve-fake`): its CPU is not the server's."""
-    from tests.fakes.openai_fake import ChatReply, FakeOpenAI
+    from voicebot.bench.openai_fake import ChatReply, FakeOpenAI
 
     class Fake(FakeOpenAI):
         async def record(self, route, request, body=None) -> None:
@@ -331,7 +331,7 @@ async def one_call(port: int, http, clock: Clock, args, res: Results, speech, qu
 
 async def load(port: int, server_pid: int, calls: int, args, fake_pid: int = 0) -> dict:
     res = Results()
-    speech = voiced(args.speech_ms)
+    speech = frames(voiced(args.speech_ms))
     quiet = noise_frame(1)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
@@ -441,7 +441,9 @@ async def warm(port: int, args) -> None:
     async with aiohttp.ClientSession() as http:
         clock = Clock(res)
         ticker = asyncio.ensure_future(clock.run())
-        await one_call(port, http, clock, quick, res, voiced(args.speech_ms), noise_frame(1))
+        await one_call(
+            port, http, clock, quick, res, frames(voiced(args.speech_ms)), noise_frame(1)
+        )
         ticker.cancel()
 
 
