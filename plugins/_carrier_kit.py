@@ -1,7 +1,6 @@
 """What the JSON media-stream carriers (Twilio, Telnyx, Plivo, Exotel) share: strict field
 access that turns a bad message into `MalformedMessage` instead of a `KeyError`, digit and
-integer checks, base64 audio, and the REST plumbing of a carrier whose SDK cannot be used (one
-pooled aiohttp session, timeouts, errors as `TelephonyError`).
+integer checks, base64 audio, and the check of a transfer target.
 
 Twilio takes only the field checks: its hot path keeps its own orjson parse and strict base64.
 """
@@ -13,8 +12,6 @@ import binascii
 import json
 import re
 from typing import Any
-
-import aiohttp
 
 from voicebot.telephony.carrier import MalformedMessage, MalformedStart, TelephonyError
 
@@ -114,39 +111,3 @@ def check_target(target: str, carrier: str) -> None:
             f"cannot transfer a {carrier} call to {target!r}: use an E.164 number "
             "(+15551234567) or a sip: URI"
         )
-
-
-class HttpControl:
-    """A carrier REST API over one pooled aiohttp session (for carriers without a usable async
-    SDK): every failure, HTTP or network, becomes a `TelephonyError` naming the carrier."""
-
-    def __init__(
-        self, title: str, base_url: str, user: str, password: str, timeout_s: float = 10.0
-    ) -> None:
-        self.title = title
-        self.base_url = base_url.rstrip("/")
-        basic = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-        self._headers = {"Authorization": f"Basic {basic}"}
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._session: aiohttp.ClientSession | None = None
-
-    async def request(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
-        url = self.base_url + path
-        try:
-            async with self._session.request(method, url, **kw) as resp:
-                text = await resp.text()
-                status = resp.status
-        except (aiohttp.ClientError, TimeoutError, UnicodeDecodeError) as exc:
-            raise TelephonyError(f"{self.title} API unreachable at {self.base_url}: {exc}") from exc
-        try:
-            body = json.loads(text) if text else {}
-        except ValueError:
-            body = {"message": text[:200]}
-        return status, body
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None

@@ -1,8 +1,8 @@
 """Plivo end to end over real sockets: the answer URL with a valid and a forged
 `X-Plivo-Signature-V3`; a media stream in Plivo's shapes (start with `extra_headers`, μ-law
 media, dtmf, playAudio, checkpoint → playedStream, clearAudio → clearedAudio) carrying a whole
-conversation with a barge-in; hang-up and transfer through a loopback Plivo Call API, and the
-transfer URL Plivo then fetches."""
+conversation with a barge-in; hang-up and transfer through the real `plivo` SDK against a
+loopback Plivo Call API (`plivo_api_fake.py`), and the transfer URL Plivo then fetches."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from .carrier_e2e import converse
 from .carrier_phone import CarrierPhone, Dialect, Out
+from .plivo_api_fake import plivo_api
 from .support import base_config, serve
 from .twilio_e2e_support import assert_nothing_left, record
 
@@ -134,13 +134,13 @@ class Plivo(Dialect):
         )
 
 
-def plivo_config(tmp_path=None, api: str = "", flow: bool = False, **plivo) -> dict:
+def plivo_config(tmp_path=None, flow: bool = False, **plivo) -> dict:
     cfg = base_config()
     if flow:
         (tmp_path / "flows").mkdir(exist_ok=True)
         (tmp_path / "flows" / "main.yaml").write_text(FLOW)
         cfg = base_config(dialogue={"mode": "flows"}, flows={"dir": "flows", "start": "main"})
-    options = {"auth_id": AUTH_ID, "auth_token": TOKEN, "api_base_url": api}
+    options = {"auth_id": AUTH_ID, "auth_token": TOKEN}
     cfg["telephony"] = {"plivo": {**options, **plivo}}
     return cfg
 
@@ -217,32 +217,16 @@ async def test_plivo_mangled_or_missing_token_is_refused(tmp_path):
 
 
 @pytest.fixture
-async def fake_plivo():
-    """Plivo's Call API on 127.0.0.1: records hang-ups and transfers."""
-    seen: list[tuple[str, str, dict, str]] = []
-
-    async def call(request: web.Request) -> web.Response:
-        body = await request.json() if request.can_read_body else {}
-        seen.append((request.method, request.path, body, request.headers.get("Authorization")))
-        if request.match_info["call"] == "gone":
-            return web.json_response({"error": "call not found"}, status=404)
-        if request.method == "DELETE":
-            return web.Response(status=204)
-        return web.json_response({"message": "call transferred", "api_id": "x"}, status=202)
-
-    app = web.Application()
-    app.router.add_route("*", "/v1/Account/{auth}/Call/{call}/", call)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}", seen
-    await runner.cleanup()
+async def fake_plivo(tmp_path):
+    """Plivo's Call API on 127.0.0.1 (HTTPS behind a CONNECT proxy), for the real SDK."""
+    async with plivo_api(tmp_path, AUTH_ID, TOKEN) as api:
+        api.live_calls.add(CALL)
+        yield api
 
 
 async def test_plivo_transfer_then_plivo_fetches_the_dial(tmp_path, fake_plivo):
-    api, seen = fake_plivo
-    async with serve(tmp_path, plivo_config(api=api)) as server:
+    seen = fake_plivo.seen
+    async with serve(tmp_path, plivo_config(**fake_plivo.options)) as server:
         transfer_url = f"{server.http}/plivo/transfer"
         server.runtime.config.telephony["plivo"].transfer_url = transfer_url
         server.runtime.config.telephony["plivo"].transfer_caller_id = "+14150000000"
@@ -250,7 +234,8 @@ async def test_plivo_transfer_then_plivo_fetches_the_dial(tmp_path, fake_plivo):
         phone = await answered_call(server)
         await phone.wait(lambda: phone.media)
         assert await rec.calls[0].io.transfer("+15551234567") is True
-        ((method, path, body, auth),) = seen
+        ((method, path, body, auth),) = seen  # sent by the plivo SDK, through the proxy
+        assert fake_plivo.tunnels == ["CONNECT api.plivo.com:443"]
         assert (method, path) == ("POST", f"/v1/Account/{AUTH_ID}/Call/{CALL}/")
         assert auth == "Basic " + base64.b64encode(f"{AUTH_ID}:{TOKEN}".encode()).decode()
         assert body["legs"] == "aleg" and body["aleg_method"] == "POST"
@@ -279,8 +264,8 @@ async def test_plivo_transfer_url_is_behind_the_signature(tmp_path):
 
 
 async def test_plivo_bot_hang_up_goes_through_the_call_api(tmp_path, fake_plivo):
-    api, seen = fake_plivo
-    async with serve(tmp_path, plivo_config(tmp_path, api=api, flow=True)) as server:
+    seen = fake_plivo.seen
+    async with serve(tmp_path, plivo_config(tmp_path, flow=True, **fake_plivo.options)) as server:
         rec = record(server)
         phone = await answered_call(server)
         await phone.wait(phone.idle)  # "Hi." heard; the flow hangs up

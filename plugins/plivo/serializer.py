@@ -61,12 +61,16 @@ class PlivoOptions:
     auth_id: str = ""
     #: verifies `X-Plivo-Signature-V3`; with `auth_id`, transfers and hang-ups
     auth_token: str = ""
-    api_base_url: str = "https://api.plivo.com"
     validate_signature: bool = True
     #: the public URL of `/plivo/transfer` (e.g. https://host/plivo/transfer): where a transfer
     #: sends Plivo for its `<Dial>`
     transfer_url: str = ""
     transfer_caller_id: str = ""
+    #: how the Plivo SDK reaches https://api.plivo.com: an HTTP(S) proxy URL (a corporate
+    #: egress proxy; the SDK does not read HTTPS_PROXY), and the PEM file of CAs to trust
+    #: instead of certifi's (a TLS-inspecting proxy's)
+    proxy: str = ""
+    ca_bundle: str = ""
     #: Open the phone door without a signature check or `security.auth` (docs/telephony.md).
     allow_unsigned: bool = False
 
@@ -140,9 +144,10 @@ class PlivoSerializer(MediaStreamSerializer):
         return PlivoControl(
             options.auth_id,
             options.auth_token,
-            options.api_base_url,
             options.transfer_url,
             options.transfer_caller_id,
+            proxy=options.proxy,
+            ca_bundle=options.ca_bundle,
         )
 
     @classmethod
