@@ -2,7 +2,8 @@
 missing basic auth; a media stream in Exotel's shapes (connected, start with the URL's custom
 parameters, base64 slin media, dtmf, mark, clear, stop) carrying a whole conversation with a
 barge-in; a static wss:// applet URL admitted by basic auth alone; the bot's hang-up closing the
-stream (Exotel's flow goes on to its next applet) and a transfer refused with a reason."""
+stream (Exotel's flow goes on to its next applet) and a SIP transfer refused with a reason
+(transfers themselves: test_exotel_transfer.py)."""
 
 from __future__ import annotations
 
@@ -191,9 +192,9 @@ async def test_exotel_static_applet_url_and_the_bot_hanging_up(tmp_path, caplog)
         await assert_nothing_left(server)
         phone = await answered_call(server)
         await phone.wait(lambda: phone.media)
-        with caplog.at_level(logging.ERROR):
-            assert await rec.calls[1].io.transfer("+919876543210") is False
-        assert "Exotel has no API to transfer a live call" in caplog.text
+        with caplog.at_level(logging.ERROR):  # the Connect applet dials phone numbers only
+            assert await rec.calls[1].io.transfer("sip:agent@pbx.example.com") is False
+        assert "its Connect applet dials phone numbers" in caplog.text
         await phone.stop()
         await phone.wait_closed()
         await assert_nothing_left(server)

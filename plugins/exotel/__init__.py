@@ -12,19 +12,25 @@ on both routes, in constant time, when `telephony.exotel.username`/`password` ar
 allowlist, it is something the server itself can verify.
 
 There is no call-control API for a live Exotel call: when the bot ends the call it closes the
-stream, and the flow goes on to the applet after *Voicebot* (a *Hangup*, or a *Connect* to a
-person); a flow's `transfer` step is refused with a clear error.
+stream, and the flow goes on to the applet after *Voicebot*. A flow's `transfer` records the
+target for the call's `CallSid` and ends the stream; a *Passthru* applet
+(`/exotel/transfer-pending`) and a *Connect* applet whose number comes from a URL
+(`/exotel/transfer-target`) then carry it out (`control.py`, `webhooks.py`).
 """
 
 from voicebot.hookspecs import hookimpl
 from voicebot.telephony.carrier import Carrier, Webhook
 
 from .serializer import ExotelSerializer
-from .webhooks import voicebot
+from .webhooks import transfer_pending, transfer_target, voicebot
 
 EXOTEL = Carrier(
     serializer=ExotelSerializer,
-    webhooks=(Webhook("/exotel/voicebot", voicebot, methods=("GET", "POST")),),
+    webhooks=(
+        Webhook("/exotel/voicebot", voicebot, methods=("GET", "POST")),
+        Webhook("/exotel/transfer-pending", transfer_pending, methods=("GET", "POST")),
+        Webhook("/exotel/transfer-target", transfer_target, methods=("GET", "POST")),
+    ),
     media_paths=("/exotel/media",),
     stream_token=False,  # a static wss:// applet URL has no webhook: basic auth admits it
     signature_header="Authorization",

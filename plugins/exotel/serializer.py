@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from voicebot.telephony.carrier import (
+    CallControl,
     Connected,
     Dtmf,
     InboundEvent,
@@ -106,10 +107,18 @@ class ExotelSerializer(MediaStreamSerializer):
 
     @classmethod
     def transfer_problem(cls, options: ExotelOptions) -> str | None:
+        if (options.username and options.password) or options.allow_unsigned:
+            return None  # through the call flow: Passthru and Connect applets after Voicebot
         return (
-            "Exotel has no API to transfer a live call: end the call and let the flow's next "
-            "applet (Connect) reach a person (docs/telephony.md)"
+            "Exotel transfers go through the call flow's Passthru and Connect applets, which "
+            "need telephony.exotel.username and password (their basic auth)"
         )
+
+    @classmethod
+    def call_control(cls, options: ExotelOptions) -> CallControl | None:
+        from .control import ExotelControl
+
+        return ExotelControl()
 
     @classmethod
     def authenticate(

@@ -22,6 +22,7 @@ from redis.backoff import NoBackoff
 from ..hookspecs import hookimpl
 from . import scripts
 from .redis_sessions import LOST, SessionSync, still_running
+from .redis_values import RedisValues
 from .state import ClusterState, ClusterUnavailable, log
 
 #: Commands from other instances being handled at once; more wait in Redis's channel buffer.
@@ -332,6 +333,9 @@ class RedisCluster(ClusterState):
             self.lost(exc)
         except Exception:  # one bad command must not stop the listener
             log.exception("cluster: command %s failed", msg.get("op"))
+
+    def _make_values(self) -> Any:
+        return RedisValues(self)
 
     # ------------------------------------------------------------------------------ sessions
 

@@ -41,6 +41,7 @@ class ClusterState:
         self.instance_id = self.config.instance_id or default_instance_id()
         #: where phone media streams for calls answered here must come back to ("": public_url)
         self.instance_url = self.config.instance_url
+        self._values: Any = None
 
     async def start(self) -> None:
         """Connect; raises `ClusterUnavailable` when the fleet's store cannot be reached."""
@@ -109,6 +110,21 @@ class ClusterState:
             call.hangup(TAKEN_OVER)
             return {"ok": True, "instance": self.instance_id, "snapshot": snapshot}
         return {"ok": False, "instance": self.instance_id, "error": f"unknown command {op}"}
+
+    # ------------------------------------------------------------------------ shared values
+
+    def shared_values(self) -> Any:
+        """The `SharedValues` carriers keep short-lived per-call facts in (an Exotel transfer's
+        target, read by a later webhook): in-process here, in Redis for a fleet. One per
+        instance, so a call and a webhook see the same store."""
+        if self._values is None:
+            self._values = self._make_values()
+        return self._values
+
+    def _make_values(self) -> Any:
+        from ..telephony.values import LocalValues
+
+        return LocalValues()
 
     # ------------------------------------------------------------------------------ status
 

@@ -112,7 +112,11 @@ class Telephony:
     def control(self, provider: str) -> CallControl | None:
         if provider not in self._controls:
             cls = self.serializer(provider)
-            self._controls[provider] = cls.call_control(self.options(provider)) if cls else None
+            control = cls.call_control(self.options(provider)) if cls else None
+            use_values = getattr(control, "use_shared_values", None)
+            if use_values is not None:  # a carrier whose later webhooks read what calls left
+                use_values(self.runtime.cluster.shared_values())
+            self._controls[provider] = control
         return self._controls[provider]
 
     async def media(self, request: web.Request, provider: str | None = None) -> web.StreamResponse:

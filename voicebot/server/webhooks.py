@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from ..records.audit import audit
-from ..telephony.carrier import Carrier, Webhook, WebhookForm
+from ..telephony.carrier import Carrier, SharedValues, Webhook, WebhookForm
 from ..telephony.outbound import OutboundCall, OutboundCalls
 from .limits import calls_of
 from .phone_door import StreamTokens, refusal, subject_of
@@ -105,6 +105,10 @@ class CarrierWebhook:
     def mint_token(self, variables: Mapping[str, str], call_id: str = "") -> str:
         trusted = {**variables, "subject": self.subject} if self.subject is not None else variables
         return self.telephony.tokens.mint(trusted, call_id=call_id)
+
+    @property
+    def shared_values(self) -> SharedValues:
+        return self.telephony.runtime.cluster.shared_values()
 
     def count_status(self, status: str) -> None:
         counts = self.telephony.status_counts

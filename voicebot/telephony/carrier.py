@@ -42,6 +42,7 @@ from .serializer import (
     UnsupportedFormat,
 )
 from .stream import FrameTooLarge, StreamProtocol, TcpCarrier
+from .values import SharedValues
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -80,6 +81,12 @@ class WebhookCall(Protocol):
         """A one-time stream token that trades, on the media stream's `Start`, for `variables`
         (plus the subject); bound to `call_id` when given. Pass it as the start parameter
         named `TOKEN_PARAMETER`."""
+
+    @property
+    def shared_values(self) -> SharedValues:
+        """The instance's (or, with `cluster.redis_url`, the fleet's) short-lived values: what a
+        call recorded for a later webhook (a call control gets the same store through its
+        optional `use_shared_values(values)`)."""
 
     def count_status(self, status: str) -> None:
         """Count one status callback in `GET /telephony/stats` (use a bounded set of names)."""
@@ -160,6 +167,7 @@ __all__ = [
     "MediaStreamSerializer",
     "NotStarted",
     "Outbound",
+    "SharedValues",
     "Start",
     "Stop",
     "StreamProtocol",

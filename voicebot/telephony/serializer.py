@@ -128,7 +128,11 @@ class CallControl(Protocol):
 
     And `async place_call(to, from_, public_url) -> str`: an outbound call, answered through
     the carrier's own voice webhook under `public_url`, its progress reported to its status
-    webhook; returns the carrier's call id (the `call_sid` of the call once answered)."""
+    webhook; returns the carrier's call id (the `call_sid` of the call once answered).
+
+    And `use_shared_values(values)`: called once, before any call, with the `SharedValues`
+    its carrier's webhooks also see (`WebhookCall.shared_values`), for a carrier whose calls
+    leave something for a later webhook (Exotel's transfer target)."""
 
     async def transfer(self, start: Start, target: str) -> None:
         """Redirect the call to `target`; raises `TelephonyError` saying why it failed."""
