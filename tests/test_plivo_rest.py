@@ -83,7 +83,10 @@ async def test_an_unreachable_or_untrusted_api_is_a_telephony_error(tmp_path):
         api.live_calls.add(CALL)
         untrusted = control(api, ca_bundle="")  # certifi's CAs: the fake's cert is refused
         no_proxy = control(api, proxy="http://127.0.0.1:9")  # the discard port: nothing there
+        no_bundle = control(api, ca_bundle=str(tmp_path / "missing.pem"))
         try:
+            with pytest.raises(TelephonyError, match=r"unreachable.*missing\.pem"):
+                await no_bundle.hangup(start())
             with pytest.raises(TelephonyError, match=r"Call API unreachable.*SSL"):
                 await untrusted.hangup(start())
             with pytest.raises(TelephonyError, match="Call API unreachable"):
@@ -91,6 +94,7 @@ async def test_an_unreachable_or_untrusted_api_is_a_telephony_error(tmp_path):
         finally:
             await untrusted.aclose()
             await no_proxy.aclose()
+            await no_bundle.aclose()
         assert api.seen == []
 
 

@@ -110,7 +110,7 @@ class PlivoControl:
             raise _NotFound(f"Plivo has no live call {start.call_id}: {exc}") from exc
         except px.PlivoRestError as exc:  # validation, forbidden, server errors
             raise TelephonyError(f"Plivo refused to {what} call {start.call_id}: {exc}") from exc
-        except RequestException as exc:  # connection, proxy, TLS, timeouts
+        except (RequestException, OSError) as exc:  # connection, proxy, TLS, a bad ca_bundle
             raise TelephonyError(f"Plivo's Call API unreachable: {exc}") from exc
 
     def _done(self, _future: Any) -> None:
