@@ -1,137 +1,128 @@
-"""Answering-machine detection accuracy on a labelled set built here: espeak-spoken personal
-greetings ("Hello?") followed by the silence of someone waiting, machine greetings with and
-without a voicemail beep (450–1400 Hz), and silence. Run: `python benchmarks/amd.py`.
+"""Answering-machine detection accuracy on the labelled set of `benchmarks/amd_set.py`, each case
+heard as on a phone call: μ-law encoded at 8 kHz, sent in 20 ms packets, decoded and framed by
+the product's `InboundAudio` and judged by the call's `CallAmd`, fed until it is done (as the
+call's listener does). Run: `python benchmarks/amd.py [--split tune|held|all] [--no-piper] [-v]`.
 
-Prints the confusion table, the accuracy and when the decisions were made (ms of callee audio).
+Prints accuracy, per-class precision and recall, the confusion matrix, the beep detector's hits
+and false alarms, and how much callee audio was heard before the decision (median, p95).
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
+import argparse
 import sys
+import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from voicebot.audio import Resampler
-from voicebot.audio.amd import MachineDetector
-from voicebot.providers import AudioFormat
+from benchmarks.amd_set import RATE, Case, build, split
+from voicebot.audio import InboundAudio, encode
+from voicebot.call.amd import CallAmd
 
-RATE = 8000
-HUMAN = [
-    "Hello?",
-    "Hi.",
-    "Yes?",
-    "Hello, who is this?",
-    "Speaking.",
-    "Yeah, hello?",
-    "Hi, this is Sam.",
-    "Good morning.",
-    # the hard kind: a person who answers like a machine (a long greeting); expected wrong
-    "Hello, this is Doctor Jones' office, Mary speaking, how may I help you today?",
-]
-MACHINE = [
-    "Hi, you have reached Sam. I can't take your call right now, please leave a message "
-    "after the tone.",
-    "Hello, this is the voicemail of John Smith. Please leave your name and number and I will "
-    "call you back.",
-    "The person you are calling is not available. At the tone, please record your message.",
-    "Thanks for calling Luigi's. We are closed right now. Our opening hours are noon to ten.",
-    "You have reached the office of Doctor Jones. Leave a message and we will return your call.",
-    "Hey, it's Maria. Leave a message.",
-]
-BEEPS_HZ = [450.0, 850.0, 1000.0, 1400.0]
-VOICES = [("en-us", 175), ("en-us", 140), ("en-us", 220)]  # only en-us is installed here
+LABELS = ("human", "machine", "unknown")
+FRAME_MS = 20
 
 
-def tone(hz: float, ms: int, amp: float = 9000.0) -> bytes:
-    t = np.arange(RATE * ms // 1000) / RATE
-    return (np.sin(2 * np.pi * hz * t) * amp).astype("<i2").tobytes()
+@dataclass
+class Outcome:
+    case: Case
+    got: str
+    at_ms: int | None
+    beep: bool
 
 
-def quiet(ms: int, seed: int = 0) -> bytes:
-    """Line noise around −60 dBFS, not digital zero."""
-    noise = np.random.default_rng(seed).normal(0, 30, RATE * ms // 1000)
-    return noise.astype("<i2").tobytes()
-
-
-async def speak(text: str, voice: str, rate: int) -> bytes:
-    from voicebot_plugins.tts_espeak import EspeakTTS
-
-    tts = EspeakTTS(EspeakTTS.Options(voice=voice, rate=rate))
-    await tts.start()
-    chunks = [c async for c in tts.synthesize(text, AudioFormat(16000, "pcm_s16le"))]
-    rs = Resampler(chunks[0].sample_rate, RATE)
-    return rs.process(b"".join(c.data for c in chunks)) + rs.flush()
-
-
-async def labelled_set(limit: int = 0) -> list[tuple[str, str, bytes]]:
-    """(label, description, 8 kHz PCM16) cases; `limit` keeps the first few of each kind."""
-    cases: list[tuple[str, str, bytes]] = []
-    voices = itertools.cycle(VOICES)
-    for i, text in enumerate(HUMAN[: limit or None]):
-        voice, wpm = next(voices)
-        speech = await speak(text, voice, wpm)
-        cases.append(
-            (
-                "human",
-                f"{text!r} ({voice})",
-                quiet(200 + 100 * (i % 3), i) + speech + quiet(2500, i),
-            )
-        )
-    for i, text in enumerate(MACHINE[: limit or None]):
-        voice, wpm = next(voices)
-        speech = await speak(text, voice, wpm)
-        hz = BEEPS_HZ[i % len(BEEPS_HZ)]
-        cases.append(
-            (
-                "machine",
-                f"{text[:30]!r}… + {hz:.0f} Hz beep",
-                quiet(300, i) + speech + quiet(400, i) + tone(hz, 500) + quiet(1000, i),
-            )
-        )
-        cases.append(("machine", f"{text[:30]!r}… no beep", quiet(300, i) + speech))
-    for i in range(3 if not limit else 1):
-        cases.append(("unknown", "silence", quiet(5000, 100 + i)))
-    return cases
-
-
-def detect(pcm: bytes) -> tuple[str, int | None, bool]:
-    """Fed 20 ms at a time, then the line's quiet (a call goes on after a greeting ends) until
-    the detector decides."""
-    det = MachineDetector(RATE)
-    step = RATE // 50 * 2
-    pcm += quiet(4000, 7)
-    for off in range(0, len(pcm), step):
-        if det.feed(pcm[off : off + step]) is not None and (det.beep or det.result != "machine"):
+def on_the_phone(pcm: bytes, vad_rate: int = RATE) -> tuple[str, int | None, bool]:
+    """What a call learns from the callee's 8 kHz PCM16: (answered_by, ms heard, beep)."""
+    line = encode(pcm, "mulaw")
+    inbound = InboundAudio(RATE, "mulaw", vad_rate, FRAME_MS)
+    variables: dict[str, str] = {"direction": "outbound"}
+    amd = CallAmd("bench", variables, FRAME_MS)
+    packet = RATE * FRAME_MS // 1000
+    for off in range(0, len(line), packet):
+        for frame in inbound.push(line[off : off + packet]):
+            amd(frame, vad_rate)
+            if amd.done:
+                break
+        if amd.done:
             break
-    return det.result or "unknown", det.decided_at_ms, det.beep
+    return variables.get("answered_by", "unknown"), amd.decided_at_ms, "beep" in variables
 
 
-async def main() -> None:
-    cases = await labelled_set()
-    confusion: Counter[tuple[str, str]] = Counter()
-    times = []
-    for label, what, pcm in cases:
-        got, at, beep = detect(pcm)
-        confusion[(label, got)] += 1
-        times.append(at or 0)
-        mark = "ok " if got == label else "BAD"
-        print(f"{mark} {label:8} → {got:8} at {at} ms{' (beep)' if beep else ''}  {what}")
-    labels = ("human", "machine", "unknown")
-    print("\nlabel \\ got " + " ".join(f"{g:>8}" for g in labels))
-    for label in labels:
-        print(f"{label:11} " + " ".join(f"{confusion[(label, g)]:>8}" for g in labels))
-    right = sum(n for (label, got), n in confusion.items() if label == got)
-    print(
-        f"\naccuracy {right}/{len(cases)} = {right / len(cases):.1%}; decision at median "
-        f"{int(np.median(times))} ms, max {max(times)} ms of callee audio"
-    )
+def run(cases: list[Case]) -> list[Outcome]:
+    return [Outcome(c, *on_the_phone(c.pcm)) for c in cases]
+
+
+def accuracy(outcomes: list[Outcome]) -> float:
+    return sum(o.got == o.case.label for o in outcomes) / max(1, len(outcomes))
+
+
+def report(title: str, outcomes: list[Outcome], verbose: bool = False) -> None:
+    n = len(outcomes)
+    confusion = Counter((o.case.label, o.got) for o in outcomes)
+    right = sum(confusion[(label, label)] for label in LABELS)
+    print(f"\n== {title}: {n} cases, accuracy {right}/{n} = {right / max(1, n):.1%}")
+    print("   label \\ got " + "".join(f"{g:>9}" for g in LABELS) + "   recall")
+    for label in LABELS:
+        row = [confusion[(label, g)] for g in LABELS]
+        total = sum(row)
+        recall = f"{confusion[(label, label)] / total:.1%}" if total else "-"
+        print(f"   {label:12}" + "".join(f"{k:>9}" for k in row) + f"   {recall:>6}")
+    precision = []
+    for g in LABELS:
+        said = sum(confusion[(label, g)] for label in LABELS)
+        precision.append(f"{confusion[(g, g)] / said:.1%}" if said else "-")
+    print("   precision   " + "".join(f"{p:>9}" for p in precision))
+    for label in ("human", "machine"):
+        hard = [o for o in outcomes if o.case.label == label and o.case.hard]
+        if hard:
+            ok = sum(o.got == label for o in hard)
+            kind = "long human greetings" if label == "human" else "short machine greetings"
+            print(f"   of which {kind}: {ok}/{len(hard)} right")
+    beeps = [o for o in outcomes if o.case.beep]
+    alarms = [o for o in outcomes if o.beep and not o.case.beep]
+    if beeps:
+        heard = sum(o.beep for o in beeps)
+        print(
+            f"   beep heard on {heard}/{len(beeps)} machines with one; "
+            f"false beeps {len(alarms)}/{n - len(beeps)}"
+        )
+    times = np.array([o.at_ms for o in outcomes if o.at_ms is not None])
+    if times.size:
+        print(
+            f"   decision after median {np.median(times):.0f} ms, p95 "
+            f"{np.percentile(times, 95):.0f} ms, max {times.max():.0f} ms of callee audio"
+        )
+    if verbose:
+        for o in outcomes:
+            if o.got != o.case.label:
+                print(f"   BAD {o.case.label:7} → {o.got:7} at {o.at_ms} ms  {o.case.what}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--split", choices=("tune", "held", "all"), default="all")
+    ap.add_argument("--no-piper", action="store_true", help="espeak voices only (faster)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="list every wrong case")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    cases = build(piper=not args.no_piper)
+    tune, held = split(cases)
+    print(f"built {len(cases)} cases in {time.perf_counter() - t0:.1f} s", end="; ")
+    print(f"tuning half {len(tune)}, held-out half {len(held)}")
+    tuned = run(tune) if args.split in ("tune", "all") else []
+    if tuned:
+        report("tuning half", tuned, args.verbose)
+    heldout = run(held) if args.split in ("held", "all") else []
+    if heldout:
+        report("held-out half", heldout, args.verbose)
+    if args.split == "all":
+        report("whole set", tuned + heldout)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

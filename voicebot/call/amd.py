@@ -33,6 +33,11 @@ class CallAmd:
         self._det: MachineDetector | None = None
         self.done = False
 
+    @property
+    def decided_at_ms(self) -> int | None:
+        """How much of the callee's audio was heard before the decision."""
+        return self._det.decided_at_ms if self._det is not None else None
+
     def __call__(self, frame: bytes, rate: int) -> None:
         if self._det is None:
             self._det = MachineDetector(rate, self._frame_ms)
