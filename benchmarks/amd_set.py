@@ -1,12 +1,14 @@
 """A labelled answering-machine set, generated in memory at run time and the same on every run.
 
 Who answers, and how it reaches us, are varied independently so a detector cannot lean on one
-voice or one level: every English voice espeak-ng ships (6 accents × its `+f`/`+m` variants, at
-pitches 25–75 and 130–240 words per minute) and, when installed, the Piper "joe" voice at three
-speeds; leading silence 0.1–1.5 s; speech at −14 to −30 dBFS; white or pink line noise from a
-−66 dBFS floor down to 12 dB SNR. Humans answer with a short greeting (a few with a long
+voice or one level: every English voice espeak-ng ships (8 accents, each plain, with the
+`+f1`…`+f5` and `+m1`…`+m8` variants and six named ones such as `+klatt` and `+grandma`, at
+pitches 25–75 and 130–240 words per minute: 160 voices, each used at least once) and, when
+installed, the Piper "joe" voice (the only one its package ships) at three speeds; leading
+silence 0.1–1.5 s; speech at −14 to −30 dBFS; white or pink line noise from a −66 dBFS floor
+down to 12 dB SNR. Humans answer with a short greeting (a few with a long
 business one: the hard case) and wait, some saying "Hello?" again; machines play a greeting of
-any length, half of them followed by a voicemail beep (440–1400 Hz, 0.2–1 s); the silent lines
+any length, three in five followed by a voicemail beep (440–1400 Hz, 0.2–1 s); the silent lines
 are noise only. Everything is 8 kHz PCM16 on the callee's side of the line: `benchmarks/amd.py`
 sends it through the product's μ-law codec and framing.
 
@@ -31,8 +33,24 @@ from voicebot.audio import Resampler
 RATE = 8000
 SEED = 16  # fixes every random choice, and the tuning / held-out split
 
-ESPEAK_ACCENTS = ("en-us", "en", "en-gb-scotland", "en-us-nyc", "en-029", "en-gb-x-rp")
-ESPEAK_VARIANTS = ("", *(f"+f{i}" for i in range(1, 6)), *(f"+m{i}" for i in range(1, 9)))
+ESPEAK_ACCENTS = (
+    "en-us",
+    "en",  # British
+    "en-gb-scotland",
+    "en-us-nyc",
+    "en-029",  # Caribbean
+    "en-gb-x-rp",
+    "en-gb-x-gbclan",  # Lancaster
+    "en-gb-x-gbcwmd",  # West Midlands
+)
+# the plain voice, the numbered female and male variants, and a few named ones with other
+# formant settings (espeak-ng's other ~90 variants are novelty voices: robots, whispers, croaks)
+ESPEAK_VARIANTS = (
+    "",
+    *(f"+f{i}" for i in range(1, 6)),
+    *(f"+m{i}" for i in range(1, 9)),
+    *("+klatt", "+Annie", "+Andy", "+grandma", "+grandpa", "+steph"),
+)
 PIPER_SPEEDS = (0.85, 1.0, 1.2)
 
 HUMAN = (
