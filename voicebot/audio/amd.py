@@ -14,8 +14,9 @@ answers with a short "Hello?" and waits for us; a machine plays a long greeting,
 - nobody speaks for `DECIDE_MS` → `unknown`. A greeting begun before then is judged whole, so a
   decision comes at most `MACHINE_GREETING_MS + HUMAN_SILENCE_MS` after it starts.
 
-Fed 20 ms frames of 16-bit PCM at any rate; ~20 µs of numpy per frame. The thresholds were tuned
-on half of the labelled set of `benchmarks/amd_set.py`; `benchmarks/amd.py` reports both halves.
+Fed 20 ms frames of 16-bit PCM at any rate; ~40 µs of numpy per frame on a busy 2-core machine.
+The thresholds were tuned on half of the labelled set of `benchmarks/amd_set.py`;
+`benchmarks/amd.py` reports both halves.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ AnsweredBy = Literal["human", "machine", "unknown"]
 
 SPEECH_RMS = 400.0  # ≈ −38 dBFS: speech on a phone line, not line noise
 MACHINE_GREETING_MS = 1800
-HUMAN_SILENCE_MS = 1000  # most voicemail beeps follow the greeting within a second
+HUMAN_SILENCE_MS = 1000  # a beep up to ~0.8 s after a short machine greeting comes first
 DECIDE_MS = 3500  # "within the first ~3 s" when nobody speaks
 NOISE_MARGIN = 3.2  # ≈ 10 dB: speech stands this far above the line's noise floor
 FLOOR_RISE = 10 ** (0.2 / 20)  # the floor may creep up 0.2 dB a frame (10 dB/s)
