@@ -4,9 +4,9 @@ Who answers, and how it reaches us, are varied independently so a detector canno
 voice or one level: every English voice espeak-ng ships (8 accents, each plain, with the
 `+f1`…`+f5` and `+m1`…`+m8` variants and six named ones such as `+klatt` and `+grandma`, at
 pitches 25–75 and 130–240 words per minute: 160 voices, each used at least once) and, when
-installed, the Piper "joe" voice (the only one its package ships) at three speeds; leading
-silence 0.1–1.5 s; speech at −14 to −30 dBFS; white or pink line noise from a −66 dBFS floor
-down to 12 dB SNR. Humans answer with a short greeting (a few with a long
+installed, the Piper "joe" voice (the only one its package ships; its random prosody noise off)
+at three speeds; leading silence 0.1–1.5 s; speech at −14 to −30 dBFS; white or pink line noise
+from a −66 dBFS floor down to 12 dB SNR. Humans answer with a short greeting (a few with a long
 business one: the hard case) and wait, some saying "Hello?" again; machines play a greeting of
 any length, three in five followed by a voicemail beep (440–1400 Hz, 0.2–1 s); the silent lines
 are noise only. Everything is 8 kHz PCM16 on the callee's side of the line: `benchmarks/amd.py`
@@ -203,7 +203,9 @@ class Voices:
             desc, key = f"piper {name}", (name, text)
             if key not in self._cache:
                 assert self._piper is not None
-                cfg = SynthesisConfig(length_scale=1 / speed)
+                # Piper samples noise for its prosody from an unseeded generator: off, or no
+                # two runs of the set would be the same
+                cfg = SynthesisConfig(length_scale=1 / speed, noise_scale=0.0, noise_w_scale=0.0)
                 chunks = list(self._piper.synthesize(text, cfg))
                 pcm = b"".join(c.audio_int16_bytes for c in chunks)
                 self._cache[key] = self._to_line(pcm, chunks[0].sample_rate)
