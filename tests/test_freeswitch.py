@@ -243,6 +243,9 @@ def test_serializer_reads_and_writes_the_documented_messages():
         fresh.parse('{"call_id":"x","mix_type":"mixed"}')
     with pytest.raises(ValueError, match="must start with '/'"):
         FreeswitchOptions(path="freeswitch")
+    # a configured section transfers (through the dialplan's hook); an absent one does not
+    assert FreeswitchSerializer.transfer_problem(FreeswitchOptions(secret="s")) is None
+    assert FreeswitchSerializer.transfer_problem(FreeswitchOptions()) is not None
 
 
 def test_the_secret_is_a_bearer_token():

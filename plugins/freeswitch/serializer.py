@@ -210,7 +210,11 @@ class FreeswitchSerializer(MediaStreamSerializer):
 
     @classmethod
     def transfer_problem(cls, options: Any) -> str | None:
-        return None  # a `transfer` message the dialplan's listener carries out
+        """None once the section is set up: a transfer is a message the dialplan's hook acts
+        on. An untouched default (no `telephony.freeswitch`) is not a carrier that transfers."""
+        if options == cls.Options():
+            return "telephony.freeswitch is not configured (set its secret)"
+        return None
 
     @classmethod
     def authenticate(
