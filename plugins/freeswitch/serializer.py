@@ -44,7 +44,8 @@ from voicebot.telephony.carrier import (
     UnknownEvent,
     UnsupportedFormat,
 )
-from voicebot_plugins._carrier_kit import b64, digit, json_object
+
+from .._carrier_kit import b64, digit, json_object
 
 RATES = {8000: 8000, 16000: 16000, "8k": 8000, "16k": 16000, "8000": 8000, "16000": 16000}
 MAX_FRAME_MS = 500  # STREAM_BUFFER_SIZE's largest sensible value
