@@ -205,3 +205,33 @@ async def test_at_capacity_the_call_gets_an_error_frame(tmp_path):
         await first.hangup()
         await first.wait_closed()
         await nothing_left(server)
+
+
+async def test_a_peer_outside_allow_from_is_closed_unread_and_logged_once(tmp_path, caplog):
+    cfg = config()
+    cfg["telephony"]["audiosocket"]["allow_from"] = ["10.0.0.0/8", "fd00::/8"]
+    async with serve(tmp_path, cfg) as server:
+        rec = record(server)
+        for _ in range(2):
+            pbx = await dial(server)  # from 127.0.0.1: not on the list
+            await pbx.wait_closed()
+            assert (pbx.audio, pbx.other) == ([], [])  # no greeting, no error frame: unread
+        refused = [
+            r for r in caplog.records if "not in telephony.audiosocket.allow_from" in r.getMessage()
+        ]
+        assert len(refused) == 1 and "127.0.0.1" in refused[0].getMessage()
+        assert rec.calls == []
+        await nothing_left(server)
+
+
+async def test_a_peer_inside_allow_from_places_its_call(tmp_path):
+    cfg = config()
+    cfg["telephony"]["audiosocket"]["allow_from"] = ["127.0.0.0/8"]
+    async with serve(tmp_path, cfg) as server:
+        rec = record(server)
+        pbx = await dial(server)
+        await pbx.hello()
+        await rec.wait(lambda: rec.spoken)
+        await pbx.hangup()
+        await pbx.wait_closed()
+        await nothing_left(server)

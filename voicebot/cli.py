@@ -202,9 +202,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _secret_warnings(cfg) -> list[str]:
-    from .telephony.check import secret_warnings
+    from .telephony.check import secret_warnings, tcp_door_warnings
 
-    return secret_warnings(cfg, make_plugin_manager(cfg.plugins).registry.transports)
+    registry = make_plugin_manager(cfg.plugins).registry
+    return secret_warnings(cfg, registry.transports) + tcp_door_warnings(cfg, registry.tcp_carriers)
 
 
 def _takes_phone_calls(cfg) -> bool:

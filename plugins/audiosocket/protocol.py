@@ -36,6 +36,7 @@ from voicebot.telephony.carrier import (
     StreamProtocol,
     UnknownEvent,
     UnsupportedFormat,
+    parse_networks,
 )
 
 HANGUP = 0x00
@@ -70,6 +71,12 @@ class AudioSocketOptions:
     #: 0 picks a free port (tests); Asterisk's examples use 9092
     port: int = field(default=9092, metadata={"min": 0, "max": 65535})
     max_payload_bytes: int = field(default=8192, metadata={"min": 320, "max": 65535})
+    #: IP networks whose connections are accepted (`["10.0.0.0/8", "192.0.2.7"]`); empty: any
+    #: peer that reaches the port. Others are closed at once, unread.
+    allow_from: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        parse_networks(self.allow_from)  # a bad entry: ValueError, reported by `voicebot check`
 
 
 def frame(kind: int, payload: bytes = b"") -> bytes:

@@ -134,16 +134,17 @@ class Playback:
     async def _playback_loop(self) -> None:
         """Send frames at real-time pace, `playback_lead_ms` ahead of the far end's playout.
 
-        On a line with marks (a phone media stream), frames already queued for the same segment
-        go out together, up to `phone_message_ms` a message: one write and one timer wake-up per
-        100 ms instead of per 20 ms, the far end's buffer holding at most that much more. What
-        was heard still comes from the echoed marks, and `clear` drops what was sent ahead."""
+        On a phone media stream whose carrier takes more than a frame a message, frames already
+        queued for the same segment go out together, up to `phone_message_ms` a message: one
+        write and one timer wake-up per 100 ms instead of per 20 ms, the far end's buffer holding
+        at most that much more. What was heard comes from the echoed marks, and `clear` drops
+        what was sent ahead; a carrier without marks (FreeSWITCH) is judged by this clock, and
+        a barge-in just stops the sending. The lead is the line's own when it has one."""
         frame_s = self._outbound.frame_ms / 1000
-        lead = self._cfg.playback_lead_ms / 1000
-        batch = 1
-        if self._io.supports_marks:  # and a carrier that takes more than a frame a message
-            most = min(self._cfg.phone_message_ms, getattr(self._io, "max_message_ms", 0))
-            batch = max(1, most // self._outbound.frame_ms)
+        lead = (getattr(self._io, "playback_lead_ms", 0) or self._cfg.playback_lead_ms) / 1000
+        # a carrier that takes more than a frame a message (the browser and TCP doors do not)
+        most = min(self._cfg.phone_message_ms, getattr(self._io, "max_message_ms", 0))
+        batch = max(1, most // self._outbound.frame_ms)
         carry: tuple[bytes, Segment, AudioFormat] | Segment | None = None
         while True:
             item = carry if carry is not None else await self._queue.get()

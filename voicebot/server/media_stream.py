@@ -74,8 +74,6 @@ class TelephonyCallIO:
 
     MAX_OUTSTANDING_MARKS = 256  # a peer that never echoes cannot grow these sets without limit
 
-    supports_marks = True
-
     def __init__(
         self,
         ws: web.WebSocketResponse,
@@ -88,6 +86,8 @@ class TelephonyCallIO:
         self._ser = serializer
         self._events = Silent()  # a phone line has no side channel for call events
         self.max_message_ms = serializer.max_message_ms
+        self.supports_marks = serializer.supports_marks  # else "heard" by the send clock
+        self.playback_lead_ms = serializer.playback_lead_ms
         self._start = start
         self._control = call_control
         self._no_transfer = no_transfer_reason
@@ -121,6 +121,8 @@ class TelephonyCallIO:
             await self._send(frame)
 
     async def send_mark(self, name: str) -> None:
+        if not self.supports_marks:
+            return
         if len(self._sent_marks) < self.MAX_OUTSTANDING_MARKS:
             self._sent_marks.add(name)
         await self._send(self._ser.render_mark(name))
@@ -147,6 +149,8 @@ class TelephonyCallIO:
         return False
 
     async def transfer(self, target: str) -> bool:
+        if self._control is None and await self._transfer_in_band(target):
+            return True  # a message the far end acts on (FreeSWITCH's listener)
         if self._control is None:
             log.error(
                 "call %s: cannot transfer to %s: %s",
@@ -162,6 +166,17 @@ class TelephonyCallIO:
             return False
         self.transferred = True
         return True
+
+    async def _transfer_in_band(self, target: str) -> bool:
+        try:
+            message = self._ser.render_transfer(target)
+        except TelephonyError as exc:
+            self._no_transfer = str(exc)  # logged by `transfer`
+            return False
+        if message is not None and not self._ws.closed:
+            await self._send(message)
+            self.transferred = True
+        return self.transferred
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """The call ends itself (the bot hung up, idle, an error): end it at the carrier too,

@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from ..runtime import CapacityError
+from ..telephony.peers import PeerFilter
 from ..telephony.serializer import (
     Dtmf,
     MalformedMessage,
@@ -268,24 +269,52 @@ class TcpDoors:
             if not options.enabled:
                 continue
 
+            peers = PeerFilter(getattr(options, "allow_from", ()))
+
             def accept(
                 reader: asyncio.StreamReader,
                 writer: asyncio.StreamWriter,
                 carrier: TcpCarrier = carrier,
                 options: Any = options,
+                peers: PeerFilter = peers,
             ) -> None:
-                self._accept(carrier, options, reader, writer)
+                if self._admitted(carrier, peers, writer):
+                    self._accept(carrier, options, reader, writer)
 
             server = await asyncio.start_server(accept, options.host, options.port)
             self._servers.append(server)
             self.ports[name] = server.sockets[0].getsockname()[1]
+            who = (
+                f"only peers in telephony.{name}.allow_from can place calls"
+                if peers.networks
+                else "anyone who can reach this port can place calls; set "
+                f"telephony.{name}.allow_from or keep it on a private network"
+            )
             log.warning(
-                "%s listening on %s:%d: it has no authentication, so anyone who can reach this "
-                "port can place calls; keep it on a private network (docs/telephony.md)",
+                "%s listening on %s:%d: it has no authentication, so %s (docs/telephony.md)",
                 carrier.title,
                 options.host,
                 self.ports[name],
+                who,
             )
+
+    @staticmethod
+    def _admitted(carrier: TcpCarrier, peers: PeerFilter, writer: asyncio.StreamWriter) -> bool:
+        """A peer outside the allow-list is closed at once, before a byte is read."""
+        peer = writer.get_extra_info("peername")
+        host = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        if peers.allows(host):
+            return True
+        if peers.first_refusal(host):
+            log.warning(
+                "%s connection from %s refused: not in telephony.%s.allow_from (logged once "
+                "per peer)",
+                carrier.title,
+                host or "an unknown peer",
+                carrier.name,
+            )
+        writer.transport.abort()
+        return False
 
     def _accept(
         self,

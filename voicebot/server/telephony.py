@@ -139,6 +139,8 @@ class Telephony:
                 request.remote,
                 url,
             )
+            if carrier.auth_failure_status == 401:
+                raise phone_door.refusal(401, "unauthorized", "missing or wrong credential")
             raise phone_door.refusal(403, "bad_signature", "invalid signature")
         trusted: dict[str, str] = {}
         if mode == "auth" and not carrier.stream_token:  # else the token vouches for the call
@@ -229,7 +231,8 @@ def add_routes(app: web.Application, runtime: Any) -> Telephony:
         async def media(request: web.Request, name: str = name) -> web.StreamResponse:
             return await telephony.media(request, name)
 
-        for path in carrier.media_paths:
+        options = telephony.options(name)
+        for path in carrier.media_paths + carrier.serializer.configured_media_paths(options):
             app.router.add_get(path, media)
         add_webhooks(app, telephony, carrier)
     app.on_cleanup.append(telephony.aclose)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from .outbound import OutboundCall
+from .peers import parse_networks
 from .serializer import (
     CallControl,
     Connected,
@@ -130,6 +131,8 @@ class Carrier:
     - `signature_header`: the request header carrying the signature, named in refusal logs.
     - `display_name`: how messages name the carrier ("Twilio"); its `name` by default.
     - `subprotocols`: the `Sec-WebSocket-Protocol` values its media stream selects.
+    - `auth_failure_status`: the HTTP status of a media upgrade `authenticate()` refuses: 403
+      `bad_signature` for a signature, 401 `unauthorized` for a bearer credential (FreeSWITCH).
     """
 
     serializer: type[MediaStreamSerializer]
@@ -140,6 +143,7 @@ class Carrier:
     display_name: str = ""
     #: WebSocket subprotocols the media stream accepts (Asterisk's client asks for `media`)
     subprotocols: tuple[str, ...] = ()
+    auth_failure_status: int = 403
 
     @property
     def name(self) -> str:
@@ -178,4 +182,5 @@ __all__ = [
     "Webhook",
     "WebhookCall",
     "WebhookForm",
+    "parse_networks",
 ]

@@ -1,5 +1,6 @@
 """`voicebot check`'s telephony warnings: a carrier configured to receive calls whose requests
-would not be verified, because no webhook secret is set.
+would not be verified, because no webhook secret is set; and a TCP door (AudioSocket, which has
+no authentication) listening beyond this machine.
 
 Each `telephony.<name>` section is a carrier expected to receive calls. Its phone door is then
 *auth* (a `security.auth` credential on every webhook: workable, but the carrier's own
@@ -10,6 +11,8 @@ each is worth a warning naming the key to set. No I/O, no aiohttp: the CLI print
 from __future__ import annotations
 
 from typing import Any
+
+from .peers import is_loopback
 
 
 def secret_warnings(cfg: Any, transports: dict[str, Any]) -> list[str]:
@@ -37,5 +40,31 @@ def secret_warnings(cfg: Any, transports: dict[str, Any]) -> list[str]:
         warnings.append(
             f"{where}: warning: telephony.{name} receives calls but {unset}: its webhooks "
             f"are not verified, and {effect}"
+        )
+    return warnings
+
+
+def tcp_door_warnings(cfg: Any, tcp_carriers: dict[str, Any]) -> list[str]:
+    """One warning per enabled TCP door on a non-loopback host: it has no authentication, so
+    the network (and `allow_from`) is all that keeps strangers from placing calls."""
+    warnings = []
+    for name in sorted(tcp_carriers):
+        options = (cfg.telephony or {}).get(name)
+        if not getattr(options, "enabled", False) or is_loopback(options.host):
+            continue
+        allow = getattr(options, "allow_from", None) or []
+        if allow:
+            listed = ", ".join(allow[:3]) + (", …" if len(allow) > 3 else "")
+            who = f"only peers in allow_from ({listed}) are admitted"
+        else:
+            who = (
+                f"ANYONE who reaches port {options.port} can place calls: set allow_from to "
+                "your PBX's addresses"
+            )
+        line = cfg.line_of(f"telephony.{name}.host") or cfg.line_of(f"telephony.{name}")
+        where = f"{cfg.source}:{line}" if line else cfg.source
+        warnings.append(
+            f"{where}: warning: telephony.{name} listens on {options.host}, beyond this machine, "
+            f"and has no authentication; {who}, and keep the port behind a firewall"
         )
     return warnings

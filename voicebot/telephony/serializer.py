@@ -152,6 +152,12 @@ class MediaStreamSerializer(ABC):
     #: The most bot audio (ms) the carrier takes in one media message. Some require exactly one
     #: 20 ms frame; one that takes more gets up to `pipeline.phone_message_ms` per message.
     max_message_ms: ClassVar[int] = 20
+    #: Whether the carrier acknowledges playback (echoes marks). Without, "heard" is estimated
+    #: from the real-time pace of the send, as on AudioSocket, and a barge-in just stops sending.
+    supports_marks: ClassVar[bool] = True
+    #: How far ahead of the far end's playout audio is sent (ms); 0: `pipeline.playback_lead_ms`.
+    #: `configure()` may set it from the carrier's options.
+    playback_lead_ms: int = 0
 
     def __init__(self) -> None:
         self.stream_id: str | None = None
@@ -180,10 +186,22 @@ class MediaStreamSerializer(ABC):
     @abstractmethod
     def render_clear(self) -> Outbound: ...
 
+    def render_transfer(self, target: str) -> Outbound | None:
+        """A message asking the far end to transfer the call, for a carrier whose stream has
+        one and no REST call control (FreeSWITCH's listener acts on it); None: not possible.
+        Raises `TelephonyError` for a target it cannot carry."""
+        return None
+
     def render_hangup(self) -> Outbound | None:
         """A message that hangs the call up, sent before the bot closes the stream, for a
         carrier whose stream has one (Asterisk's `HANGUP`); None: closing the stream is it."""
         return None
+
+    @classmethod
+    def configured_media_paths(cls, options: Any) -> tuple[str, ...]:
+        """Extra paths of the media stream that come from its `telephony.{name}` options
+        (FreeSWITCH's `path`), besides `Carrier.media_paths`."""
+        return ()
 
     @classmethod
     def call_control(cls, options: Any) -> CallControl | None:

@@ -26,7 +26,8 @@ class StreamProtocol(ABC):
     stream nothing after it can be trusted, so the core answers `render_error()` and closes.
     `UnknownEvent` (a well-framed message of a kind this protocol ignores) is skipped instead.
 
-    `Options` is the `telephony.{name}` schema; the core reads `enabled`, `host` and `port`.
+    `Options` is the `telephony.{name}` schema; the core reads `enabled`, `host` and `port`,
+    and `allow_from` (a list of IP networks; peers outside it are closed unread) when it has one.
     """
 
     name: ClassVar[str]
