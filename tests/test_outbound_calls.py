@@ -135,7 +135,7 @@ async def test_an_outbound_call_from_request_to_record(tmp_path, fake_twilio):
         )
         assert status == 201 and call["id"] == "CA9002"
         busy = {"CallSid": "CA9002", "AccountSid": SID, "CallStatus": "busy"}
-        await twilio_posts(server, "/twilio/status", busy)
+        assert (await twilio_posts(server, "/twilio/status", busy))[0] == 204
         assert rec.ended[-1] == "busy"
         status, call = await api(server, "GET", "/api/v1/calls/CA9002")
         assert (call["status"], call["outcome"], call["duration_s"]) == ("busy", "busy", 0.0)
