@@ -2,6 +2,7 @@
 fake of Twilio on 127.0.0.1 by `api_base_url`; every way the API can fail is a TwilioRestError."""
 
 import base64
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -112,3 +113,10 @@ def test_call_control_needs_credentials():
     client = TwilioSerializer.call_control(TwilioOptions(account_sid=SID, auth_token=TOKEN))
     assert isinstance(client, TwilioControl)
     assert client.base_url == "https://api.twilio.com"  # Twilio's own API unless configured
+
+
+def test_without_the_sdk_the_problem_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "twilio", None)  # as if `twilio` were not installed
+    options = TwilioOptions(account_sid=SID, auth_token=TOKEN)
+    assert "pip install 'voicebot-runtime[twilio]'" in TwilioSerializer.transfer_problem(options)
+    assert TwilioSerializer.call_control(options) is None
