@@ -210,3 +210,22 @@ async def test_voicebot_call_places_it_with_an_api_key(tmp_path, fake_twilio):
             {"name": "Ada"},
         )
         assert fake.requests[0].get("To") == "+15551234567"
+
+
+async def test_twilio_refusals_answer_502_with_twilio_s_reason(tmp_path, fake_twilio):
+    base_url, fake = fake_twilio
+    fake.refuse["+15550000500"] = (500, 20500, "Internal Server Error")
+    cfg = config(tmp_path, base_url)
+    async with serve(tmp_path, cfg) as server:
+        status, got = await api(
+            server, "POST", "/api/v1/calls", {"to": "+15550000500", "from": "+15557654321"}
+        )
+        assert (status, got["code"]) == (502, "carrier_refused")
+        assert "Twilio refused to call +15550000500: HTTP 500" in got["message"]
+        fake.auth_token = "rotated"  # the account's token changed under the running server
+        status, got = await api(
+            server, "POST", "/api/v1/calls", {"to": "+15551234567", "from": "+15557654321"}
+        )
+        assert (status, got["code"]) == (502, "carrier_refused")
+        assert "HTTP 401" in got["message"] and "code 20003" in got["message"]
+        assert (await api(server, "GET", "/api/v1/calls/CA9001"))[0] == 404  # nothing recorded

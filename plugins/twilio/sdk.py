@@ -7,6 +7,7 @@ Twilio's own host (a regional edge, or the loopback fake the tests run).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import twilio.rest.api.v2010.account.call  # noqa: F401  (loaded here, not on the event loop)
@@ -18,6 +19,8 @@ from twilio.rest import Client
 from .rest import TWILIO_API
 
 __all__ = ["BaseUrlHttpClient", "Client", "TwilioException"]
+
+log = logging.getLogger(__name__)
 
 
 class BaseUrlHttpClient(AsyncTwilioHttpClient):
@@ -37,3 +40,10 @@ class BaseUrlHttpClient(AsyncTwilioHttpClient):
         return await super().request(
             method, url, *args, timeout=self.timeout if timeout is None else timeout, **kwargs
         )
+
+    def log_request(self, kwargs: dict[str, Any]) -> None:
+        """One debug line, not the SDK's eight at INFO for every request."""
+        log.debug("Twilio API request: %s %s", kwargs["method"], kwargs["url"])
+
+    def log_response(self, status_code: int, response: Any) -> None:
+        log.debug("Twilio API answered HTTP %s", status_code)
