@@ -7,7 +7,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY voicebot voicebot
 COPY plugins plugins
-RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[local,cluster]'
+RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[local,cluster,twilio]'
 
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PORT=8080

@@ -202,7 +202,7 @@ async def test_phone_transfer_requested_on_another_instance(tmp_path, fake_twili
                 )
                 assert r.status == 200, await r.text()
                 assert await r.json() == {"call_id": call_id, "instance": "a", "transfer": "done"}
-            ((path, doc),) = requests
-            assert path.endswith("/Calls/CA0001.json") and "+15551234567" in doc
+            (req,) = requests
+            assert req.path.endswith("/Calls/CA0001.json") and "+15551234567" in req.get("Twiml")
             await phone.stop()
             await until(lambda: not a.runtime.calls)

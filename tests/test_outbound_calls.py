@@ -12,11 +12,11 @@ import textwrap
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from .support import base_config, serve
 from .twilio_e2e_support import assert_nothing_left, record
 from .twilio_phone import Phone, stream_of, twilio_sign
+from .twilio_rest_fake import fake_twilio_rest
 
 SID, TOKEN = "AC0123", "secret-token"
 PUBLIC = "https://bot.example.com"
@@ -32,21 +32,8 @@ MAIN = "nodes:\n  menu:\n    say: Main menu.\n    hangup: done\n"
 
 @pytest.fixture
 async def fake_twilio():
-    placed: list[dict] = []
-
-    async def create_call(request: web.Request) -> web.Response:
-        form = await request.post()
-        placed.append(dict(form))
-        return web.json_response({"sid": f"CA900{len(placed)}", "status": "queued"}, status=201)
-
-    app = web.Application()
-    app.router.add_post("/2010-04-01/Accounts/{account}/Calls.json", create_call)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}", placed
-    await runner.cleanup()
+    async with fake_twilio_rest(SID, TOKEN) as fake:
+        yield fake.url, fake
 
 
 def config(tmp_path, api_base_url: str) -> dict:
@@ -76,7 +63,7 @@ async def api(server, method: str, path: str, body: dict | None = None) -> tuple
 
 
 async def test_an_outbound_call_from_request_to_record(tmp_path, fake_twilio):
-    base_url, placed = fake_twilio
+    base_url, fake = fake_twilio
     async with serve(tmp_path, config(tmp_path, base_url)) as server:
         rec = record(server)
         status, call = await api(
@@ -92,7 +79,8 @@ async def test_an_outbound_call_from_request_to_record(tmp_path, fake_twilio):
         )
         assert status == 201, call
         assert call["id"] == "CA9001" and call["status"] == "queued" and call["outcome"] is None
-        (form,) = placed
+        (req,) = fake.requests
+        form = dict(req.form)
         assert form["To"] == "+15551234567" and form["From"] == "+15557654321"
         assert form["Url"] == f"{PUBLIC}/twilio/voice"
         assert form["StatusCallback"] == f"{PUBLIC}/twilio/status"
@@ -147,7 +135,7 @@ async def test_an_outbound_call_from_request_to_record(tmp_path, fake_twilio):
         )
         assert status == 201 and call["id"] == "CA9002"
         busy = {"CallSid": "CA9002", "AccountSid": SID, "CallStatus": "busy"}
-        await twilio_posts(server, "/twilio/status", busy)
+        assert (await twilio_posts(server, "/twilio/status", busy))[0] == 204
         assert rec.ended[-1] == "busy"
         status, call = await api(server, "GET", "/api/v1/calls/CA9002")
         assert (call["status"], call["outcome"], call["duration_s"]) == ("busy", "busy", 0.0)
@@ -155,7 +143,7 @@ async def test_an_outbound_call_from_request_to_record(tmp_path, fake_twilio):
 
 
 async def test_bad_requests_get_json_errors(tmp_path, fake_twilio):
-    base_url, placed = fake_twilio
+    base_url, fake = fake_twilio
     async with serve(tmp_path, config(tmp_path, base_url)) as server:
         cases = [
             ({"to": "555-1234", "from": "+15557654321"}, 400, "invalid_number"),
@@ -178,12 +166,12 @@ async def test_bad_requests_get_json_errors(tmp_path, fake_twilio):
         assert (await api(server, "GET", "/api/v1/calls/CAnope"))[1]["code"] == "unknown_call"
         # a status callback for a call we did not place changes nothing
         await twilio_posts(server, "/twilio/status", {"CallSid": "CAx", "CallStatus": "busy"})
-    assert placed == []
+    assert fake.requests == []
 
 
 async def test_voicebot_call_places_it_with_an_api_key(tmp_path, fake_twilio):
     """`voicebot call` against the running server; `/api/v1/calls` needs `security.auth`."""
-    base_url, placed = fake_twilio
+    base_url, fake = fake_twilio
     cfg = config(tmp_path, base_url)
     cfg["security"] = {"auth": {"mode": "api_key", "api_keys": ["k-one"]}}
     async with serve(tmp_path, cfg) as server:
@@ -212,7 +200,7 @@ async def test_voicebot_call_places_it_with_an_api_key(tmp_path, fake_twilio):
             return proc.returncode, out.decode(), err.decode()
 
         code, out, err = await voicebot_call()
-        assert code == 1 and "401" in err and placed == []
+        assert code == 1 and "401" in err and fake.requests == []
         code, out, err = await voicebot_call("--api-key", "k-one")
         assert code == 0, err
         call = json.loads(out)
@@ -221,4 +209,23 @@ async def test_voicebot_call_places_it_with_an_api_key(tmp_path, fake_twilio):
             "reminder",
             {"name": "Ada"},
         )
-        assert placed[0]["To"] == "+15551234567"
+        assert fake.requests[0].get("To") == "+15551234567"
+
+
+async def test_twilio_refusals_answer_502_with_twilio_s_reason(tmp_path, fake_twilio):
+    base_url, fake = fake_twilio
+    fake.refuse["+15550000500"] = (500, 20500, "Internal Server Error")
+    cfg = config(tmp_path, base_url)
+    async with serve(tmp_path, cfg) as server:
+        status, got = await api(
+            server, "POST", "/api/v1/calls", {"to": "+15550000500", "from": "+15557654321"}
+        )
+        assert (status, got["code"]) == (502, "carrier_refused")
+        assert "Twilio refused to call +15550000500: HTTP 500" in got["message"]
+        fake.auth_token = "rotated"  # the account's token changed under the running server
+        status, got = await api(
+            server, "POST", "/api/v1/calls", {"to": "+15551234567", "from": "+15557654321"}
+        )
+        assert (status, got["code"]) == (502, "carrier_refused")
+        assert "HTTP 401" in got["message"] and "code 20003" in got["message"]
+        assert (await api(server, "GET", "/api/v1/calls/CA9001"))[0] == 404  # nothing recorded

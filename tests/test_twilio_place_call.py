@@ -1,85 +1,95 @@
-"""An outbound call through the Twilio REST API (`place_call`), against a fake Twilio on
-127.0.0.1 that answers as the Calls resource does: the form Twilio documents (To, From, Url,
-StatusCallback and one StatusCallbackEvent per event), and its errors as TwilioRestError."""
+"""An outbound call through Twilio's REST API (`place_call`) with the official `twilio` SDK,
+against a wire-compatible fake of Twilio's Calls resource on 127.0.0.1: the form Twilio documents
+(To, From, Url, StatusCallback and one StatusCallbackEvent per event), and its errors as
+TwilioRestError."""
 
 import base64
 
 import pytest
-from aiohttp import web
 
-from voicebot_plugins.twilio.rest import TwilioRestClient, TwilioRestError
+from voicebot_plugins.twilio.rest import TwilioControl, TwilioRestError
+
+from .twilio_rest_fake import fake_twilio_rest
 
 SID, TOKEN = "AC0123", "secret-token"
 PUBLIC = "https://bot.example.com"
 
 
 @pytest.fixture
-async def fake_twilio():
-    requests: list[dict] = []
-
-    async def create_call(request: web.Request) -> web.Response:
-        form = await request.post()
-        requests.append(
-            {
-                "path": request.path,
-                "auth": request.headers.get("Authorization"),
-                "form": [(k, v) for k, v in form.items()],
-            }
-        )
-        if form["To"] == "+15550000404":
-            return web.json_response(
-                {"code": 21211, "message": "The 'To' number is not a valid phone number."},
-                status=400,
-            )
-        return web.json_response({"sid": "CA9001", "status": "queued"}, status=201)
-
-    app = web.Application()
-    app.router.add_post("/2010-04-01/Accounts/{account}/Calls.json", create_call)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", requests
-    await runner.cleanup()
+async def fake():
+    async with fake_twilio_rest(SID, TOKEN) as fake:
+        yield fake
 
 
-async def test_place_call_posts_the_documented_form(fake_twilio):
-    base_url, requests = fake_twilio
-    client = TwilioRestClient(SID, TOKEN, base_url=base_url)
+async def test_place_call_posts_the_documented_form(fake):
+    client = TwilioControl(SID, TOKEN, base_url=fake.url)
     try:
         sid = await client.place_call("+15551234567", "+15557654321", PUBLIC + "/")
     finally:
         await client.aclose()
     assert sid == "CA9001"
-    (req,) = requests
-    assert req["path"] == f"/2010-04-01/Accounts/{SID}/Calls.json"
-    assert req["auth"] == "Basic " + base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
-    assert req["form"] == [
-        ("To", "+15551234567"),
-        ("From", "+15557654321"),
-        ("Url", f"{PUBLIC}/twilio/voice"),
-        ("Method", "POST"),
-        ("StatusCallback", f"{PUBLIC}/twilio/status"),
-        ("StatusCallbackMethod", "POST"),
-        ("StatusCallbackEvent", "initiated"),
-        ("StatusCallbackEvent", "ringing"),
-        ("StatusCallbackEvent", "answered"),
-        ("StatusCallbackEvent", "completed"),
-    ]
+    (req,) = fake.requests
+    assert (req.method, req.path) == ("POST", f"/2010-04-01/Accounts/{SID}/Calls.json")
+    assert req.content_type == "application/x-www-form-urlencoded"
+    assert req.auth == "Basic " + base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
+    assert sorted(req.form) == sorted(
+        [
+            ("To", "+15551234567"),
+            ("From", "+15557654321"),
+            ("Url", f"{PUBLIC}/twilio/voice"),
+            ("Method", "POST"),
+            ("StatusCallback", f"{PUBLIC}/twilio/status"),
+            ("StatusCallbackMethod", "POST"),
+            ("StatusCallbackEvent", "initiated"),
+            ("StatusCallbackEvent", "ringing"),
+            ("StatusCallbackEvent", "answered"),
+            ("StatusCallbackEvent", "completed"),
+        ]
+    )
+    assert req.getall("StatusCallbackEvent") == ["initiated", "ringing", "answered", "completed"]
 
 
-async def test_place_call_errors_say_why(fake_twilio):
-    base_url, requests = fake_twilio
-    client = TwilioRestClient(SID, TOKEN, base_url=base_url)
+async def test_machine_detection_is_asked_for_when_configured(fake):
+    client = TwilioControl(SID, TOKEN, base_url=fake.url, machine_detection="DetectMessageEnd")
+    try:
+        await client.place_call("+15551234567", "+15557654321", PUBLIC)
+    finally:
+        await client.aclose()
+    assert fake.requests[0].getall("MachineDetection") == ["DetectMessageEnd"]
+
+
+async def test_place_call_errors_say_why(fake):
+    fake.refuse["+15550000404"] = (400, 21211, "The 'To' number is not a valid phone number.")
+    client = TwilioControl(SID, TOKEN, base_url=fake.url)
     try:
         with pytest.raises(TwilioRestError, match="not a valid phone number") as refused:
             await client.place_call("+15550000404", "+15557654321", PUBLIC)
-        assert refused.value.code == 21211
+        assert (refused.value.status, refused.value.code) == (400, 21211)
         with pytest.raises(TwilioRestError, match=r"E\.164"):
             await client.place_call("555-1234", "+15557654321", PUBLIC)
         with pytest.raises(TwilioRestError, match="public_url"):
             await client.place_call("+15551234567", "+15557654321", "")
     finally:
         await client.aclose()
-    assert len(requests) == 1  # the bad number and the missing URL never left the process
+    assert len(fake.requests) == 1  # the bad number and the missing URL never left the process
+
+
+async def test_place_call_failures_of_the_api_are_clear(fake):
+    fake.refuse["+15550000500"] = (500, 20500, "Internal Server Error")
+    fake.hang.add("+15550000504")
+    client = TwilioControl(SID, "wrong-token", base_url=fake.url, timeout_s=0.3)
+    try:
+        with pytest.raises(TwilioRestError, match="HTTP 401") as err:
+            await client.place_call("+15551234567", "+15557654321", PUBLIC)
+        assert err.value.code == 20003
+    finally:
+        await client.aclose()
+    client = TwilioControl(SID, TOKEN, base_url=fake.url, timeout_s=0.3)
+    try:
+        with pytest.raises(TwilioRestError, match="HTTP 500") as err:
+            await client.place_call("+15550000500", "+15557654321", PUBLIC)
+        with pytest.raises(TwilioRestError, match="unreachable"):
+            await client.place_call("+15550000504", "+15557654321", PUBLIC)
+    finally:
+        await client.aclose()
+    assert fake.placed == 0

@@ -7,7 +7,6 @@ import logging
 import xml.etree.ElementTree as ET
 
 import pytest
-from aiohttp import web
 
 from voicebot.config import load_config
 from voicebot.plugins import make_plugin_manager
@@ -17,29 +16,16 @@ from .support import base_config, serve
 from .test_cli import run_cli
 from .twilio_e2e_support import assert_nothing_left, record
 from .twilio_phone import Phone, phone_config
+from .twilio_rest_fake import fake_twilio_rest
 
 SID, TOKEN = "AC0001", "test-auth-token"
 
 
 @pytest.fixture
 async def fake_twilio():
-    calls: list[tuple[str, str]] = []
-
-    async def update(request: web.Request) -> web.Response:
-        form = await request.post()
-        calls.append((request.path, form["Twiml"]))
-        if request.match_info["call"] == "CAgone.json":
-            return web.json_response({"code": 20404, "message": "not found"}, status=404)
-        return web.json_response({"sid": "CA0001", "status": "in-progress"})
-
-    app = web.Application()
-    app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{call}", update)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}", calls
-    await runner.cleanup()
+    async with fake_twilio_rest(SID, TOKEN) as fake:
+        fake.refuse["CAgone"] = (404, 20404, "The requested resource was not found")
+        yield fake.url, fake.requests
 
 
 def config(api: str, **twilio):
@@ -64,9 +50,9 @@ async def test_transfer_redirects_the_live_call(tmp_path, fake_twilio):
         rec = record(server)
         phone = await live_call(server)
         assert await rec.calls[0].io.transfer("+15551234567") is True
-        ((path, doc),) = requests
-        assert path == f"/2010-04-01/Accounts/{SID}/Calls/CA0001.json"
-        dial = ET.fromstring(doc).find("Dial")
+        (req,) = requests
+        assert req.path == f"/2010-04-01/Accounts/{SID}/Calls/CA0001.json"
+        dial = ET.fromstring(req.get("Twiml")).find("Dial")
         assert (dial.text, dial.get("callerId")) == ("+15551234567", "+15550000000")
         await phone.stop()  # Twilio leaves the stream once the new TwiML runs
         await phone.wait_closed()

@@ -1,8 +1,9 @@
 """Twilio as a carrier plugin, registered exactly as a third-party carrier would be.
 
 Everything Twilio-specific lives in this package: the media-stream wire format (`serializer`),
-the voice and status webhooks (`webhooks`), TwiML (`twiml`), the REST client for transfers
-(`rest`) and `X-Twilio-Signature` (`signature`). The core only sees the `Carrier` below.
+the voice and status webhooks (`webhooks`), TwiML (`twiml`), transfers and outbound calls
+through the official SDK (`rest`, `sdk`) and `X-Twilio-Signature` (`signature`). The core only
+sees the `Carrier` below.
 """
 
 from voicebot.hookspecs import hookimpl

@@ -1,17 +1,25 @@
-"""The one Twilio REST operation voicebot needs: redirect a live call (transfer to a human).
+"""Twilio's REST API through the official `twilio` SDK: transfer a live call, place an outbound one.
 
 Updating a call's TwiML makes Twilio leave the `<Connect><Stream>` (our media WebSocket gets a
-`stop`) and execute the new document, here a `<Dial>`. The base URL is configurable so tests and
-regional edges (`https://api.dublin.ie1.twilio.com`) work the same way.
+`stop`) and execute the new document, here a `<Dial>`. Creating a call asks Twilio to dial out
+and fetch our voice webhook once the callee answers. Hang-up needs no REST call: when the bot
+closes the media stream, Twilio runs the TwiML after `<Connect>`, and there is none, so the call
+ends.
+
+Only the SDK's async path is used (`AsyncTwilioHttpClient`, `*_async` methods): no request blocks
+the event loop. `telephony.twilio.api_base_url` (default Twilio's) is honoured through the SDK's
+own extension point, a custom `http_client`: it serves regional edges
+(`https://api.dublin.ie1.twilio.com`) and the loopback fakes the tests run.
 """
 
 from __future__ import annotations
 
-import base64
+import asyncio
+import importlib
 import logging
 import re
+from types import ModuleType
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 
@@ -21,8 +29,10 @@ from .twiml import dial
 
 log = logging.getLogger(__name__)
 
+TWILIO_API = "https://api.twilio.com"
 _NUMBER = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _TARGET = re.compile(r"^(\+?[0-9*#]{2,20}|sips?:[^\s<>&\"']{3,200}|client:[A-Za-z0-9_.@-]{1,100})$")
+_STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 
 
 class TwilioRestError(TelephonyError):
@@ -32,51 +42,65 @@ class TwilioRestError(TelephonyError):
         self.code = code
 
 
-class TwilioRestClient:
-    """Shared by every call of the process; owns one connection pool."""
+class TwilioControl:
+    """Shared by every call of the process; owns one SDK client and its connection pool, made
+    on first use so that it belongs to the running loop."""
 
     def __init__(
         self,
         account_sid: str,
         auth_token: str,
         *,
-        base_url: str = "https://api.twilio.com",
+        base_url: str = TWILIO_API,
         caller_id: str = "",
         timeout_s: float = 10.0,
         machine_detection: str = "",
     ) -> None:
-        self.machine_detection = machine_detection
         self.account_sid = account_sid
+        self._auth_token = auth_token
         self.base_url = base_url.rstrip("/")
         self.caller_id = caller_id
-        credentials = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode("ascii")
-        self._headers = {"Authorization": f"Basic {credentials}"}
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._session: aiohttp.ClientSession | None = None
+        self.timeout_s = timeout_s
+        self.machine_detection = machine_detection
+        self._sdk: ModuleType | None = None
+        self._http: Any = None
+        self._client: Any = None
 
-    async def update_call(self, call_sid: str, twiml_doc: str) -> dict:
-        path = f"Calls/{quote(call_sid, safe='')}.json"
-        return await self._post(path, {"Twiml": twiml_doc}, f"to update call {call_sid}")
-
-    async def _post(self, path: str, data: Any, what: str) -> dict:
-        url = f"{self.base_url}/2010-04-01/Accounts/{quote(self.account_sid, safe='')}/{path}"
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-        try:
-            async with self._session.post(url, data=data, headers=self._headers) as resp:
-                body = await resp.json(content_type=None)
-                status = resp.status
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise TwilioRestError(f"Twilio REST API unreachable at {self.base_url}: {exc}") from exc
-        if status >= 400:
-            info = body if isinstance(body, dict) else {}
-            raise TwilioRestError(
-                f"Twilio refused {what}: HTTP {status} "
-                f"{info.get('message', '')} (code {info.get('code')})",
-                status=status,
-                code=info.get("code"),
+    async def _api(self) -> Any:
+        """The SDK client; the SDK's modules load in a thread (about half a second of imports
+        that would stall every live call's audio if they ran on the loop)."""
+        if self._sdk is None:
+            self._sdk = await asyncio.to_thread(importlib.import_module, f"{__package__}.sdk")
+        if self._client is None:
+            self._http = self._sdk.BaseUrlHttpClient(self.base_url, self.timeout_s)
+            self._client = self._sdk.Client(
+                self.account_sid, self._auth_token, http_client=self._http
             )
-        return body if isinstance(body, dict) else {}
+        return self._client
+
+    async def _call(self, what: str, request: Any) -> Any:
+        """Run one SDK request; every way it can fail becomes a `TwilioRestError` saying why."""
+        assert self._sdk is not None
+        try:
+            return await request
+        except self._sdk.TwilioException as exc:
+            status = getattr(exc, "status", 0) or 0
+            code = getattr(exc, "code", None)
+            said = getattr(exc, "msg", "") or getattr(exc, "detail", "") or ""
+            said = said or getattr(exc, "title", "") or type(exc).__name__
+            raise TwilioRestError(
+                f"Twilio refused {what}: HTTP {status} {said} (code {code})",
+                status=status,
+                code=code,
+            ) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TwilioRestError(
+                f"Twilio REST API unreachable at {self.base_url}: {exc or type(exc).__name__}"
+            ) from None
+        except ValueError as exc:  # a body that is not JSON: not Twilio's API answering
+            raise TwilioRestError(
+                f"Twilio REST API at {self.base_url} answered {what} with no JSON: {exc}"
+            ) from None
 
     async def transfer(self, start: Start, target: str) -> None:
         if not _TARGET.match(target):
@@ -86,7 +110,9 @@ class TwilioRestClient:
             )
         if not start.call_id:
             raise TwilioRestError("cannot transfer: the stream did not say which call it carries")
-        await self.update_call(start.call_id, dial(target, self.caller_id))
+        twiml = dial(target, self.caller_id)
+        update = (await self._api()).calls(start.call_id).update_async(twiml=twiml)
+        await self._call(f"to update call {start.call_id}", update)
         log.info("call %s transferred to %s", start.call_id, target)
 
     async def place_call(self, to: str, from_: str, public_url: str) -> str:
@@ -101,28 +127,25 @@ class TwilioRestClient:
         base = public_url.rstrip("/")
         if not base.startswith("https://") and not base.startswith("http://"):
             raise TwilioRestError("placing calls needs server.public_url (Twilio calls it back)")
-        data = [
-            ("To", to),
-            ("From", from_),
-            ("Url", f"{base}/twilio/voice"),
-            ("Method", "POST"),
-            ("StatusCallback", f"{base}/twilio/status"),
-            ("StatusCallbackMethod", "POST"),
-            *(
-                ("StatusCallbackEvent", e)
-                for e in ("initiated", "ringing", "answered", "completed")
-            ),
-        ]
-        if self.machine_detection:
-            data.append(("MachineDetection", self.machine_detection))
-        body = await self._post("Calls.json", data, f"to call {to}")
-        sid = body.get("sid")
+        extra = {"machine_detection": self.machine_detection} if self.machine_detection else {}
+        create = (await self._api()).calls.create_async(
+            to=to,
+            from_=from_,
+            url=f"{base}/twilio/voice",
+            method="POST",
+            status_callback=f"{base}/twilio/status",
+            status_callback_method="POST",
+            status_callback_event=_STATUS_EVENTS,
+            **extra,
+        )
+        call = await self._call(f"to call {to}", create)
+        sid = getattr(call, "sid", None)
         if not isinstance(sid, str) or not sid:
             raise TwilioRestError("Twilio answered the new call without a sid")
         log.info("call %s placed to %s", sid, to)
         return sid
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = self._client = None

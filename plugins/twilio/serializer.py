@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import importlib.util
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -142,6 +143,11 @@ class TwilioSerializer(MediaStreamSerializer):
             if not getattr(options, k)
         ]
         if not empty:
+            if importlib.util.find_spec("twilio") is None:
+                return (
+                    "Twilio's REST API (transfers, outbound calls) needs its SDK: "
+                    "pip install 'voicebot-runtime[twilio]'"
+                )
             return None
         return (
             "transferring phone calls needs Twilio REST credentials: "
@@ -150,11 +156,11 @@ class TwilioSerializer(MediaStreamSerializer):
 
     @classmethod
     def call_control(cls, options: TwilioOptions) -> CallControl | None:
-        from .rest import TwilioRestClient
-
         if cls.transfer_problem(options) is not None:
             return None
-        return TwilioRestClient(
+        from .rest import TwilioControl
+
+        return TwilioControl(
             options.account_sid,
             options.auth_token,
             base_url=options.api_base_url,

@@ -43,7 +43,7 @@ async def voice(call: WebhookCall) -> web.Response:
         return web.Response(text=reject("busy"), content_type="text/xml")
     params = {name: str(form.get(name, "")) for name in STREAM_PARAMETERS}
     variables = dict(params)
-    outbound = call.outbound_call(params["CallSid"])  # placed by POST /api/v1/calls
+    outbound = await call.outbound_call(params["CallSid"])  # placed by POST /api/v1/calls
     if outbound is not None:
         variables = {**outbound.variables, **params, "direction": "outbound"}
         if outbound.flow:
@@ -64,7 +64,7 @@ async def status(call: WebhookCall) -> web.Response:
         duration = float(form["CallDuration"]) if form.get("CallDuration") else None
     except ValueError:
         duration = None
-    call.call_progress(str(form.get("CallSid", "")), call_status, duration)
+    await call.call_progress(str(form.get("CallSid", "")), call_status, duration)
     log.info(
         "Twilio call %r status %r (duration %rs)",
         form.get("CallSid"),

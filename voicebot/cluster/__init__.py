@@ -19,3 +19,15 @@ def make_cluster(runtime: Any) -> Any:
     from .redis_state import RedisCluster
 
     return RedisCluster(runtime)
+
+
+def make_outbound_store(cluster: Any) -> Any:
+    """The `OutboundStore` of outbound call records: in Redis when the fleet shares one, else in
+    this process."""
+    if cluster.mode != "redis":
+        from ..telephony.outbound import OutboundCalls
+
+        return OutboundCalls()
+    from .outbound import RedisOutboundCalls
+
+    return RedisOutboundCalls(cluster)

@@ -37,6 +37,11 @@ class ClusterConfig:
     slot_ttl_s: float = field(default=20.0, metadata={"min": 0.1, "max": 3600})
     #: The largest flow state one session may keep in Redis (bytes of JSON, before encryption).
     max_session_bytes: int = field(default=64 * 1024, metadata={"min": 1024, "max": 16 << 20})
+    #: How long an outbound call's record (`POST /api/v1/calls`) stays in Redis after it was
+    #: placed: longer than a call lasts, and long enough for a dialer to read its outcome.
+    outbound_ttl_s: float = field(default=86_400.0, metadata={"min": 60, "max": 30 * 86_400})
+    #: The most outbound call records Redis keeps; past it the oldest finished go first.
+    max_outbound_calls: int = field(default=100_000, metadata={"min": 100, "max": 10_000_000})
 
 
 def problems_of(cfg: ClusterConfig) -> list[tuple[str, str]]:

@@ -92,12 +92,12 @@ async def place(request: web.Request) -> web.Response:
     except TelephonyError as exc:
         raise RestError(502, "carrier_refused", str(exc)) from None
     call = OutboundCall(call_id, name, to, from_, flow, variables)
-    request.app[TELEPHONY].outbound.add(call)
+    await request.app[TELEPHONY].outbound.add(call)
     return web.json_response(call.as_dict(), status=201)
 
 
 async def show(request: web.Request) -> web.Response:
-    call = request.app[TELEPHONY].outbound.get(request.match_info["call_id"])
+    call = await request.app[TELEPHONY].outbound.get(request.match_info["call_id"])
     if call is None:
         raise RestError(404, "unknown_call", "no outbound call with this id")
     return web.json_response(call.as_dict())

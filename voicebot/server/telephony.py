@@ -15,10 +15,11 @@ from typing import Any
 
 from aiohttp import web
 
+from ..cluster import make_outbound_store
 from ..records.audit import audit
 from ..telephony.carrier import TOKEN_PARAMETER, Carrier
 from ..telephony.lag import LagHistogram
-from ..telephony.outbound import OutboundCalls
+from ..telephony.outbound import OutboundStore
 from ..telephony.serializer import CallControl, MediaStreamSerializer, Start
 from . import phone_door
 from .browser import release_heartbeat
@@ -78,7 +79,8 @@ class Telephony:
         self.runtime = runtime
         self._controls: dict[str, CallControl | None] = {}
         self.status_counts: dict[str, int] = {}
-        self.outbound = OutboundCalls()  # calls placed through POST /api/v1/calls
+        #: calls placed through POST /api/v1/calls (in Redis when the fleet shares one)
+        self.outbound: OutboundStore = make_outbound_store(runtime.cluster)
         self.streams: set[MediaStream] = set()
         self.inbound_lag = LagHistogram()
         self.idle = asyncio.Event()  # no media stream open: lets shutdown and tests wait for it

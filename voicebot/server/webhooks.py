@@ -18,7 +18,7 @@ from aiohttp import web
 
 from ..records.audit import audit
 from ..telephony.carrier import Carrier, SharedValues, Webhook, WebhookForm
-from ..telephony.outbound import OutboundCall, OutboundCalls
+from ..telephony.outbound import OutboundCall, OutboundStore
 from .limits import calls_of
 from .phone_door import StreamTokens, refusal, subject_of
 from .public_url import public_base, request_url, ws_base
@@ -34,7 +34,7 @@ class Telephony(Protocol):
     runtime: Any
     tokens: StreamTokens
     status_counts: dict[str, int]
-    outbound: OutboundCalls
+    outbound: OutboundStore
 
     @property
     def public_url(self) -> str: ...
@@ -114,15 +114,18 @@ class CarrierWebhook:
         counts = self.telephony.status_counts
         counts[status] = counts.get(status, 0) + 1
 
-    def outbound_call(self, call_id: str) -> OutboundCall | None:
-        call = self.telephony.outbound.get(call_id)
+    async def outbound_call(self, call_id: str) -> OutboundCall | None:
+        call = await self.telephony.outbound.get(call_id) if call_id else None
         return call if call is not None and call.carrier == self.carrier.name else None
 
-    def call_progress(self, call_id: str, status: str, duration_s: float | None = None) -> None:
-        if self.outbound_call(call_id) is None:
+    async def call_progress(
+        self, call_id: str, status: str, duration_s: float | None = None
+    ) -> None:
+        if await self.outbound_call(call_id) is None:
             return
-        call = self.telephony.outbound.progress(call_id, status, duration_s)
-        if call is not None and call.outcome not in (None, "answered"):
+        call, ended = await self.telephony.outbound.progress(call_id, status, duration_s)
+        # once, on whichever instance the final callback reached
+        if call is not None and ended and call.outcome not in (None, "answered"):
             self.telephony.runtime.hook.call_ended(call=call, reason=call.outcome)
 
 

@@ -92,11 +92,13 @@ class WebhookCall(Protocol):
     def count_status(self, status: str) -> None:
         """Count one status callback in `GET /telephony/stats` (use a bounded set of names)."""
 
-    def outbound_call(self, call_id: str) -> OutboundCall | None:
+    async def outbound_call(self, call_id: str) -> OutboundCall | None:
         """The outbound call placed through `POST /api/v1/calls` with this carrier call id, if
         any: its answer mints the token with the call's `variables` (and `FLOW_VARIABLE`)."""
 
-    def call_progress(self, call_id: str, status: str, duration_s: float | None = None) -> None:
+    async def call_progress(
+        self, call_id: str, status: str, duration_s: float | None = None
+    ) -> None:
         """One status callback of an outbound call (the carrier's status name, e.g. Twilio's
         `ringing`, `in-progress`, `busy`): kept in its record; a call that ends unanswered goes
         to the `call_ended` hook with its outcome as the reason."""

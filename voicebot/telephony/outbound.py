@@ -3,16 +3,20 @@
 `POST /api/v1/calls` places a call through a carrier's `place_call` and records it here under
 the carrier's call id; the carrier's answer webhook looks the record up to start the call with
 its flow and variables, and its status webhook reports progress. What a dialer needs is kept per
-call: status, when it was answered and ended, duration and outcome. The table is bounded: the
-oldest finished calls are forgotten first.
+call: status, when it was answered and ended, duration and outcome.
+
+The store is async because it may be shared: with `cluster.redis_url` the records live in Redis
+(`voicebot.cluster.outbound`), so the instance that placed a call, the one its status webhook
+reaches and the one its answer lands on all see the same record. `OutboundCalls` here is the
+in-process one, bounded: the oldest finished calls are forgotten first.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar, Protocol
 
 #: a carrier's call statuses (Twilio's names; other carriers map onto them) → ours
 STATUSES = {
@@ -43,11 +47,18 @@ class OutboundCall:
     answered_at: float | None = None
     ended_at: float | None = None
     duration_s: float | None = None
+    #: what every `call_ended` hook reads of a call, for an unanswered call's record
+    session_id: ClassVar[None] = None
+    turns_count: ClassVar[int] = 0
 
     @property
     def transport(self) -> str:
         """Like a call's: the `call_ended` hook gets an unanswered call's record."""
         return self.carrier
+
+    @property
+    def started_at(self) -> float:
+        return self.created_at
 
     @property
     def outcome(self) -> str | None:
@@ -56,6 +67,15 @@ class OutboundCall:
         if self.status not in FINAL:
             return None
         return "answered" if self.answered_at is not None else self.status
+
+    def record(self) -> dict[str, Any]:
+        """Every field, for a shared store (`from_record` reads it back)."""
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> OutboundCall:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in record.items() if k in names})
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -74,12 +94,56 @@ class OutboundCall:
         }
 
 
+def advance(
+    call: OutboundCall, carrier_status: str, duration_s: float | None, now: float
+) -> tuple[bool, bool]:
+    """Apply one status callback to `call`: (changed, ended by it). A status arriving after the
+    final one (callbacks may be retried, reordered, or reach two instances) changes nothing, so
+    a call ends exactly once."""
+    status = STATUSES.get(carrier_status)
+    if status is None or call.status in FINAL:
+        return False, False
+    if status == "answered" and call.answered_at is None:
+        call.answered_at = now
+    if status in FINAL:
+        call.ended_at = now
+        if duration_s is not None:
+            call.duration_s = duration_s
+        elif call.answered_at is not None:
+            call.duration_s = round(now - call.answered_at, 3)
+        else:
+            call.duration_s = 0.0
+    changed = status != call.status or status in FINAL
+    call.status = status
+    return changed, status in FINAL
+
+
+class OutboundStore(Protocol):
+    """Where outbound call records live: this process, or Redis shared by the fleet."""
+
+    async def add(self, call: OutboundCall) -> None: ...
+
+    async def get(self, call_id: str) -> OutboundCall | None: ...
+
+    async def progress(
+        self, call_id: str, carrier_status: str, duration_s: float | None = None
+    ) -> tuple[OutboundCall | None, bool]:
+        """Apply one status callback: the record (None for a call we did not place) and
+        whether this callback ended the call."""
+        ...
+
+
 class OutboundCalls:
+    """The in-process store: the last `capacity` calls, the oldest finished ones evicted first."""
+
     def __init__(self, capacity: int = 1000) -> None:
         self.capacity = capacity
         self._calls: OrderedDict[str, OutboundCall] = OrderedDict()
 
-    def add(self, call: OutboundCall) -> None:
+    async def add(self, call: OutboundCall) -> None:
+        self.put(call)
+
+    def put(self, call: OutboundCall) -> None:
         self._calls[call.id] = call
         while len(self._calls) > self.capacity:
             oldest = next(
@@ -87,28 +151,13 @@ class OutboundCalls:
             )
             del self._calls[oldest]
 
-    def get(self, call_id: str) -> OutboundCall | None:
+    async def get(self, call_id: str) -> OutboundCall | None:
         return self._calls.get(call_id)
 
-    def progress(
+    async def progress(
         self, call_id: str, carrier_status: str, duration_s: float | None = None
-    ) -> OutboundCall | None:
-        """Apply one status callback; the record, or None for a call we did not place. A
-        status arriving after the final one (callbacks may be retried or reordered) is ignored."""
+    ) -> tuple[OutboundCall | None, bool]:
         call = self._calls.get(call_id)
-        status = STATUSES.get(carrier_status)
-        if call is None or status is None or call.status in FINAL:
-            return call
-        now = time.time()
-        if status == "answered" and call.answered_at is None:
-            call.answered_at = now
-        if status in FINAL:
-            call.ended_at = now
-            if duration_s is not None:
-                call.duration_s = duration_s
-            elif call.answered_at is not None:
-                call.duration_s = round(now - call.answered_at, 3)
-            else:
-                call.duration_s = 0.0
-        call.status = status
-        return call
+        if call is None:
+            return None, False
+        return call, advance(call, carrier_status, duration_s, time.time())[1]
