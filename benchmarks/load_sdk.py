@@ -44,7 +44,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from voicebot.audio import Resampler, encode  # noqa: E402
 from voicebot.bench.load import frames, noise_frame, voiced  # noqa: E402
-from voicebot.bench.target import proc_stats  # noqa: E402
+from voicebot.bench.target import proc_stats, process_tree  # noqa: E402
+from voicebot.server.supervisor import default_workers  # noqa: E402
 from voicebot.stats import percentile  # noqa: E402
 
 FRAME_S = 0.020
@@ -126,21 +127,22 @@ def server_config(tmp: Path, fake_url: str, args) -> Path:
 
 
 def tree_stats(pid: int) -> tuple[float, float]:
-    """(CPU seconds, RSS MB) of a process and its children (the workers of `--workers N`)."""
-    pids = [pid]
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        children = []
-    pids += [int(c) for c in children]
-    cpu = rss = 0.0
-    for p in pids:
+    """(CPU seconds, RSS MB) of a process and all its descendants (the workers of
+    `--workers N`): `proc_stats` walks the tree itself, so children are not added again (that
+    counted every worker twice)."""
+    return proc_stats(pid)
+
+
+def process_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each process of the server (supervisor first, then its workers)."""
+    out = {}
+    for p in process_tree(pid):
         try:
-            c, r = proc_stats(p)
-        except (OSError, StopIteration):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
             continue
-        cpu, rss = cpu + c, rss + r
-    return cpu, rss
+        out[p] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
 
 
 # ------------------------------------------------------------------------------ callers
@@ -369,6 +371,8 @@ async def load(port: int, server_pid: int, calls: int, args, fake_pid: int = 0) 
                 stderr=subprocess.DEVNULL,
             )
         cpu0, _ = tree_stats(server_pid)
+        procs0 = process_cpu(server_pid)
+        procs: dict[int, float] = {}
         fake0, own0 = tree_stats(fake_pid)[0] if fake_pid else 0.0, time.process_time()
         rss_peak = 0.0
         steady: tuple[float, float] | None = None
@@ -380,6 +384,11 @@ async def load(port: int, server_pid: int, calls: int, args, fake_pid: int = 0) 
             rss_peak = max(rss_peak, rss)
             if steady is None and res.calls_done + len(res.calls_failed) > 0:
                 steady = (samples[-1][0] - steady_from, samples[-1][1] - cpu0)
+                procs = {
+                    p: (c - procs0[p]) / steady[0] * 100
+                    for p, c in process_cpu(server_pid).items()
+                    if p in procs0
+                }
                 others = (
                     (tree_stats(fake_pid)[0] - fake0 if fake_pid else 0.0) / steady[0] * 100,
                     (time.process_time() - own0) / steady[0] * 100,
@@ -409,6 +418,8 @@ async def load(port: int, server_pid: int, calls: int, args, fake_pid: int = 0) 
         "cpu_pct": steady_cpu,
         "cpu_peak_pct": peak * 100,
         "cpu_pct_per_call": steady_cpu / calls,
+        # the same window, each process alone: the supervisor (first), then each worker
+        "process_cpu_pct": list(procs.values()),
         # all the work of the run, however contended the machine: the figure to compare levers
         "cpu_ms_per_call": cpu_total / calls * 1000,
         "rss_mb": rss_peak,
@@ -419,31 +430,47 @@ async def load(port: int, server_pid: int, calls: int, args, fake_pid: int = 0) 
     }
 
 
-async def wait_health(port: int, proc: subprocess.Popen) -> None:
+async def wait_health(port: int, proc: subprocess.Popen, workers: int = 1) -> None:
+    """Until every worker is up: the first answers `/health` while the others still load, and
+    their start-up CPU would otherwise be counted as the calls'."""
     async with aiohttp.ClientSession() as http:
-        for _ in range(600):
+        for _ in range(1200):
             if proc.poll() is not None:
                 raise SystemExit(f"the server exited with {proc.returncode}")
             try:
                 async with http.get(f"http://127.0.0.1:{port}/health") as r:
-                    if r.status == 200:
+                    health = await r.json()
+                    up = [
+                        p for p in health.get("processes", [{}]) if p.get("status") != "unreachable"
+                    ]
+                    if r.status == 200 and health["status"] == "healthy" and len(up) >= workers:
                         return
-            except aiohttp.ClientError:
+            except (aiohttp.ClientError, ValueError):
                 pass
             await asyncio.sleep(0.1)
     raise SystemExit("the server did not come up")
 
 
-async def warm(port: int, args) -> None:
-    """One call first, so lazily imported code and the fake's connections are warm."""
+async def warm(port: int, args, workers: int = 1) -> None:
+    """Calls first, until every worker has taken one, so lazily imported code and each worker's
+    connections to the fake are warm (the kernel picks the worker: a few rounds may be needed)."""
     quick = argparse.Namespace(**{**vars(args), "turns": 1})
-    res = Results()
+    speech, quiet = frames(voiced(args.speech_ms)), noise_frame(1)
+    seen: set[int] = set()
     async with aiohttp.ClientSession() as http:
-        clock = Clock(res)
+        clock = Clock(Results())
         ticker = asyncio.ensure_future(clock.run())
-        await one_call(
-            port, http, clock, quick, res, frames(voiced(args.speech_ms)), noise_frame(1)
-        )
+        for _round in range(6):
+            batch = [
+                asyncio.ensure_future(one_call(port, http, clock, quick, Results(), speech, quiet))
+                for _ in range(2 * workers - 1 if workers > 1 else 1)
+            ]
+            await asyncio.sleep(1.0)
+            async with http.get(f"http://127.0.0.1:{port}/calls") as r:
+                seen |= {c.get("pid", 0) for c in (await r.json()).get("calls", [])}
+            await asyncio.gather(*batch)
+            if workers <= 1 or len(seen) >= workers:
+                break
         ticker.cancel()
 
 
@@ -482,6 +509,7 @@ def main() -> None:
         [sys.executable, __file__, "--serve-fake", str(port_file)], env=env, cwd=ROOT
     )
     rows = []
+    workers = args.workers if args.workers is not None else default_workers()
     try:
         while not port_file.exists() or not port_file.read_text():
             if fake.poll() is not None:
@@ -500,8 +528,8 @@ def main() -> None:
                 cmd += ["--workers", str(args.workers)]
             server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=server_env, cwd=ROOT)
             try:
-                asyncio.run(wait_health(port, server))
-                asyncio.run(warm(port, args))
+                asyncio.run(wait_health(port, server, workers))
+                asyncio.run(warm(port, args, workers))
                 row = asyncio.run(load(port, server.pid, calls, args, fake.pid))
             finally:
                 server.send_signal(signal.SIGTERM)
@@ -520,7 +548,7 @@ def print_row(r: dict, header: bool) -> None:
         print(
             "calls | done/failed | turns answered | v2v p50 / p95 ms | server CPU % of a core "
             "(peak) | CPU %/call | server CPU ms per call (whole run) | RSS MB | "
-            "fake / load generator CPU % | tick lag p99 ms",
+            "fake / load generator CPU % | tick lag p99 ms | CPU % by process",
             flush=True,
         )
     print(
@@ -529,7 +557,7 @@ def print_row(r: dict, header: bool) -> None:
         f"{r['cpu_pct']:.0f} ({r['cpu_peak_pct']:.0f}) | {r['cpu_pct_per_call']:.3f} | "
         f"{r['cpu_ms_per_call']:.0f} | "
         f"{r['rss_mb']:.0f} | {r['fake_cpu_pct']:.0f} / {r['loadgen_cpu_pct']:.0f} | "
-        f"{r['send_lag_p99']:.1f}",
+        f"{r['send_lag_p99']:.1f} | " + " ".join(f"{c:.0f}" for c in r["process_cpu_pct"]),
         flush=True,
     )
 

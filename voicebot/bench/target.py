@@ -38,7 +38,7 @@ def fetch(url: str) -> Any:
     return json.loads(body) if body.startswith("{") else body
 
 
-def _tree(pid: int) -> list[int]:
+def process_tree(pid: int) -> list[int]:
     """`pid` and all its descendants (the workers of `voicebot run --workers N`)."""
     pids, todo = [], [pid]
     while todo:
@@ -53,7 +53,7 @@ def _tree(pid: int) -> list[int]:
 def proc_stats(pid: int) -> tuple[float, float]:
     """(CPU seconds used, RSS in MB) of a process and its children, from /proc."""
     cpu = rss_kb = 0.0
-    for p in _tree(pid):
+    for p in process_tree(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
             status = Path(f"/proc/{p}/status").read_text().splitlines()
