@@ -138,3 +138,47 @@ async def test_sigterm_drains_the_calls_of_every_worker(tmp_path):
         assert len(drained) == 2 and all("worker " in line for line in drained), out
     finally:
         await stop(proc)
+
+
+async def ready(port: int) -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/ready") as r:
+        return r.status, await r.json()
+
+
+async def test_drain_and_ready_act_on_every_worker(tmp_path):
+    proc, port = await start(tmp_path)
+    try:
+        clients, _ = await calls_on_both(port)
+        for _ in range(4):  # whichever worker answers, the server is ready
+            status, body = await ready(port)
+            assert status == 200 and body["status"] == "healthy"
+            assert len(body["processes"]) == 2
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"http://127.0.0.1:{port}/drain") as r,
+        ):
+            assert r.status == 200
+            drained = await r.json()
+        assert drained["status"] == "draining"
+        assert drained["active_calls"] == len(clients)
+        assert [p["status"] for p in drained["processes"]] == ["draining", "draining"]
+        for _ in range(4):  # every worker stopped taking calls, not only the one asked
+            status, body = await ready(port)
+            assert status == 503 and body["status"] == "draining"
+            assert [p["status"] for p in body["processes"]] == ["draining", "draining"]
+        assert (await get(port, "/health"))["active_calls"] == len(clients)  # calls go on
+        # a worker restarted after the drain does not take calls either
+        old = {p["worker"]: p["pid"] for p in (await get(port, "/health"))["processes"]}
+        os.kill(old[1], signal.SIGKILL)
+        async with asyncio.timeout(60):
+            while True:
+                _, body = await ready(port)
+                now = {p["worker"]: p for p in body["processes"]}
+                if now[1].get("pid") not in (None, old[1]):
+                    break
+                await asyncio.sleep(0.2)
+        assert now[1]["status"] == "draining" and body["status"] == "draining"
+        for c in clients:
+            await c.ws.close()
+    finally:
+        await stop(proc)

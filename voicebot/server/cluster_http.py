@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from ..cluster.state import ClusterUnavailable
-from .appkeys import RUNTIME, SUBJECT
+from .appkeys import CLUSTER, RUNTIME, SUBJECT
 from .rest import RestError, bounded_str, json_object
 
 FORWARDED = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
@@ -71,9 +71,16 @@ async def transfer(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    """Readiness: 503 while draining, so a load balancer sends new calls elsewhere."""
+    """Readiness: 503 while draining, so a load balancer sends new calls elsewhere. Under
+    `run --workers N` it is the whole server's: ready while any worker takes calls and none was
+    told to drain (a worker restarting leaves the others taking calls)."""
     health = request.app[RUNTIME].health()
-    return web.json_response(health, status=200 if health["status"] == "healthy" else 503)
+    cluster = request.app.get(CLUSTER)
+    if cluster is not None:
+        health = await cluster.health(health)
+    taking = [p for p in health.get("processes", [health]) if p.get("status") == "healthy"]
+    ok = health["status"] != "draining" and bool(taking)
+    return web.json_response(health, status=200 if ok else 503)
 
 
 def _from_this_host(request: web.Request) -> bool:
@@ -90,6 +97,9 @@ async def drain(request: web.Request) -> web.Response:
     from this host only: any process that can reach loopback here could stop it anyway."""
     if not _from_this_host(request):
         raise RestError(403, "forbidden", "drain is accepted from this host only")
+    cluster = request.app.get(CLUSTER)  # `run --workers N`: every worker stops
+    if cluster is not None:
+        return web.json_response(await cluster.drain())
     runtime = request.app[RUNTIME]
     runtime.accepting = False
     return web.json_response({"status": "draining", "active_calls": len(runtime.calls)})

@@ -1,4 +1,5 @@
-"""One worker of `voicebot run --workers N`, answering `/health` and `/calls` for the whole server.
+"""One worker of `voicebot run --workers N`, answering `/health`, `/calls`, `/ready` and `/drain`
+for the whole server.
 
 The port is shared with SO_REUSEPORT, so a monitoring request lands on any one worker; reporting
 that worker alone would show a load balancer half the calls and none of a sibling's trouble.
@@ -7,6 +8,10 @@ directory (mode 0700, made by the supervisor), and the worker that got the reque
 siblings there and merges. Only small JSON crosses: no audio, and nothing is written per call.
 A sibling that does not answer within `SIBLING_TIMEOUT_S` (crashed, restarting) is listed as
 unreachable and makes the server `degraded`, rather than stalling the probe.
+
+`POST /drain` stops every worker taking calls: the worker that got it tells its siblings, and
+leaves a marker in the state directory so that a worker the supervisor restarts afterwards does
+not take calls either.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ def socket_path(state_dir: Path, index: int) -> Path:
 def ready_path(state_dir: Path, index: int) -> Path:
     """Written once the worker listens on the public port: the supervisor's readiness signal."""
     return state_dir / f"worker-{index}.ready"
+
+
+def drain_marker(state_dir: Path) -> Path:
+    return state_dir / "draining"
 
 
 def local_calls(runtime: Any) -> dict[str, Any]:
@@ -72,12 +81,22 @@ class Cluster:
     async def _calls(self, request: web.Request) -> web.Response:
         return web.json_response({**local_calls(self.runtime), **self._me()})
 
+    def _stop_taking_calls(self) -> dict[str, Any]:
+        self.runtime.accepting = False
+        return {"status": "draining", "active_calls": len(self.runtime.calls), **self._me()}
+
+    async def _drain(self, request: web.Request) -> web.Response:
+        return web.json_response(self._stop_taking_calls())
+
     async def start(self, _app: web.Application | None = None) -> None:
         """Serve this worker's own figures to its siblings (no auth: the socket's directory is
         private to the server's user)."""
+        if drain_marker(self.state_dir).exists():  # restarted after `POST /drain`
+            self.runtime.accepting = False
         admin = web.Application()
         admin.router.add_get("/health", self._health)
         admin.router.add_get("/calls", self._calls)
+        admin.router.add_post("/drain", self._drain)
         self._runner = web.AppRunner(admin, access_log=None)
         await self._runner.setup()
         path = socket_path(self.state_dir, self.index)
@@ -96,21 +115,23 @@ class Cluster:
 
     # ------------------------------------------------------------------------- siblings
 
-    async def _ask(self, index: int, route: str) -> dict[str, Any]:
+    async def _ask(self, index: int, route: str, method: str = "GET") -> dict[str, Any]:
         path = socket_path(self.state_dir, index)
         try:
             async with (
                 asyncio.timeout(SIBLING_TIMEOUT_S),
                 aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(path))) as http,
-                http.get(f"http://worker{route}") as r,
+                http.request(method, f"http://worker{route}") as r,
             ):
                 return await r.json()
         except (OSError, aiohttp.ClientError, TimeoutError, ValueError):
             return {"worker": index, "status": "unreachable"}
 
-    async def _all(self, route: str, mine: dict[str, Any]) -> list[dict[str, Any]]:
+    async def _all(
+        self, route: str, mine: dict[str, Any], method: str = "GET"
+    ) -> list[dict[str, Any]]:
         others = [i for i in range(self.count) if i != self.index]
-        answers = await asyncio.gather(*(self._ask(i, route) for i in others))
+        answers = await asyncio.gather(*(self._ask(i, route, method) for i in others))
         return sorted([{**mine, **self._me()}, *answers], key=lambda a: a["worker"])
 
     async def health(self, mine: dict[str, Any]) -> dict[str, Any]:
@@ -138,6 +159,20 @@ class Cluster:
                     if k in h
                 }
                 for h in every
+            ],
+        }
+
+    async def drain(self) -> dict[str, Any]:
+        """Every worker stops taking calls; calls in progress go on."""
+        drain_marker(self.state_dir).write_text(str(self.pid))
+        every = await self._all("/drain", self._stop_taking_calls(), "POST")
+        up = [a for a in every if a.get("status") != "unreachable"]
+        return {
+            "status": "draining",
+            "active_calls": sum(a.get("active_calls", 0) for a in up),
+            "processes": [
+                {k: a[k] for k in ("worker", "pid", "status", "active_calls") if k in a}
+                for a in every
             ],
         }
 
