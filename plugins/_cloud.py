@@ -256,6 +256,25 @@ def http_client(timeout: float) -> Any:
     )
 
 
+def openai_http_client(timeout: float) -> Any:
+    """The `openai` SDK's own aiohttp transport (`DefaultAioHttpClient`) where the installed SDK
+    has it: per request and per streamed chunk it costs under half the CPU of the httpx/httpcore
+    pool (benchmarks/sdk_requests.py), which scans its connections in Python on every request.
+    Same limits as `http_client`, which an SDK without the transport gets instead."""
+    try:
+        import httpx2
+        from openai import DefaultAioHttpClient
+    except ImportError:
+        return http_client(timeout)
+    try:
+        return DefaultAioHttpClient(
+            timeout=httpx2.Timeout(timeout),
+            limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=200),
+        )
+    except RuntimeError:  # an SDK whose aiohttp transport needs an extra that is not installed
+        return http_client(timeout)
+
+
 class SharedClient:
     """The process-wide SDK client a cloud provider owns: one per provider instance, created in
     `start()`, shared by every call for connection reuse."""

@@ -37,8 +37,8 @@ from ._cloud import (
     SharedClient,
     audio_body,
     bounded,
-    http_client,
     map_error,
+    openai_http_client,
     require_key,
 )
 
@@ -79,7 +79,7 @@ class _OpenAIClient(SharedClient):
             max_retries=opts.max_retries,
             default_headers=opts.headers or None,
             # one tuned pool per provider instance, shared by every call of the process
-            http_client=http_client(opts.timeout),
+            http_client=openai_http_client(opts.timeout),
         )
 
     async def aclose(self) -> None:

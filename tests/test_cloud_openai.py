@@ -226,3 +226,15 @@ async def test_stt_speculation_can_be_turned_off_to_save_requests(fake, speculat
         await stt.aclose()
     assert result.text == "hello world"
     assert fake.count("transcriptions") == (2 if speculate else 1)
+
+
+async def test_the_sdk_speaks_through_its_aiohttp_transport(fake):
+    """Half the CPU per request of the httpx/httpcore pool (benchmarks/sdk_requests.py)."""
+    from openai import DefaultAioHttpClient
+
+    llm = await started(OpenAILLM, fake)
+    try:
+        assert isinstance(llm.client._client, DefaultAioHttpClient)
+        assert await collect(llm.stream([Message("user", "hi")]))
+    finally:
+        await llm.aclose()
