@@ -526,7 +526,8 @@ def main() -> None:
             cmd += ["--log-level", "WARNING"]
             if args.workers is not None:
                 cmd += ["--workers", str(args.workers)]
-            server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=server_env, cwd=ROOT)
+            cwd = args.server_path or ROOT  # `-m` puts the working directory first on the path
+            server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=server_env, cwd=cwd)
             try:
                 asyncio.run(wait_health(port, server, workers))
                 asyncio.run(warm(port, args, workers))

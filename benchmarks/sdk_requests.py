@@ -30,16 +30,22 @@ from voicebot_plugins.openai_providers import OpenAILLM, OpenAISTT, OpenAITTS  #
 UTTERANCE = bytes(2 * 16000 * 22 // 10)  # 2.2 s of PCM16 at 16 kHz
 
 
-async def turn(stt, llm, tts) -> None:
-    await stt.transcribe(UTTERANCE, 16000)
-    text = "".join(
-        [t async for t in llm.stream([Message("user", "what time is it")]) if isinstance(t, str)]
-    )
-    async for _chunk in tts.synthesize(text, AudioFormat(8000, "mulaw")):
-        pass
+ROLES = ("stt", "llm", "tts")
 
 
-async def run(url: str, turns: int, concurrency: int) -> dict[str, float]:
+async def turn(stt, llm, tts, roles=ROLES) -> None:
+    if "stt" in roles:
+        await stt.transcribe(UTTERANCE, 16000)
+    text = "It is three o'clock."
+    if "llm" in roles:
+        parts = [t async for t in llm.stream([Message("user", "what time is it")])]
+        text = "".join(t for t in parts if isinstance(t, str))
+    if "tts" in roles:
+        async for _chunk in tts.synthesize(text, AudioFormat(8000, "mulaw")):
+            pass
+
+
+async def run(url: str, turns: int, concurrency: int, roles=ROLES) -> dict[str, float]:
     opts = {"api_key": "sk-bench", "base_url": f"{url}/v1"}
     providers = [cls(cls.Options(**opts)) for cls in (OpenAISTT, OpenAILLM, OpenAITTS)]
     for p in providers:
@@ -50,7 +56,7 @@ async def run(url: str, turns: int, concurrency: int) -> dict[str, float]:
 
         async def one() -> None:
             async with gate:
-                await turn(*providers)
+                await turn(*providers, roles)
 
         cpu0, t0 = time.process_time(), time.monotonic()
         await asyncio.gather(*(one() for _ in range(turns)))
@@ -66,6 +72,7 @@ def main() -> None:
     p.add_argument("--turns", type=int, default=300)
     p.add_argument("--concurrency", type=int, default=30)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--roles", nargs="+", choices=ROLES, default=list(ROLES))
     args = p.parse_args()
     port_file = Path(tempfile.mkdtemp()) / "fake.port"
     fake = subprocess.Popen(
@@ -78,13 +85,17 @@ def main() -> None:
                 raise SystemExit("the fake OpenAI server did not start")
             time.sleep(0.05)
         url = f"http://127.0.0.1:{port_file.read_text()}"
-        figures = [asyncio.run(run(url, args.turns, args.concurrency)) for _ in range(args.runs)]
+        figures = [
+            asyncio.run(run(url, args.turns, args.concurrency, args.roles))
+            for _ in range(args.runs)
+        ]
     finally:
         fake.terminate()
         fake.wait(timeout=10)
     per_turn = sorted(f["cpu_ms_per_turn"] for f in figures)
     print(
-        f"{args.turns} turns, {args.concurrency} at once: client CPU per turn (STT + LLM + TTS) "
+        f"{args.turns} turns, {args.concurrency} at once: client CPU per turn "
+        f"({' + '.join(args.roles)}) "
         f"median {per_turn[len(per_turn) // 2]:.2f} ms (runs: "
         + ", ".join(f"{v:.2f}" for v in per_turn)
         + f"); load average {os.getloadavg()[0]:.1f}",

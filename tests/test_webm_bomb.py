@@ -178,6 +178,22 @@ def test_streamed_audio_bursts_5_s_and_a_whole_utterance_30_s():
     assert refused.value.code == "rate_limited"
 
 
+def test_one_meter_serves_a_calls_messages_each_with_its_own_cap():
+    """A call reuses one meter for its 50 messages a second (`fresh()` per message) instead of
+    building one each; the per-message cap and the shared budget hold as before."""
+    budget = AudioBudget(LimitsConfig(audio_realtime_factor=1.5, audio_burst_s=5.0), 30.0)
+    meter = budget.meter(2.0)
+    meter.fresh()(1.5)
+    with pytest.raises(AudioLimitError) as refused:
+        meter(0.6)  # the same message: over its 2 s
+    assert refused.value.code == "audio_too_large"
+    assert meter.fresh() is meter
+    meter(1.9)  # a new message has its own 2 s
+    with pytest.raises(AudioLimitError) as refused:
+        meter.fresh()(1.9)  # 1.5 + 1.9 + 1.9 > 5 s of burst: the budget is the call's
+    assert refused.value.code == "rate_limited"
+
+
 def test_the_opus_decoder_is_imported_at_start_up_not_on_the_first_callers_loop(tmp_path):
     """Importing PyAV costs 0.2–0.3 s of CPU: on the event loop at the first WebM call it would
     stall every other call (seen as a 295 ms loop stall in the soak's bomb phase)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from .types import AudioLimitError, Meter
+from .types import AudioLimitError
 
 if TYPE_CHECKING:
     from ..config import LimitsConfig
@@ -48,26 +48,40 @@ class AudioBudget:
         self.bucket = TokenBucket(self.factor, max(limits.audio_burst_s, longest_message_s))
         self._streamed_floor = self.bucket.capacity - limits.audio_burst_s
 
-    def meter(self, cap_s: float, streamed: bool = True) -> Meter:
+    def meter(self, cap_s: float, streamed: bool = True) -> MessageMeter:
         """A meter for one message of at most `cap_s` seconds of audio."""
-        floor = self._streamed_floor if streamed else 0.0
-        used = 0.0
+        return MessageMeter(self, cap_s, self._streamed_floor if streamed else 0.0)
 
-        def charge(seconds: float) -> None:
-            nonlocal used
-            used += seconds
-            if used > cap_s + 1e-9:
-                raise AudioLimitError(
-                    "audio_too_large",
-                    f"one message may carry at most {cap_s:g} s of audio; send smaller chunks",
-                    "audio message too large",
-                )
-            if not self.bucket.take(seconds, floor=floor):
-                raise AudioLimitError(
-                    "rate_limited",
-                    f"decoded audio arrives faster than {self.factor:g}× real time; "
-                    "stream audio as it is captured",
-                    "rate limit exceeded",
-                )
 
-        return charge
+class MessageMeter:
+    """Charges one message's decoded audio to its call's budget. A call's streamed messages
+    (50 a second on a phone line) share one, `fresh()` before each, instead of a new one each."""
+
+    __slots__ = ("_budget", "_cap_s", "_floor", "_used")
+
+    def __init__(self, budget: AudioBudget, cap_s: float, floor: float) -> None:
+        self._budget = budget
+        self._cap_s = cap_s
+        self._floor = floor
+        self._used = 0.0
+
+    def fresh(self) -> MessageMeter:
+        """This meter, for the next message."""
+        self._used = 0.0
+        return self
+
+    def __call__(self, seconds: float) -> None:
+        self._used += seconds
+        if self._used > self._cap_s + 1e-9:
+            raise AudioLimitError(
+                "audio_too_large",
+                f"one message may carry at most {self._cap_s:g} s of audio; send smaller chunks",
+                "audio message too large",
+            )
+        if not self._budget.bucket.take(seconds, floor=self._floor):
+            raise AudioLimitError(
+                "rate_limited",
+                f"decoded audio arrives faster than {self._budget.factor:g}× real time; "
+                "stream audio as it is captured",
+                "rate limit exceeded",
+            )

@@ -76,6 +76,7 @@ class Call:
         limits = services.config.security.limits
         self._limits = limits
         self._audio_budget = AudioBudget(limits, cfg.max_utterance_ms / 1000)
+        self._stream_meter = self._audio_budget.meter(limits.max_message_audio_s)
         self._closing = False
         self._context = contextvars.copy_context()
         self._context.run(usage_sink.set, self.report_usage)
@@ -260,7 +261,7 @@ class Call:
         if self._paused:
             return
         try:
-            self.listener.feed(data, self._audio_budget.meter(self._limits.max_message_audio_s))
+            self.listener.feed(data, self._stream_meter.fresh())
         except audio.UnsupportedAudio as exc:  # told once; the call goes on
             self.spawn(self.error("unsupported_audio", str(exc), detected=exc.detected), "error")
         except audio.AudioFormatError as exc:  # a corrupt compressed stream cannot resync
