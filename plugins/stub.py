@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,7 +25,9 @@ from voicebot.providers import (
 
 
 class StubSTT(BatchSTT):
-    """Answers every non-empty utterance with `text`."""
+    """Answers every non-empty utterance with `text`, or, with `per_burst`, with one phrase per
+    loud burst in the audio decoded: like a real recogniser, audio holding two bursts comes back
+    as two phrases, so a test sees what one decode was given."""
 
     name = "stub"
 
@@ -33,13 +35,31 @@ class StubSTT(BatchSTT):
     class Options:
         text: str = "hello there"
         delay_ms: int = 0
+        #: the phrase said by the 1st, 2nd, … burst of sound (over 50 ms apart) in an utterance
+        per_burst: list[str] = field(default_factory=list)
 
     async def transcribe(self, pcm: bytes, sample_rate: int) -> Transcript:
         if self.options.delay_ms:
             await asyncio.sleep(self.options.delay_ms / 1000)
         if not pcm:
             return Transcript("", final=True, confidence=0.0)
+        if self.options.per_burst:
+            n = _bursts(pcm, sample_rate)
+            return Transcript(" ".join(self.options.per_burst[:n]), final=True, confidence=1.0)
         return Transcript(self.options.text, final=True, confidence=1.0)
+
+
+def _bursts(pcm: bytes, sample_rate: int) -> int:
+    """Runs of 10 ms blocks louder than a whisper, counted as separate when 50 ms apart."""
+    block = sample_rate // 100
+    x = np.frombuffer(pcm[: len(pcm) // (2 * block) * 2 * block], "<i2").astype(np.float32)
+    loud = np.sqrt((x.reshape(-1, block) ** 2).mean(axis=1)) > 500
+    runs, quiet = 0, 5
+    for is_loud in loud:
+        if is_loud and quiet >= 5:
+            runs += 1
+        quiet = 0 if is_loud else quiet + 1
+    return runs
 
 
 class StubTTS(TTS):

@@ -57,15 +57,35 @@ def finals(c: Client) -> list[str]:
     return [e["text"] for _, e in c.events if e.get("type") == "transcript" and e["final"]]
 
 
+def two_pieces(wait_ms: int, *pieces: str, delay_ms: int = 0) -> dict:
+    cfg = config("", wait_ms)
+    cfg["providers"]["stt"] = {"use": "stub", "per_burst": list(pieces), "delay_ms": delay_ms}
+    return cfg
+
+
 async def test_pieces_of_one_turn_cut_at_a_thinking_pause_are_one_turn(tmp_path):
-    async with serve(tmp_path, config("I'd like to book a table for", 3000)) as server:
+    cfg = two_pieces(3000, "I'd like to book a table for", "four people")
+    async with serve(tmp_path, cfg) as server:
         c = await greeted(server)
         start = time.monotonic()
         # a pause longer than the 200 ms hangover: the VAD ends an utterance in it
         await c.stream(tone(300) + silence(700) + tone(300) + silence(400))
         await c.wait_for(lambda e: e.get("type") == "response" and e["final"], after=start)
-        joined = "I'd like to book a table for I'd like to book a table for"
-        assert finals(c) == [joined]  # one turn, both pieces, answered only once
+        # one turn, answered once, and both pieces decoded as ONE audio: the stub says a phrase
+        # per burst it was given, so fragments joined as text would read "…for I'd like…"
+        assert finals(c) == ["I'd like to book a table for four people"]
+        await c.close()
+
+
+async def test_a_caller_going_on_before_the_transcript_is_decoded_whole(tmp_path):
+    # the first piece's transcript comes while the caller already speaks again
+    cfg = two_pieces(0, "what time", "is it", delay_ms=500)
+    async with serve(tmp_path, cfg) as server:
+        c = await greeted(server)
+        start = time.monotonic()
+        await c.stream(tone(300) + silence(400) + tone(500) + silence(400))
+        await c.wait_for(lambda e: e.get("type") == "response" and e["final"], after=start)
+        assert finals(c) == ["what time is it"]
         await c.close()
 
 

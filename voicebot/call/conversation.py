@@ -282,8 +282,8 @@ class Conversation:
         for action in self._turns.heard_words():
             self.act(action)
 
-    async def transcribed(self, result: Transcript) -> None:
-        await self._words.transcribed(result)
+    async def transcribed(self, result: Transcript, joined: bool = False) -> None:
+        await self._words.transcribed(result, joined)
 
     async def stt_failed(self, exc: ProviderError, finalizing: bool) -> None:
         await self._words.stt_failed(exc, finalizing)

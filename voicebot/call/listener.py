@@ -32,6 +32,7 @@ from .turns import Action, TurnTaker
 log = logging.getLogger("voicebot.call")
 
 STT_QUEUE_FRAMES = 500  # 10 s of 20 ms frames: a stalled STT sheds audio instead of memory
+CARRY_MAX_S = 30  # audio of one turn kept to decode its pieces together (a batch STT's limit)
 
 
 class ListenerHost(Protocol):
@@ -43,8 +44,9 @@ class ListenerHost(Protocol):
     def heard_words(self, partial: Transcript) -> None:
         """Words not yet final, from either recogniser."""
 
-    async def transcribed(self, result: Transcript) -> None:
-        """The final transcript of the turn that just ended."""
+    async def transcribed(self, result: Transcript, joined: bool) -> None:
+        """The final transcript of the turn that just ended; `joined`: its audio began with the
+        pieces `carry_last()` kept, so the text covers them too."""
 
     async def stt_failed(self, exc: ProviderError, finalizing: bool) -> None: ...
 
@@ -82,6 +84,12 @@ class Listener:
         self._preroll: deque[bytes] = deque(maxlen=max(1, cfg.preroll_ms // cfg.frame_ms))
         self._hangover: list[bytes] | None = None  # silence held back from STT while speculating
         self._stt_queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(STT_QUEUE_FRAMES)
+        # The pieces of one turn that the VAD cut at a pause are decoded as one audio: what the
+        # current utterance gave STT, the last finalized one, and the pieces carried over.
+        self._sent = bytearray()
+        self._last = b""
+        self._carry = b""
+        self._carry_limit = CARRY_MAX_S * self._rate * 2
         self._vad_rate: int | None = None
         self.amd: Any = None  # a `CallAmd` when the call detects answering machines
         self.listen_at(fmt)
@@ -202,6 +210,8 @@ class Listener:
             if self._stt_resampler is not None:
                 self._stt_resampler.reset()  # a new utterance: no history from the last one
                 self._stt_pending.clear()
+            if self._carry:
+                self._to_stt("audio", self._carry)  # the turn's earlier pieces, then this one
             for frame in self._preroll:
                 self._stt_audio(frame)
         self._preroll.clear()
@@ -220,7 +230,27 @@ class Listener:
     def finalize(self) -> None:
         """The turn is over: the transcript's deadline counts from now."""
         self.stt.turn_ended()
-        self._to_stt("finalize", None)
+        self._to_stt("finalize", bool(self._carry))
+        self._last, self._carry = bytes(self._sent), b""
+        self._sent.clear()
+
+    def carry_last(self) -> None:
+        """The words of the utterance just transcribed are not a whole turn (the caller paused
+        mid-phrase, or went on talking): its audio is decoded again with what comes next, as
+        one audio, so Whisper hears the phrase whole instead of two fragments. An utterance
+        already under way is restarted with the kept audio in front."""
+        if self.endpointing or not self._last:
+            return
+        self._carry, self._last = self._last[-self._carry_limit :], b""
+        if self._turns.in_utterance:
+            self._flush_stt_audio()
+            current = bytes(self._sent)
+            self._to_stt("cancel", None)
+            self._to_stt("audio", self._carry + current)
+
+    def drop_carry(self) -> None:
+        """The kept pieces were answered on their own: the next utterance starts afresh."""
+        self._carry = b""
 
     # ----------------------------------------------------------------------------------- STT
 
@@ -229,6 +259,7 @@ class Listener:
             self._to_partials(item if kind == "audio" else None)
         if kind == "cancel":
             self._stt_pending.clear()
+            self._sent.clear()
         elif kind != "audio" and self._stt_pending:
             self._flush_stt_audio()  # speculate/finalize see every frame of the utterance
         try:
@@ -238,6 +269,8 @@ class Listener:
                 return  # STT is stalled: shed audio, never memory
             self._stt_queue.get_nowait()
             self._stt_queue.put_nowait((kind, item))
+        if kind == "audio" and len(self._sent) < self._carry_limit:
+            self._sent += item
 
     def _to_partials(self, pcm: bytes | None) -> None:
         """Audio for the partials recogniser, or None: the utterance is over, drop it."""
@@ -273,7 +306,7 @@ class Listener:
                 elif kind == "cancel":
                     await self.stt.cancel()
                 elif kind == "finalize":
-                    await self._host.transcribed(await self.stt.finalize())
+                    await self._host.transcribed(await self.stt.finalize(), joined=item)
             except ProviderError as exc:
                 log.warning("call %s: STT failed: %s", self._call_id, exc)
                 await self._host.stt_failed(exc, finalizing=kind == "finalize")

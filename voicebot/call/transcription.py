@@ -126,12 +126,19 @@ class Transcription:
     async def send_transcript(self, t: Transcript) -> None:
         await self._io.send_event(events.Transcript(t.text, t.final, t.confidence))
 
-    async def transcribed(self, result: Transcript) -> None:
+    async def transcribed(self, result: Transcript, joined: bool = False) -> None:
+        """`joined`: the audio decoded began with the pieces kept by `carry_last()`, so its text
+        replaces the pending one instead of being appended to it."""
         self._host.turn.stt_final = self._loop.time()
         self._finals_pending = max(0, self._finals_pending - 1)
-        text = " ".join(p for p in (self.pending_text, result.text.strip()) if p)
+        heard = result.text.strip()
+        if joined and heard:
+            text = heard
+        else:
+            text = " ".join(p for p in (self.pending_text, heard) if p)
         if self._closing is not None:
             self.pending_text = ""
+            self._listener.drop_carry()
             if text:
                 self._record_user(text, result)
             if not self._finals_pending:
@@ -142,7 +149,9 @@ class Transcription:
         self.pending_text = ""
         if self._turns.state is State.USER_SPEAKING and text:
             self.pending_text = text  # the caller went on talking: answer the whole thing later
+            self._listener.carry_last()
             return
+        self._listener.drop_carry()
         if not text:
             self._turns.reply_done()
             await self._call.status("listening")
@@ -151,6 +160,7 @@ class Transcription:
         if self._unfinished_wait and self._end_of_turn.unfinished(text):
             # a pause after "…for" or "um": the rest is likely coming; wait for it a little
             self.pending_text = text
+            self._listener.carry_last()
             self._turns.reply_done()
             self._unfinished = self._loop.call_later(self._unfinished_wait, self.answer_pending)
             return
@@ -164,6 +174,7 @@ class Transcription:
     def answer_pending(self) -> None:
         """The caller did not go on after an unfinished phrase: answer what they said."""
         self.cancel_unfinished()
+        self._listener.drop_carry()
         text, self.pending_text = self.pending_text, ""
         if text and not self._call.ended:
             self._host.speech_ended(self._loop.time())
