@@ -26,3 +26,8 @@ def transcript(call, transcript) -> None:
 @hookimpl
 def bot_spoke(call, text, heard, interrupted) -> None:
     _write({"call": call.id, "kind": "bot", "text": text, "interrupted": interrupted})
+
+
+@hookimpl
+def call_ended(call, reason) -> None:
+    _write({"call": call.id, "kind": "ended", "text": reason})

