@@ -299,10 +299,20 @@ def test_numbers_as_digits_or_words(type_: str, text: str) -> None:
     assert parse(type_, text) == 10
 
 
-@pytest.mark.parametrize("text", ["10 of clubs", "ten of clubs", "Ten of clubs."])
+@pytest.mark.parametrize(
+    "text",
+    ["10 of clubs", "ten of clubs", "Ten of clubs.", "the 10 of clubs", "10 clubs", "ten clubs"],
+)
 @pytest.mark.parametrize(
     "values", [["ten of clubs", "2 of hearts"], ["10 of clubs", "two of hearts"]]
 )
 def test_enum_values_match_digits_and_words_alike(text: str, values: list[str]) -> None:
     assert parse("enum", text, values={v: [] for v in values}) == values[0]
     assert parse("enum", "two of hearts", values={v: [] for v in values}) == values[1]
+    assert parse("enum", "2 hearts", values={v: [] for v in values}) == values[1]
+
+
+def test_enum_a_value_said_whole_wins_before_the_loose_match() -> None:
+    values = {"queen of hearts": [], "queen hearts club": []}
+    assert parse("enum", "the queen of hearts", values=values) == "queen of hearts"
+    assert parse("enum", "ten of spades", values={"ten of clubs": []}) is None

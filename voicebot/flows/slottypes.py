@@ -131,21 +131,27 @@ def parse_digits(text: str, digits: str, decl: SlotDecl, now: datetime) -> Any:
     return value or None
 
 
+_ENUM_FILLERS = frozenset(("of", "the", "a", "an"))
+
+
 def parse_enum(text: str, digits: str, decl: SlotDecl, now: datetime) -> Any:
     if digits:  # a menu: key 1 selects the first value
         keys = list(decl.values)
         n = int(digits) if digits.isdigit() else 0
         return keys[n - 1] if 1 <= n <= len(keys) else None
     words = numerals(tokens(text))
-    padded = " " + " ".join(words) + " "
-    best: tuple[int, str] | None = None
-    for value, synonyms in decl.values.items():
-        for phrase in (value, *synonyms):
-            norm = " ".join(numerals(tokens(phrase)))
-            if norm and f" {norm} " in padded and (best is None or len(norm) > best[0]):
-                best = (len(norm), value)
-    if best is not None:
-        return best[1]
+    # Whole phrases first; then without the small words people drop or recognisers mishear
+    # ("10 clubs", "ten of the clubs" for "ten of clubs").
+    for drop in (frozenset(), _ENUM_FILLERS):
+        said = " " + " ".join(w for w in words if w not in drop) + " "
+        best: tuple[int, str] | None = None
+        for value, synonyms in decl.values.items():
+            for phrase in (value, *synonyms):
+                norm = " ".join(w for w in numerals(tokens(phrase)) if w not in drop)
+                if norm and f" {norm} " in said and (best is None or len(norm) > best[0]):
+                    best = (len(norm), value)
+        if best is not None:
+            return best[1]
     scored = [
         (fuzz.ratio(word, " ".join(numerals(tokens(phrase)))), value)
         for value, synonyms in decl.values.items()
