@@ -1,5 +1,8 @@
 """Whole turns: a pause after an unfinished phrase is not the end of the turn."""
 
+import asyncio
+import base64
+import json
 import time
 
 import websockets
@@ -109,4 +112,29 @@ async def test_a_complete_sentence_is_answered_without_waiting(tmp_path):
         await c.stream(silence(200))
         at, _ = await c.wait_for(lambda e: e.get("type") == "transcript" and e["final"])
         assert at - spoke < 1.0  # nowhere near the 3 s wait
+        await c.close()
+
+
+async def test_a_whole_utterance_message_continues_the_unfinished_phrase(tmp_path):
+    cfg = two_pieces(5000, "I'd like to book a table for", "four people")
+    async with serve(tmp_path, cfg) as server:
+        c = await greeted(server)
+        (call,) = server.runtime.calls.values()
+        held = asyncio.Event()
+        keep = call.listener.carry_last
+
+        def carry_last() -> None:
+            keep()
+            held.set()
+
+        call.listener.carry_last = carry_last
+        start = time.monotonic()
+        await c.stream(tone(300) + silence(300))
+        # the first piece is transcribed and held, waiting for the rest
+        await asyncio.wait_for(held.wait(), 10)
+        # the rest comes as one `audio` message (raw PCM in the session's encoding)
+        rest = base64.b64encode(silence(200) + tone(300)).decode()
+        await c.ws.send(json.dumps({"type": "audio", "content": rest}))
+        await c.wait_for(lambda e: e.get("type") == "response" and e["final"], after=start)
+        assert finals(c) == ["I'd like to book a table for four people"]
         await c.close()

@@ -161,9 +161,10 @@ class Listener:
         return b"".join(frames)
 
     def whole_utterance(self, pcm: bytes) -> None:
-        """STT gets this utterance instead of whatever it had."""
+        """STT gets this utterance instead of whatever it had (after the pieces of the turn it
+        continues, if any)."""
         self._to_stt("cancel", None)
-        self._to_stt("audio", pcm)
+        self._to_stt("audio", self._carry + pcm)
 
     def _on_frame(self, frame: bytes) -> None:
         self._now_ms += self._frame_ms
