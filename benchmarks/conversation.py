@@ -164,7 +164,7 @@ class WideCall:
         self.changed = asyncio.Event()
 
     async def __aenter__(self) -> WideCall:
-        self.ws = await websockets.connect(self.url, max_queue=None)
+        self.ws = await websockets.connect(self.url, max_queue=None, open_timeout=60)
         self.tasks = [asyncio.ensure_future(self._read()), asyncio.ensure_future(self._mic())]
         return self
 
@@ -262,7 +262,7 @@ class PhoneCall:
             twiml = ET.fromstring(await r.text())
         params = {p.get("name"): p.get("value") for p in twiml.iter("Parameter")}
         self.ws = await websockets.connect(
-            f"ws://127.0.0.1:{self.port}/twilio/media", max_queue=None
+            f"ws://127.0.0.1:{self.port}/twilio/media", max_queue=None, open_timeout=60
         )
         await self.ws.send(
             json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
@@ -575,16 +575,21 @@ async def run(args) -> None:
         v2v: list[float] = []
         we, wn = await wer_wide(short_port, data, v2v)
         pe, pn = await wer_phone(short_port, data, tap, args.verbose)
-        lost, lw = await over_greeting(long_port, [d for d in data if d[0] in args.over])
-        cuts, nc = await cut_offs(short_port, paused, v2v)
-        bs, bt, bsec = await false_stops(long_port, backchannels)
-        ns, nt, nsec = await false_stops(long_port, bursts)
         print(f"WER wide (/ws/voice 16 kHz PCM): {100 * we / wn:.1f} % ({we}/{wn} words)")
         print(f"WER phone (Twilio 8 kHz μ-law): {100 * pe / pn:.1f} % ({pe}/{pn} words)")
         print(
             f"clips whose transcript missed the STT deadline (CPU starved): "
             f"wide {stt_failed['wide']}, phone {stt_failed['phone']} of {len(data)}"
         )
+        if args.only_wer:
+            print(
+                f"voice-to-voice (wide): p50 {pct(v2v, 50)} ms, p95 {pct(v2v, 95)} ms, n={len(v2v)}"
+            )
+            return
+        lost, lw = await over_greeting(long_port, [d for d in data if d[0] in args.over])
+        cuts, nc = await cut_offs(short_port, paused, v2v)
+        bs, bt, bsec = await false_stops(long_port, backchannels)
+        ns, nt, nsec = await false_stops(long_port, bursts)
         print(f"words lost talking over the greeting: {100 * lost / lw:.1f} % ({lost}/{lw})")
         print(f"mid-sentence cut-offs: {100 * cuts / nc:.0f} % ({cuts}/{nc} paused utterances)")
         print(
@@ -617,6 +622,7 @@ def main() -> None:
         help="raise deadlines.stt.first_result_ms (default 10000): on a CPU-starved machine "
         "decodes miss it and the clip's words are lost, which is load, not accuracy",
     )
+    ap.add_argument("--only-wer", action="store_true", help="only WER and v2v of the WER clips")
     ap.add_argument("--verbose", action="store_true", help="print each phone clip's transcript")
     ap.add_argument(
         "--over",
