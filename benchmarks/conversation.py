@@ -524,7 +524,13 @@ def start_server(
     env = {**os.environ, "VOICEBOT_CONVERSATION_TAP": str(tap), "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "voicebot.cli", "run", str(path), "--port", str(port)]
     server = subprocess.Popen(
-        [*cmd, "--log-level", "WARNING"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
+        # one worker: `voicebot run` starts one per core by default, and a Twilio stream token
+        # minted by one worker's /twilio/voice is unknown to another, which refuses the stream
+        # (the kernel spreads connections over SO_REUSEPORT workers): half the phone clips lost
+        [*cmd, "--workers", "1", "--log-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
     )
     return server
 
