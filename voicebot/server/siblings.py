@@ -18,12 +18,15 @@ silent for `TOKEN_TIMEOUT_S` counts as not having it: the stream is refused, not
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+log = logging.getLogger("voicebot.server.siblings")
 
 CLUSTER_DIR_ENV = "VOICEBOT_CLUSTER_DIR"
 WORKER_INDEX_ENV = "VOICEBOT_WORKER_INDEX"
@@ -95,6 +98,12 @@ class Cluster:
             return web.json_response({"known": False, "variables": None})
         # ours: refused or not, no other sibling has it
         variables = self.tokens.local.take(token, call_id)
+        log.info(
+            "worker %d: stream token of call %r %s a sibling",
+            self.index,
+            call_id,
+            "refused to" if variables is None else "handed to",
+        )
         return web.json_response({"known": True, "variables": variables})
 
     async def start(self, _app: web.Application | None = None) -> None:
