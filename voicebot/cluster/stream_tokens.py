@@ -68,7 +68,9 @@ class RedisStreamTokens:
     async def put(
         self, token: str, left_s: float, call_id: str, variables: Mapping[str, str]
     ) -> bool:
-        """Store a token for `left_s`; False if Redis is unreachable."""
+        """Store a token for `left_s`; False if Redis is unreachable (or known lost)."""
+        if not self.cluster.up:
+            return False
         member = self.member(token)
         value = json.dumps({"call_id": call_id, "variables": dict(variables)})
         try:
@@ -84,7 +86,9 @@ class RedisStreamTokens:
 
     async def take(self, token: str) -> tuple[str, dict[str, str]] | None:
         """(bound call id, variables) of a pending token, consuming it; None if unknown, taken,
-        expired, or Redis is unreachable."""
+        expired, or Redis is unreachable (tokens minted meanwhile stayed where they were)."""
+        if not self.cluster.up:
+            return None
         member = self.member(token)
         try:
             value = await self._take(keys=[self.prefix + member, self.k_index], args=[member])
