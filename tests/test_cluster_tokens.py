@@ -94,3 +94,24 @@ async def test_redis_lost_keeps_the_token_on_its_instance(tmp_path, caplog):
         assert len(rec_a.calls) == 1
         await phone.stop()
         await phone.wait_closed()
+
+
+async def test_tokens_in_redis_expire_with_the_token_and_are_bounded(tmp_path):
+    async with fleet(tmp_path) as (_, a, b):
+        shared = a.runner.app[TELEPHONY].tokens.shared
+        shared.capacity = 3
+        minted = []
+        for n in range(5):
+            _, doc = await answer(a, {**CALLER, "CallSid": f"CA1{n}"})
+            minted.append(stream_of(doc)[1])
+        keys = sorted(await shared.redis.keys(shared.prefix + "*"))
+        assert len(keys) == 3 == await shared.redis.zcard(shared.k_index)
+        for key in keys:
+            assert 0 < await shared.redis.pttl(key) <= 30_000
+        oldest = await stream(b, "CA10", minted[0])  # forgotten past the capacity
+        assert await oldest.wait_closed() == 1008
+        phone = await stream(b, "CA14", minted[4])
+        await phone.wait(lambda: phone.media)
+        assert await shared.redis.zcard(shared.k_index) == 2  # taken: gone from the index too
+        await phone.stop()
+        await phone.wait_closed()

@@ -60,6 +60,10 @@ class RedisStreamTokens:
         self._put = cluster.redis.register_script(PUT)
         self._take = cluster.redis.register_script(TAKE)
 
+    @property
+    def redis(self) -> Any:
+        return self.cluster.redis
+
     @staticmethod
     def member(token: str) -> str:
         key, _, secret = token.partition(".")
