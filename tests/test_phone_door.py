@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 import websockets
 
-from voicebot.server.phone_door import StreamTokens
+from voicebot.server.stream_tokens import StreamTokens
 from voicebot.telephony.carrier import TOKEN_PARAMETER
 
 from .support import Client, base_config, serve

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -22,8 +23,10 @@ pytestmark = pytest.mark.slow
 VOICEBOT = [sys.executable, "-m", "voicebot.cli"]
 
 
-async def start(tmp_path: Path, grace: float = 1.0) -> tuple[asyncio.subprocess.Process, int]:
-    cfg = base_config(server={"drain_grace_s": grace})
+async def start(
+    tmp_path: Path, grace: float = 1.0, **sections: Any
+) -> tuple[asyncio.subprocess.Process, int]:
+    cfg = base_config(server={"drain_grace_s": grace}, **sections)
     cfg["plugins"] = []
     cfg["providers"]["vad"] = {"use": "energy"}
     cfg["security"] = {"limits": {"max_connections_per_client": 0}}

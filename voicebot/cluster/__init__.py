@@ -31,3 +31,13 @@ def make_outbound_store(cluster: Any) -> Any:
     from .outbound import RedisOutboundCalls
 
     return RedisOutboundCalls(cluster)
+
+
+def make_shared_tokens(cluster: Any, capacity: int) -> Any:
+    """Where the fleet keeps phone stream tokens: Redis when the fleet shares one, else None
+    (each process keeps its own)."""
+    if cluster.mode != "redis":
+        return None
+    from .stream_tokens import RedisStreamTokens
+
+    return RedisStreamTokens(cluster, capacity)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -208,7 +208,7 @@ class MediaStream:
         call_control: CallControl | None,
         lag: LagHistogram | None = None,
         no_transfer_reason: str = "",
-        admit: Callable[[Start], dict[str, str] | None] = lambda start: {},
+        admit: Callable[[Start], Awaitable[dict[str, str] | None]] | None = None,
         remote: str = "",
     ) -> None:
         self.runtime = runtime
@@ -271,7 +271,7 @@ class MediaStream:
         return False
 
     async def _start(self, start: Start) -> bool:
-        trusted = self._admit(start)
+        trusted = {} if self._admit is None else await self._admit(start)
         if trusted is None:
             reason = "stream token missing, used or expired"
             audit("auth_failed", transport=self.ser.name, remote=self._remote, reason=reason)

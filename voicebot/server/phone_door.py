@@ -12,19 +12,16 @@ A phone route is one of four states, chosen at start-up from the config (docs/te
   and says at start-up how to turn phone calls on.
 
 Whatever the state, a media stream of a carrier that answers calls by webhook (Twilio) needs a
-one-time token that only its answer webhook mints (`StreamTokens`), and the wire never sets a
-reserved call variable.
+one-time token that only its answer webhook mints (`stream_tokens.py`), and the wire never sets
+a reserved call variable.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import json
 import logging
-import secrets
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -43,8 +40,6 @@ DoorMode = Literal["signed", "auth", "open", "closed"]
 #: Call variables only the server sets: from the wire they would forge the audit subject and
 #: count against someone else's `max_calls_per_subject`.
 RESERVED_VARIABLES = frozenset({"subject", "call_id", "session_id", "transport"})
-#: Twilio opens the stream within a second or two of our TwiML answer.
-STREAM_TOKEN_TTL_S = 30.0
 
 
 def door_mode(cls: Any, options: Any, auth_enabled: bool) -> DoorMode:
@@ -158,56 +153,3 @@ def drop_reserved(params: Mapping[str, str], transport: str) -> dict[str, str]:
     if dropped:
         log.info("%s stream: reserved variables from the wire ignored: %s", transport, dropped)
     return kept
-
-
-class StreamTokens:
-    """One-time tokens from the voice webhook to the media stream it answered with.
-
-    A token is `id.secret`: the id finds the entry, the secret is compared in constant time, and
-    the entry is removed on first use, so a stream cannot be opened without a webhook that passed
-    the door, and a token cannot be replayed. Pending tokens are bounded: past `capacity` the
-    oldest is forgotten (its call would fail to start, as after an expiry).
-    """
-
-    def __init__(
-        self,
-        ttl_s: float = STREAM_TOKEN_TTL_S,
-        capacity: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.ttl_s = ttl_s
-        self.capacity = capacity
-        self._clock = clock
-        self._pending: dict[str, tuple[float, str, str, dict[str, str]]] = {}
-
-    def __len__(self) -> int:
-        return len(self._pending)
-
-    def mint(self, variables: Mapping[str, str], call_id: str = "") -> str:
-        """A new token that `take` will trade, once and within `ttl_s`, for `variables`; only
-        for a stream of `call_id` when one is given."""
-        now = self._clock()
-        for key, (expires, *_) in list(self._pending.items()):  # oldest first
-            if expires > now and len(self._pending) < self.capacity:
-                break
-            del self._pending[key]
-        key, secret = secrets.token_urlsafe(12), secrets.token_urlsafe(24)
-        self._pending[key] = (now + self.ttl_s, secret, call_id, dict(variables))
-        return f"{key}.{secret}"
-
-    def take(self, token: Any, call_id: str = "") -> dict[str, str] | None:
-        """The variables minted with `token`, consuming it; None if unknown, used, expired, or
-        minted for a call other than `call_id`."""
-        if not isinstance(token, str):
-            return None
-        key, _, secret = token.partition(".")
-        entry = self._pending.get(key)
-        if entry is None:
-            return None
-        expires, expected, bound, variables = entry
-        if not hmac.compare_digest(secret.encode("utf-8", "replace"), expected.encode()):
-            return None
-        del self._pending[key]
-        if bound and bound != call_id:
-            return None
-        return variables if expires > self._clock() else None

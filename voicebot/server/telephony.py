@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..cluster import make_outbound_store
+from ..cluster import make_outbound_store, make_shared_tokens
 from ..records.audit import audit
 from ..telephony.carrier import TOKEN_PARAMETER, Carrier
 from ..telephony.lag import LagHistogram
@@ -25,6 +25,7 @@ from . import phone_door
 from .browser import release_heartbeat
 from .media_stream import MediaStream
 from .public_url import request_url
+from .stream_tokens import StreamTokens, TokenStore
 from .webhooks import add_webhooks
 
 # the name operators filter on, kept from before the module moved into voicebot.server
@@ -85,8 +86,10 @@ class Telephony:
         self.inbound_lag = LagHistogram()
         self.idle = asyncio.Event()  # no media stream open: lets shutdown and tests wait for it
         self.idle.set()
-        self.tokens = phone_door.StreamTokens(
-            capacity=max(64, 4 * runtime.config.security.limits.max_calls)
+        #: answer webhook → media stream (in Redis too when the fleet shares one)
+        self.tokens = TokenStore(
+            StreamTokens(capacity=max(64, 4 * runtime.config.security.limits.max_calls)),
+            make_shared_tokens(runtime.cluster, max(64, 4 * runtime.config.cluster.max_calls)),
         )
 
     @property
@@ -148,9 +151,9 @@ class Telephony:
         if mode == "auth" and not carrier.stream_token:  # else the token vouches for the call
             trusted = {"subject": phone_door.subject_of(request, name)}
 
-        def admit(start: Start) -> dict[str, str] | None:
+        async def admit(start: Start) -> dict[str, str] | None:
             if carrier.stream_token or TOKEN_PARAMETER in start.custom_parameters:
-                return self._admit_token(start)
+                return await self._admit_token(start)
             return trusted
 
         limits = self.runtime.config.security.limits
@@ -185,11 +188,11 @@ class Telephony:
                 self.idle.set()
         return ws
 
-    def _admit_token(self, start: Start) -> dict[str, str] | None:
+    async def _admit_token(self, start: Start) -> dict[str, str] | None:
         """The variables the answer webhook minted this stream's token with; None when the token
         is missing, used, expired, or was minted for another call."""
         token = start.custom_parameters.get(TOKEN_PARAMETER)
-        return self.tokens.take(token, call_id=start.call_id)
+        return await self.tokens.take(token, call_id=start.call_id)
 
     async def stats(self, request: web.Request) -> web.Response:
         """`?reset=1` starts a new measurement window for the lag figures after reading them."""

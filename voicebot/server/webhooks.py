@@ -20,8 +20,9 @@ from ..records.audit import audit
 from ..telephony.carrier import Carrier, SharedValues, Webhook, WebhookForm
 from ..telephony.outbound import OutboundCall, OutboundStore
 from .limits import calls_of
-from .phone_door import StreamTokens, refusal, subject_of
+from .phone_door import refusal, subject_of
 from .public_url import public_base, request_url, ws_base
+from .stream_tokens import TokenStore
 
 # the name operators filter on, kept from before the module moved into voicebot.server
 log = logging.getLogger("voicebot.transports.webhooks")
@@ -32,7 +33,7 @@ class Telephony(Protocol):
     the other's)."""
 
     runtime: Any
-    tokens: StreamTokens
+    tokens: TokenStore
     status_counts: dict[str, int]
     outbound: OutboundStore
 
@@ -80,6 +81,7 @@ class CarrierWebhook:
         self.request = request
         self.params = params
         self.subject = subject
+        self.minted: list[str] = []  # published (`TokenStore.publish`) before the answer is sent
 
     def at_capacity(self) -> bool:
         runtime = self.telephony.runtime
@@ -104,7 +106,9 @@ class CarrierWebhook:
 
     def mint_token(self, variables: Mapping[str, str], call_id: str = "") -> str:
         trusted = {**variables, "subject": self.subject} if self.subject is not None else variables
-        return self.telephony.tokens.mint(trusted, call_id=call_id)
+        token = self.telephony.tokens.mint(trusted, call_id=call_id)
+        self.minted.append(token)
+        return token
 
     @property
     def shared_values(self) -> SharedValues:
@@ -167,7 +171,10 @@ def add_webhooks(app: web.Application, telephony: Telephony, carrier: Carrier) -
     for webhook in carrier.webhooks:
 
         async def handle(request: web.Request, webhook: Webhook = webhook) -> Any:
-            return await webhook.handler(await _verified(telephony, carrier, webhook, request))
+            call = await _verified(telephony, carrier, webhook, request)
+            answer = await webhook.handler(call)
+            await telephony.tokens.publish(call.minted)  # the stream may open anywhere
+            return answer
 
         for method in webhook.methods:
             if method == "GET":
