@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from voicebot.audio import Resampler, rms
-from voicebot.call.denoise import DenoiseStage, denoise_clip
+from voicebot.call.denoise import MAX_LAG_MS, DenoiseStage, denoise_clip
 from voicebot.providers import DenoiserStream, ProviderError
 from voicebot.providers.workers import WorkerPool
 from voicebot_plugins.denoise_rnnoise import RNNoiseDenoiser
@@ -207,6 +207,20 @@ async def test_stage_passes_audio_on_when_the_denoiser_fails(caplog) -> None:
         stage.push(frame(i))
     await run_stage(stage, out)
     assert out == [frame(i) for i in range(5)] and stage.passed == 5
+    assert sum("passing audio on uncleaned" in r.message for r in caplog.records) == 1
+
+
+async def test_stage_sheds_cleaning_not_audio_when_the_workers_are_behind(caplog) -> None:
+    """Frames that waited more than MAX_LAG_MS go on uncleaned, in order, before the rest."""
+    stream, out = Doubler(), Sink(50)
+    stage = DenoiseStage(stream, WorkerPool(1), out, 20, "c4")
+    for i in range(50):  # a second of audio arrived while no worker was free
+        stage.push(frame(i))
+    await run_stage(stage, out)
+    late = 50 - MAX_LAG_MS // 20
+    doubled = [(np.frombuffer(frame(i), "<i2") * 2).astype("<i2").tobytes() for i in range(50)]
+    assert out == [frame(i) for i in range(late)] + doubled[late:]
+    assert stage.passed == late and stage.frames == 50 - late
     assert sum("passing audio on uncleaned" in r.message for r in caplog.records) == 1
 
 

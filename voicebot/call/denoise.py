@@ -11,9 +11,11 @@ The workers are a pool of the denoiser's own (`Denoiser.frame_pool`), not the in
 two-second Whisper decode queued ahead of a 20 ms frame would otherwise hold up barge-in and
 end-of-turn detection on every call.
 
-Nothing here loses the caller's audio quietly: a job that fails hands its frames on uncleaned
-(logged once per call), and a backlog beyond `MAX_BACKLOG_MS` (a stalled machine) drops its oldest
-frames, like the STT queue sheds audio rather than memory.
+When the workers cannot keep up (RNNoise costs ~12 % of a core per call: docs/performance.md),
+the stage sheds cleaning, not audio or time: frames that have waited more than `MAX_LAG_MS` go on
+uncleaned, so the VAD is never more than that behind the caller. A job that fails hands its frames
+on uncleaned too (each logged once per call). Only a backlog beyond `MAX_BACKLOG_MS` (a worker
+stuck that long) drops its oldest frames, as the STT queue sheds audio rather than memory.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ..providers.workers import WorkerPool
 log = logging.getLogger("voicebot.call")
 
 MAX_BACKLOG_MS = 2000  # frames waiting for a worker, per call
+MAX_LAG_MS = 300  # frames older than this when a job starts go on uncleaned
 MAX_JOB_MS = 500  # at most this much audio per job, so one call cannot hold a worker for long
 
 
@@ -49,16 +52,18 @@ class DenoiseStage:
         self._call_id = call_id
         self._backlog: deque[bytes] = deque(maxlen=max(1, MAX_BACKLOG_MS // frame_ms))
         self._job_frames = max(1, MAX_JOB_MS // frame_ms)
+        self._lag_frames = max(1, MAX_LAG_MS // frame_ms)
+        self._frame_ms = frame_ms
         self._wake = asyncio.Event()
         self._warned = False
         self.dropped = 0  # frames lost to a full backlog
-        self.passed = 0  # frames handed on uncleaned after a failed job
+        self.passed = 0  # frames handed on uncleaned: a failed job, or the workers behind
         self.frames = 0  # frames cleaned
 
     def push(self, frame: bytes) -> None:
         if len(self._backlog) == self._backlog.maxlen:
             self.dropped += 1
-            self._warn("the denoiser is behind by %d ms: dropping caller audio", MAX_BACKLOG_MS)
+            self._warn("the denoiser is stuck for %d ms: dropping caller audio", MAX_BACKLOG_MS)
         self._backlog.append(frame)
         self._wake.set()
 
@@ -73,6 +78,15 @@ class DenoiseStage:
             await self._wake.wait()
             self._wake.clear()
             while self._backlog:
+                late = len(self._backlog) - self._lag_frames
+                if late > 0:
+                    self._warn(
+                        "the denoiser is %d ms behind: passing audio on uncleaned",
+                        len(self._backlog) * self._frame_ms,
+                    )
+                    self.passed += late
+                    for _ in range(late):
+                        self._sink(self._backlog.popleft())
                 n = min(len(self._backlog), self._job_frames)
                 frames = [self._backlog.popleft() for _ in range(n)]
                 stream = self._stream

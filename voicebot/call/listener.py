@@ -108,6 +108,15 @@ class Listener:
 
     async def aclose(self) -> None:
         """Close the recognisers (the call has cancelled the tasks feeding them)."""
+        stage = self.denoise
+        if stage is not None and (stage.passed or stage.dropped):
+            log.warning(
+                "call %s: the denoiser cleaned %d frames, passed %d on uncleaned, dropped %d",
+                self._call_id,
+                stage.frames,
+                stage.passed,
+                stage.dropped,
+            )
         for stream in (self.stt, self._partials):
             if stream is not None:
                 try:
