@@ -565,6 +565,12 @@ def main() -> None:
         help="instead: WER in synthetic café and street noise at 10 and 5 dB SNR, denoiser "
         "off and on (benchmarks/noise_mix.py; needs sox)",
     )
+    ap.add_argument(
+        "--noise-in-server",
+        action="store_true",
+        help="with --noise: the server runs the denoiser (exact, needs idle cores) instead of "
+        "the benchmark cleaning the audio ahead with the same stream",
+    )
     args = ap.parse_args()
     if args.noise:
         from noise_mix import run_noise
