@@ -571,6 +571,7 @@ def main() -> None:
         help="with --noise: the server runs the denoiser (exact, needs idle cores) instead of "
         "the benchmark cleaning the audio ahead with the same stream",
     )
+    ap.add_argument("--noise-calls", type=int, default=6, help="with --noise: calls at once")
     args = ap.parse_args()
     if args.noise:
         from noise_mix import run_noise

@@ -6,7 +6,7 @@ no download); its Python helpers are only used to load it. RNNoise works on 480-
 stateful resamplers, cuts them into 480-sample frames (a 10/20/30 ms frame at any rate is a whole
 number of them), and keeps one RNNoise state: nothing is shared between calls.
 
-It costs about 0.5-1 ms of CPU per 10 ms of audio (the model is generic C, no SIMD), far too much
+It costs 1-2 ms of CPU per 10 ms of audio (the model is generic C, no SIMD), far too much
 for the event loop: `voicebot.call.denoise` runs it in a worker thread, batched.
 """
 

@@ -1,6 +1,6 @@
 """The optional noise-suppression stage between a call's decoded frames and its VAD (and so STT).
 
-A suppressor such as RNNoise costs about a millisecond of CPU per 20 ms frame, a hundred times what
+A suppressor such as RNNoise costs 2-4 ms of CPU per 20 ms frame, a hundred times what
 the rest of the inbound path costs, so it never runs on the event loop: frames wait in a short
 per-call backlog, and one job at a time takes the whole backlog to a worker thread. Under light
 load that is one frame per job (the least delay); when the workers fall behind, jobs grow and the
@@ -11,7 +11,7 @@ The workers are a pool of the denoiser's own (`Denoiser.frame_pool`), not the in
 two-second Whisper decode queued ahead of a 20 ms frame would otherwise hold up barge-in and
 end-of-turn detection on every call.
 
-When the workers cannot keep up (RNNoise costs ~12 % of a core per call: docs/performance.md),
+When the workers cannot keep up (RNNoise costs 11-18 % of a core per call: docs/providers.md),
 the stage sheds cleaning, not audio or time: frames that have waited more than `MAX_LAG_MS` go on
 uncleaned, so the VAD is never more than that behind the caller. A job that fails hands its frames
 on uncleaned too (each logged once per call). Only a backlog beyond `MAX_BACKLOG_MS` (a worker
