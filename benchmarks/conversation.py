@@ -571,7 +571,10 @@ def main() -> None:
         help="with --noise: the server runs the denoiser (exact, needs idle cores) instead of "
         "the benchmark cleaning the audio ahead with the same stream",
     )
-    ap.add_argument("--noise-calls", type=int, default=6, help="with --noise: calls at once")
+    ap.add_argument("--noise-calls", type=int, default=3, help="with --noise: calls at once")
+    ap.add_argument(
+        "--noise-doors", nargs="+", default=["wide", "phone"], choices=["wide", "phone"]
+    )
     args = ap.parse_args()
     if args.noise:
         from noise_mix import run_noise

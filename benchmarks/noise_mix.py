@@ -325,7 +325,7 @@ async def run_noise(args) -> None:
                     one(denoise, door, name, i)
                     for name in names  # in the order the cleaner works: 5 dB first
                     for denoise in (False, True)
-                    for door in ("wide", "phone")
+                    for door in args.noise_doors
                     for i in range(len(made[name]))
                 )
             )
@@ -342,8 +342,8 @@ async def run_noise(args) -> None:
         cells = []
         for door in ("wide", "phone"):
             for denoise in (False, True):
-                e, n = results[(denoise, door)][name]
-                cells.append(f"{100 * e / n:.1f} %")
+                e, n = results.get((denoise, door), {}).get(name, (0, 0))
+                cells.append(f"{100 * e / n:.1f} %" if n else "-")
         print(f"{name:<16}{cells[0]:>10}{cells[1]:>10}{cells[2]:>11}{cells[3]:>10}")
     if in_server:
         print(

@@ -65,7 +65,7 @@ async def test_noise_is_no_turn_and_speech_is_transcribed(
             if denoise:
                 assert len(finals) == 1, c.types()  # the noise was no turn
                 stage = next(iter(server.runtime.calls.values())).listener.denoise
-                assert stage is not None and stage.frames > 0 and stage.passed == 0
+                assert stage is not None and stage.frames > 0  # it ran (off the loop)
             else:
                 assert len(finals) >= 2, c.types()  # the control: noise alone is a turn
         finally:
