@@ -18,6 +18,7 @@ backchannels are spoken by the embedded TTS (Piper) in this process. It prints:
 
     python benchmarks/conversation.py                  # ~5 min on 2 idle cores
     python benchmarks/conversation.py --features-off   # the same with issue 17's behaviours off
+    python benchmarks/conversation.py --noise          # WER in café/street noise, denoiser off/on
 """
 
 from __future__ import annotations
@@ -636,7 +637,29 @@ def main() -> None:
         default=["cards-005.wav", "goforward.wav", "forever.wav"],
         help="clips said over the greeting",
     )
-    asyncio.run(run(ap.parse_args()))
+    ap.add_argument(
+        "--noise",
+        action="store_true",
+        help="instead: WER in synthetic café and street noise at 10 and 5 dB SNR, denoiser "
+        "off and on (benchmarks/noise_mix.py; needs sox)",
+    )
+    ap.add_argument(
+        "--noise-in-server",
+        action="store_true",
+        help="with --noise: the server runs the denoiser (exact, needs idle cores) instead of "
+        "the benchmark cleaning the audio ahead with the same stream",
+    )
+    ap.add_argument("--noise-calls", type=int, default=3, help="with --noise: calls at once")
+    ap.add_argument(
+        "--noise-doors", nargs="+", default=["wide", "phone"], choices=["wide", "phone"]
+    )
+    args = ap.parse_args()
+    if args.noise:
+        from noise_mix import run_noise
+
+        asyncio.run(run_noise(args))
+        return
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":

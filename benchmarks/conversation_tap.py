@@ -20,7 +20,8 @@ def _write(record: dict) -> None:
 
 @hookimpl
 def transcript(call, transcript) -> None:
-    _write({"call": call.id, "kind": "transcript", "text": transcript.text})
+    sid = call.variables.get("call_sid")  # a phone call's, which its caller knows
+    _write({"call": call.id, "call_sid": sid, "kind": "transcript", "text": transcript.text})
 
 
 @hookimpl

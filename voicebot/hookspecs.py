@@ -29,6 +29,12 @@ Register = Callable[..., None]
 
 
 @hookspec
+def register_denoise(register: Register) -> None:
+    """Register noise-suppression provider classes (`voicebot.providers.Denoiser`), selected by
+    `providers.denoise` in config.yaml."""
+
+
+@hookspec
 def register_vad(register: Register) -> None:
     """Register VAD provider classes: `register(MyVAD)`; the class's `name` is the config name."""
 

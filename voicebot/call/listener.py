@@ -1,7 +1,8 @@
-"""The caller's side of a call: inbound frames → VAD → turn-taking → STT.
+"""The caller's side of a call: inbound frames → (denoiser) → VAD → turn-taking → STT.
 
 Inbound audio is processed inline (decode, resample, VAD and turn-taking are microseconds of
-vectorised work per frame); STT gets its frames through one bounded queue and task, and an optional
+vectorised work per frame), except the optional denoiser, which runs in worker threads
+(`voicebot.call.denoise`); STT gets its frames through one bounded queue and task, and an optional
 fast "partials" recogniser through another. What the turn-taker decides goes back to the call
 (`ListenerHost.act`), which owns the reply side.
 """
@@ -26,6 +27,7 @@ from ..providers import (
     UtteranceEnd,
 )
 from ..providers.deadlines import BoundedSTTStream
+from .denoise import DenoiseStage, denoise_clip
 from .services import CallServices
 from .turns import Action, TurnTaker
 
@@ -91,6 +93,8 @@ class Listener:
         self._carry = b""
         self._carry_limit = CARRY_MAX_S * self._rate * 2
         self._vad_rate: int | None = None
+        self._denoiser = services.providers.get("denoise")
+        self.denoise: DenoiseStage | None = None
         self.amd: Any = None  # a `CallAmd` when the call detects answering machines
         self.listen_at(fmt)
 
@@ -105,11 +109,22 @@ class Listener:
 
     def start(self) -> None:
         self._spawn(self._stt_loop(), "stt")
+        if self.denoise is not None:
+            self._spawn(self.denoise.run(), "denoise")
         if self._partials is not None:
             self._spawn(self._partials_loop(), "partials")
 
     async def aclose(self) -> None:
         """Close the recognisers (the call has cancelled the tasks feeding them)."""
+        stage = self.denoise
+        if stage is not None and (stage.passed or stage.dropped):
+            log.warning(
+                "call %s: the denoiser cleaned %d frames, passed %d on uncleaned, dropped %d",
+                self._call_id,
+                stage.frames,
+                stage.passed,
+                stage.dropped,
+            )
         for stream in (self.stt, self._partials):
             if stream is not None:
                 try:
@@ -133,6 +148,18 @@ class Listener:
         if self._vad_rate != vad_rate:
             self._vad_rate = vad_rate
             self._vad = self._vad_provider.stream(vad_rate)
+            if self._denoiser is not None:
+                stream = self._denoiser.stream(vad_rate)
+                if self.denoise is None:
+                    self.denoise = DenoiseStage(
+                        stream,
+                        self._denoiser.frame_pool,
+                        self._on_frame,
+                        self._frame_ms,
+                        self._call_id,
+                    )
+                else:
+                    self.denoise.restart(stream)
             self._stt_resampler = (
                 audio.Resampler(vad_rate, self._rate) if vad_rate != self._rate else None
             )
@@ -147,7 +174,12 @@ class Listener:
         """Decode, frame and judge streamed caller audio. Raises `audio.AudioFormatError` and
         `audio.AudioLimitError` for the call to refuse."""
         for frame in self._inbound.push(data, meter):
-            self._on_frame(frame)
+            if self.amd is not None and not self.amd.done:  # the raw line: a beep is no noise
+                self.amd(frame, self._vad_rate or self._rate)
+            if self.denoise is not None:
+                self.denoise.push(frame)  # on to `_on_frame` once cleaned, off the loop
+            else:
+                self._on_frame(frame)
 
     async def decode_whole(self, data: bytes, fmt: AudioFormat, meter: Meter) -> bytes:
         """One complete utterance as PCM at the pipeline rate. Opus is decoded off the event
@@ -158,7 +190,12 @@ class Listener:
             frames = await self._services.workers.run(conv.push, data, meter)
         else:
             frames = conv.push(data, meter)
-        return b"".join(frames)
+        pcm = b"".join(frames)
+        if self._denoiser is not None and pcm:
+            pcm = await self._denoiser.frame_pool.run(
+                denoise_clip, self._denoiser.stream(self._rate), pcm, self._rate
+            )
+        return pcm
 
     def whole_utterance(self, pcm: bytes) -> None:
         """STT gets this utterance instead of whatever it had (after the pieces of the turn it
@@ -168,8 +205,6 @@ class Listener:
 
     def _on_frame(self, frame: bytes) -> None:
         self._now_ms += self._frame_ms
-        if self.amd is not None and not self.amd.done:
-            self.amd(frame, self._vad_rate or self._rate)
         speech = self._vad.process(frame) >= self._vad_threshold
         if self.endpointing:
             self._stt_audio(frame)

@@ -104,6 +104,58 @@ class VAD(Provider):
         """A fresh detector for one call."""
 
 
+# ---------------------------------------------------------------------------------------- denoise
+
+
+class DenoiserStream(ABC):
+    """Per-call noise suppressor: stateful, fed every inbound frame in order.
+
+    `process` runs in a worker thread (the call's frames go through one job at a time, in order),
+    so it may take a millisecond without stalling anyone's audio; it must not be shared by calls.
+    """
+
+    @abstractmethod
+    def process(self, pcm: bytes) -> bytes:
+        """The cleaned audio: exactly as many bytes as `pcm`, so the frames after it keep their
+        timing. A suppressor that needs look-ahead returns silence first and is late by a fixed
+        amount from then on (`delay_ms`)."""
+
+    @property
+    def delay_ms(self) -> float:
+        """How late the cleaned audio is behind what went in, in ms (0 until known)."""
+        return 0.0
+
+
+class Denoiser(Provider):
+    """Noise suppression before the VAD and STT (`providers.denoise`; off unless configured).
+
+    Calls run their streams in `frame_pool`, worker threads of the denoiser's own: behind a
+    Whisper decode in the shared inference pool, a 20 ms frame would wait seconds.
+    """
+
+    #: jobs waiting for a frame worker; a call has at most one out, so this is never reached
+    #: below this many simultaneous calls
+    FRAME_POOL_QUEUE: ClassVar[int] = 4096
+    _frame_pool: WorkerPool | None = None
+
+    @property
+    def frame_pool(self) -> WorkerPool:
+        if self._frame_pool is None:
+            from .workers import WorkerPool
+
+            self._frame_pool = WorkerPool(max_queue=self.FRAME_POOL_QUEUE)
+        return self._frame_pool
+
+    async def aclose(self) -> None:
+        """Stops the frame workers: a subclass that overrides this calls it too."""
+        if self._frame_pool is not None:
+            self._frame_pool.shutdown()
+
+    @abstractmethod
+    def stream(self, sample_rate: int) -> DenoiserStream:
+        """A fresh suppressor for one call, at the rate its frames come in (8000 to 48000)."""
+
+
 # --------------------------------------------------------------------------------------------- STT
 
 
@@ -333,4 +385,5 @@ ROLES: dict[str, type[Provider]] = {
     "tts": TTS,
     "llm": LLM,
     "intent": IntentClassifier,
+    "denoise": Denoiser,
 }
