@@ -5,7 +5,7 @@ import time
 import websockets
 
 from voicebot.call.endpointing import EndOfTurn
-from voicebot.config.model import UNFINISHED_WORDS
+from voicebot.config.model import UNFINISHED_OPENERS, UNFINISHED_WORDS
 
 from .support import Client, base_config, serve, silence, tone
 
@@ -37,6 +37,34 @@ def test_unfinished_phrases():
         assert not eot.unfinished(text), text
     assert EndOfTurn(["por favor y"]).unfinished("quiero una mesa por favor y")
     assert not EndOfTurn([]).unfinished("and")
+
+
+def test_unfinished_sentences_beyond_their_last_word():
+    """A lone dependent clause waits for its main clause; a list of numbered items with no
+    "and" before its last item waits for the rest; a number after "for" is not "for"."""
+    eot = EndOfTurn(UNFINISHED_WORDS, UNFINISHED_OPENERS)
+    for text in (
+        "Unless to be rather cold-hearted and rather selfish.",
+        "Although it was late at night.",
+        "Eight of spades, four of clubs.",
+        "Seven, two, nine.",
+        "My account number is",
+        "It feels like",
+        "They're",
+    ):
+        assert eot.unfinished(text), text
+    for text in (
+        "Book a table for 4.",
+        "If possible.",
+        "If it rains, we stay home.",
+        "If I call tomorrow, is that okay?",
+        "Eight of spades, four of clubs and seven of hearts.",
+        "Two tickets, please.",
+        "Yes, 4.",
+        "Where have you been?",
+    ):
+        assert not eot.unfinished(text), text
+    assert not EndOfTurn(UNFINISHED_WORDS).unfinished("Unless to be rather cold-hearted.")
 
 
 def config(stt_text: str, wait_ms: int) -> dict:
