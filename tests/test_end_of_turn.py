@@ -7,6 +7,7 @@ import websockets
 from voicebot.call.endpointing import EndOfTurn
 from voicebot.config.model import UNFINISHED_OPENERS, UNFINISHED_WORDS
 
+from .conversation_cases import unfinished_wait
 from .support import Client, base_config, serve, silence, tone
 
 
@@ -68,10 +69,7 @@ def test_unfinished_sentences_beyond_their_last_word():
 
 
 def config(stt_text: str, wait_ms: int) -> dict:
-    cfg = base_config()
-    cfg["providers"]["stt"] = {"use": "stub", "text": stt_text}
-    cfg["pipeline"]["end_of_turn"] = {"unfinished_wait_ms": wait_ms}
-    return cfg
+    return unfinished_wait(base_config(), stt_text, wait_ms)
 
 
 async def greeted(server) -> Client:

@@ -1,7 +1,7 @@
-"""No lost words after a key: speech that starts right after a DTMF key press (over the key's
-reply, or before it has begun) is transcribed from its first word, over `/ws/voice` and over a
-Twilio media stream. The words are tones (`tests.tonestt`): a word with its first syllable cut off
-is not heard."""
+"""No lost words: speech that starts right after a DTMF key press (over the key's reply, or
+before it has begun), or while the greeting plays, is transcribed from its first word, over
+`/ws/voice` and over a Twilio media stream. The words are tones (`tests.tonestt`): a word with its
+first syllable cut off is not heard."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import json
 import pytest
 import websockets
 
+from .conversation_cases import over_the_bot
 from .support import Client, base_config, serve, silence
 from .tonestt import word_pcm
 from .twilio_e2e_support import record
@@ -80,3 +81,32 @@ async def test_speech_right_after_a_key_that_cut_the_bot_off_is_heard_whole(tmp_
         await rec.wait(lambda: rec.transcripts)
         assert rec.transcripts == [SAID]
         await c.close()
+
+
+async def test_speech_during_the_greeting_is_heard_from_its_first_word_over_ws_voice(tmp_path):
+    cfg = over_the_bot(with_tones(base_config()), {"use": "tones"})
+    async with serve(tmp_path, cfg) as server:
+        rec = record(server)
+        c = Client(await websockets.connect(f"{server.url}/ws/voice"))
+        await c.wait_for(lambda e: e.get("status") == "speaking")
+        await c.wait_audio(16000)  # half a second into the greeting
+        await c.stream(word_pcm(SAID) + silence(600))
+        await rec.wait(lambda: rec.transcripts)
+        assert rec.transcripts == [SAID]
+        await c.close()
+
+
+async def test_speech_during_the_greeting_is_heard_from_its_first_word_over_twilio(tmp_path):
+    cfg = over_the_bot(with_tones(phone_config()), {"use": "tones"})
+    async with serve(tmp_path, cfg) as server:
+        rec = record(server)
+        phone = await Phone.call(server)
+        await phone.connected()
+        await phone.start()
+        await phone.wait(lambda: len(phone.audio()) >= 4000)  # half a second of the greeting
+        await phone.talk(to_mulaw_8k(word_pcm(SAID), 16000) + mulaw_silence(600))
+        await rec.wait(lambda: rec.transcripts)
+        assert rec.transcripts == [SAID]
+        assert phone.clears  # it interrupted the greeting
+        await phone.stop()
+        await phone.wait_closed()
