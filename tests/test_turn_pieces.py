@@ -17,9 +17,10 @@ class FakeCall:
     reaches the turn's pieces `STT_MS` later; speech starting again tells them the caller
     resumed; their deadline fires on time. `answers` is every turn answered, with its time."""
 
-    def __init__(self, texts: list[str], wait_ms: int) -> None:
+    def __init__(self, texts: list[str], wait_ms: int, unsure_wait_ms: int = 0) -> None:
         self.turns = TurnTaker(TurnSettings(hangover_ms=HANGOVER_MS, min_speech_ms=60))
-        self.pieces = TurnPieces(EndOfTurn(UNFINISHED_WORDS, UNFINISHED_OPENERS), wait_ms)
+        eot = EndOfTurn(UNFINISHED_WORDS, UNFINISHED_OPENERS)
+        self.pieces = TurnPieces(eot, wait_ms, unsure_wait_ms)
         self.texts = list(texts)
         self.now = 0.0
         self.due: list[tuple[float, str]] = []  # transcripts on their way
@@ -115,8 +116,25 @@ def test_the_wait_is_configurable():
     assert call.answers == [(end + STT_MS + 800, "Can you tell me about the um")]
 
 
+def test_a_sentence_that_may_go_on_gets_the_shorter_wait():
+    call = FakeCall(["Eight of spades, four of clubs."], wait_ms=1500, unsure_wait_ms=700)
+    call.run(speech(1500) + pause(1500))
+    (end,) = call.utterance_ends
+    assert call.answers == [(end + STT_MS + 700, "Eight of spades, four of clubs.")]
+    call = FakeCall(
+        ["Eight of spades, four of clubs", "and seven of hearts."], wait_ms=1500, unsure_wait_ms=700
+    )
+    call.run(speech(1500) + pause(800) + speech(600) + pause(600))
+    second_end = call.utterance_ends[1]
+    assert call.answers == [
+        (second_end + STT_MS, "Eight of spades, four of clubs and seven of hearts.")
+    ]
+
+
 def test_the_wait_can_be_turned_off():
-    call = FakeCall(["I'd like to book a table for", "four people on Friday."], wait_ms=0)
+    call = FakeCall(
+        ["I'd like to book a table for", "four people on Friday."], wait_ms=0, unsure_wait_ms=700
+    )
     call.run(speech(1000) + pause(700) + speech(1000) + pause(700))
     first, second = call.utterance_ends
     assert call.answers == [  # each piece its own turn, at once: the behaviour before

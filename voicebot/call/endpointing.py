@@ -2,13 +2,14 @@
 do: the semantic half of the end of a turn.
 
 Silence alone cuts callers off at a thinking pause ("I'd like to book a table for… um… Friday").
-A text is unfinished when it ends on a word nobody ends a sentence with (a conjunction, a
-preposition, an article, a filler, "I'd like to"), trails off ("…", ","), is a lone dependent
-clause ("unless we go early" with no main clause), or is a list of numbered items still open
-("eight of spades, four of clubs" with no "and" before its last item). The call then waits a little
-longer for the rest before it answers, and joins the pieces into one turn. A small rule set, not a
-model: CPU-free, predictable, configurable (`pipeline.end_of_turn`). Sans-I/O: time is passed in,
-so the wait is unit-tested with a fake clock.
+A text is *unfinished* when it ends on a word nobody ends a sentence with (a conjunction, a
+preposition, an article, a filler, "I'd like to") or trails off ("…", ","): the call waits up to
+`unfinished_wait_ms` for the rest. It is *unsure* when it could go either way: a lone dependent
+clause ("unless we go early", no main clause yet) or a list of numbered items with no "and" before
+its last one ("eight of spades, four of clubs", often said whole just so): the call waits the
+shorter `unsure_wait_ms`. What the caller adds in the wait joins the same turn. A small rule set,
+not a model: CPU-free, predictable, configurable (`pipeline.end_of_turn`). Sans-I/O: time is
+passed in, so the wait is unit-tested with a fake clock.
 """
 
 from __future__ import annotations
@@ -52,11 +53,14 @@ class EndOfTurn:
         if stripped.endswith(_TRAILING_OFF):
             return True
         words = _words(stripped)
-        if any(
+        return any(
             tuple(words[-n:]) in self._phrases for n in range(1, min(self._longest, len(words)) + 1)
-        ):
-            return True
-        return self._lone_dependent_clause(stripped, words) or self._open_list(stripped)
+        )
+
+    def unsure(self, text: str) -> bool:
+        """True when `text` may well go on, but is often said whole too."""
+        stripped = text.strip()
+        return self._lone_dependent_clause(stripped, _words(stripped)) or self._open_list(stripped)
 
     def _lone_dependent_clause(self, text: str, words: list[str]) -> bool:
         """ "Unless to be rather cold hearted…": a clause that announces a main clause which has
@@ -85,15 +89,17 @@ class EndOfTurn:
 class TurnPieces:
     """The final transcripts of one spoken turn, joined until the caller has finished.
 
-    A piece that ends mid-phrase is held for up to `wait_ms` (`deadline_ms`); if the caller speaks
-    again (`resumed`) the deadline is off and the next piece joins it; when the deadline passes
-    with nothing more (`expire`) the turn is what there is. `wait_ms=0` answers every piece at
-    once. Times are milliseconds on any clock the caller likes (a fake one in tests).
+    A piece that ends mid-phrase is held for up to `wait_ms` (`unsure_wait_ms` if it only may go
+    on) until `deadline_ms`; if the caller speaks again (`resumed`) the deadline is off and the
+    next piece joins it; when the deadline passes with nothing more (`expire`) the turn is what
+    there is. `wait_ms=0` answers every piece at once. Times are milliseconds on any clock the
+    caller likes (a fake one in tests).
     """
 
-    def __init__(self, end_of_turn: EndOfTurn, wait_ms: int) -> None:
+    def __init__(self, end_of_turn: EndOfTurn, wait_ms: int, unsure_wait_ms: int = 0) -> None:
         self.end_of_turn = end_of_turn
         self.wait_ms = wait_ms
+        self.unsure_wait_ms = min(unsure_wait_ms, wait_ms)
         self.text = ""  # what the caller said that is not answered yet
         self.deadline_ms: float | None = None  # when to stop waiting for the rest, if waiting
 
@@ -101,10 +107,18 @@ class TurnPieces:
         """A piece's final transcript, the caller silent: the whole turn to answer now, or None
         (wait; call `expire` at `deadline_ms`)."""
         self.keep(piece)
-        if self.wait_ms and self.end_of_turn.unfinished(self.text):
-            self.deadline_ms = now_ms + self.wait_ms
+        wait = self._wait_for(self.text)
+        if wait:
+            self.deadline_ms = now_ms + wait
             return None
         return self.take()
+
+    def _wait_for(self, text: str) -> int:
+        if not self.wait_ms:
+            return 0
+        if self.end_of_turn.unfinished(text):
+            return self.wait_ms
+        return self.unsure_wait_ms if self.end_of_turn.unsure(text) else 0
 
     def keep(self, piece: str) -> None:
         """A piece joined without a decision: the caller is already talking again."""

@@ -73,7 +73,9 @@ class Transcription:
         self._false_stops = FalseStops(cfg.barge_in.backchannels, cfg.barge_in.resume_timeout_ms)
         eot = cfg.end_of_turn
         self._pieces = TurnPieces(
-            EndOfTurn(eot.unfinished_words, eot.unfinished_openers), eot.unfinished_wait_ms
+            EndOfTurn(eot.unfinished_words, eot.unfinished_openers),
+            eot.unfinished_wait_ms,
+            eot.unsure_wait_ms,
         )
         self._unfinished: asyncio.TimerHandle | None = None  # waiting for the rest of a phrase
         self._finals_pending = 0  # utterances handed to STT whose transcript has not come

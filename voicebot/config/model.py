@@ -68,6 +68,9 @@ class EndOfTurnConfig:
     #: caller to go on before answering; what they add joins the same turn. 0: answer at once.
     unfinished_wait_ms: int = field(default=1500, metadata={"min": 0, "max": 10000})
     unfinished_words: list[str] = field(default_factory=lambda: list(UNFINISHED_WORDS))
+    #: After a transcript that may go on but is often said whole (a lone "unless…" clause, a list
+    #: of numbered items with no "and" yet), wait this long (at most `unfinished_wait_ms`).
+    unsure_wait_ms: int = field(default=700, metadata={"min": 0, "max": 10000})
     unfinished_openers: list[str] = field(default_factory=lambda: list(UNFINISHED_OPENERS))
 
 
