@@ -122,13 +122,12 @@ def test_a_sentence_that_may_go_on_gets_the_shorter_wait():
     (end,) = call.utterance_ends
     assert call.answers == [(end + STT_MS + 700, "Eight of spades, four of clubs.")]
     call = FakeCall(
-        ["Eight of spades, four of clubs", "and seven of hearts."], wait_ms=1500, unsure_wait_ms=700
+        ["Unless it rains all day", "we go to the beach."], wait_ms=1500, unsure_wait_ms=700
     )
-    call.run(speech(1500) + pause(800) + speech(600) + pause(600))
+    call.run(speech(1500) + pause(600) + speech(600) + pause(600))
     second_end = call.utterance_ends[1]
-    assert call.answers == [
-        (second_end + STT_MS, "Eight of spades, four of clubs and seven of hearts.")
-    ]
+    # joined, and answered at once: the piece that followed the clause is its main clause
+    assert call.answers == [(second_end + STT_MS, "Unless it rains all day we go to the beach.")]
 
 
 def test_the_wait_can_be_turned_off():

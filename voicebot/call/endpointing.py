@@ -107,18 +107,21 @@ class TurnPieces:
         """A piece's final transcript, the caller silent: the whole turn to answer now, or None
         (wait; call `expire` at `deadline_ms`)."""
         self.keep(piece)
-        wait = self._wait_for(self.text)
+        wait = self._wait_for(piece)
         if wait:
             self.deadline_ms = now_ms + wait
             return None
         return self.take()
 
-    def _wait_for(self, text: str) -> int:
+    def _wait_for(self, piece: str) -> int:
+        """How long to wait for more after `piece`. Whether it may go on is asked of the piece
+        alone: after "unless we go early" the caller went on, and what followed is likely the
+        main clause that was missing."""
         if not self.wait_ms:
             return 0
-        if self.end_of_turn.unfinished(text):
+        if self.end_of_turn.unfinished(self.text):
             return self.wait_ms
-        return self.unsure_wait_ms if self.end_of_turn.unsure(text) else 0
+        return self.unsure_wait_ms if self.end_of_turn.unsure(piece) else 0
 
     def keep(self, piece: str) -> None:
         """A piece joined without a decision: the caller is already talking again."""
