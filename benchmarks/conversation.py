@@ -523,7 +523,9 @@ def start_server(
     path = tmp / f"config-{port}.yaml"
     path.write_text(json.dumps(cfg))
     env = {**os.environ, "VOICEBOT_CONVERSATION_TAP": str(tap), "PYTHONPATH": str(ROOT)}
+    # one process: a Twilio stream must reach the worker whose webhook minted its token
     cmd = [sys.executable, "-m", "voicebot.cli", "run", str(path), "--port", str(port)]
+    cmd += ["--workers", "1"]
     server = subprocess.Popen(
         # one worker: `voicebot run` starts one per core by default, and a Twilio stream token
         # minted by one worker's /twilio/voice is unknown to another, which refuses the stream

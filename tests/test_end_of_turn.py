@@ -8,8 +8,9 @@ import time
 import websockets
 
 from voicebot.call.endpointing import EndOfTurn
-from voicebot.config.model import UNFINISHED_WORDS
+from voicebot.config.model import UNFINISHED_OPENERS, UNFINISHED_WORDS
 
+from .conversation_cases import unfinished_wait
 from .support import Client, base_config, serve, silence, tone
 
 
@@ -42,11 +43,40 @@ def test_unfinished_phrases():
     assert not EndOfTurn([]).unfinished("and")
 
 
+def test_more_unfinished_endings():
+    eot = EndOfTurn(UNFINISHED_WORDS)
+    for text in ("My account number is", "It feels like", "They're", "I was gonna"):
+        assert eot.unfinished(text), text
+    for text in ("Book a table for 4.", "Where have you been?", "Not quite."):
+        assert not eot.unfinished(text), text  # a number after "for" is not "for"
+
+
+def test_sentences_that_may_go_on():
+    """A lone dependent clause may be waiting for its main clause; a list of numbered items
+    with no "and" before its last item may have more to come. Both are often said whole."""
+    eot = EndOfTurn(UNFINISHED_WORDS, UNFINISHED_OPENERS)
+    for text in (
+        "Unless to be rather cold-hearted and rather selfish.",
+        "Although it was late at night.",
+        "Eight of spades, four of clubs.",
+        "Seven, two, nine.",
+    ):
+        assert eot.unsure(text) and not eot.unfinished(text), text
+    for text in (
+        "If possible.",
+        "If it rains, we stay home.",
+        "If I call tomorrow, is that okay?",
+        "Eight of spades, four of clubs and seven of hearts.",
+        "Two tickets, please.",
+        "Yes, 4.",
+        "What time is it?",
+    ):
+        assert not eot.unsure(text), text
+    assert not EndOfTurn(UNFINISHED_WORDS).unsure("Unless to be rather cold-hearted today.")
+
+
 def config(stt_text: str, wait_ms: int) -> dict:
-    cfg = base_config()
-    cfg["providers"]["stt"] = {"use": "stub", "text": stt_text}
-    cfg["pipeline"]["end_of_turn"] = {"unfinished_wait_ms": wait_ms}
-    return cfg
+    return unfinished_wait(base_config(), stt_text, wait_ms)
 
 
 async def greeted(server) -> Client:

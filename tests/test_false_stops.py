@@ -5,20 +5,12 @@ import time
 
 import websockets
 
+from .conversation_cases import GREETING_MS, first_unheard, over_the_bot
 from .support import Client, base_config, serve, silence, tone
-
-GREETING = (
-    "Welcome to the voice bot test line. This greeting is long on purpose. "
-    "It goes on for a while so there is time to talk over it."
-)
 
 
 def config(stt_text: str, **barge_in: object) -> dict:
-    cfg = base_config()
-    cfg["providers"]["stt"] = {"use": "stub", "text": stt_text}
-    cfg["dialogue"]["greeting"] = GREETING
-    cfg["pipeline"]["barge_in"] = {"min_speech_ms": 60, "backchannel_ms": 600, **barge_in}
-    return cfg
+    return over_the_bot(base_config(), stt_text, **barge_in)
 
 
 async def talk_over_greeting(server, pcm: bytes) -> tuple[Client, float]:
@@ -44,7 +36,7 @@ async def test_a_backchannel_over_the_bot_neither_stops_it_nor_becomes_a_turn(tm
         await c.wait_for(lambda e: e.get("status") == "listening", after=start, timeout=20)
         assert "interrupted" not in statuses(c, start), c.types()
         assert finals(c) == []
-        greeting_bytes = 16000 * 2 * 40 * len(GREETING) // 1000  # stub TTS: 40 ms a character
+        greeting_bytes = 16000 * 2 * GREETING_MS // 1000
         assert sum(len(a) for _, a in c.audio) >= greeting_bytes * 0.95  # all of it was played
         await c.close()
 
@@ -66,8 +58,7 @@ async def test_a_wordless_noise_that_stopped_the_bot_makes_it_say_the_sentence_a
         _, again = await c.wait_for(
             lambda e: e.get("type") == "response" and e["final"], after=at, timeout=10
         )
-        first_unheard = next(s for s in stop["said"].split(". ") if s not in stop["heard"])
-        assert again["text"].startswith(first_unheard.strip()), (stop, again)
+        assert again["text"].startswith(first_unheard(stop["said"], stop["heard"])), (stop, again)
         assert again["text"].endswith("time to talk over it.")
         await c.wait_audio(16000, after=at + 0.1)  # and it is spoken
         assert finals(c) == []

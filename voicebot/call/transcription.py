@@ -19,7 +19,7 @@ from ..dialogue import UserInput
 from ..protocol import events
 from ..providers import ProviderError, Transcript
 from .backchannel import FalseStops
-from .endpointing import EndOfTurn
+from .endpointing import EndOfTurn, TurnPieces
 from .turns import State, TurnTaker
 
 if TYPE_CHECKING:
@@ -71,13 +71,24 @@ class Transcription:
         self._host = host
         self._loop = asyncio.get_running_loop()
         self._false_stops = FalseStops(cfg.barge_in.backchannels, cfg.barge_in.resume_timeout_ms)
-        self._end_of_turn = EndOfTurn(cfg.end_of_turn.unfinished_words)
-        self._unfinished_wait = cfg.end_of_turn.unfinished_wait_ms / 1000
+        eot = cfg.end_of_turn
+        self._pieces = TurnPieces(
+            EndOfTurn(eot.unfinished_words, eot.unfinished_openers),
+            eot.unfinished_wait_ms,
+            eot.unsure_wait_ms,
+        )
         self._unfinished: asyncio.TimerHandle | None = None  # waiting for the rest of a phrase
         self._finals_pending = 0  # utterances handed to STT whose transcript has not come
         self._closing: asyncio.Event | None = None  # set once the call's last words are in
-        #: what the caller said that is not answered yet (an unfinished phrase, a kept turn)
-        self.pending_text = ""
+
+    @property
+    def pending_text(self) -> str:
+        """What the caller said that is not answered yet (an unfinished phrase, a kept turn)."""
+        return self._pieces.text
+
+    @pending_text.setter
+    def pending_text(self, text: str) -> None:
+        self._pieces.text = text
 
     def close(self) -> None:
         self.cancel_unfinished()
@@ -133,9 +144,8 @@ class Transcription:
         self._finals_pending = max(0, self._finals_pending - 1)
         heard = result.text.strip()
         if joined and heard:
-            text = heard
-        else:
-            text = " ".join(p for p in (self.pending_text, heard) if p)
+            self.pending_text = ""  # the audio decoded held the pending pieces: heard replaces them
+        text = " ".join(p for p in (self.pending_text, heard) if p)
         if self._closing is not None:
             self.pending_text = ""
             self._listener.drop_carry()
@@ -146,9 +156,8 @@ class Transcription:
             return
         if self._false_stop(result.text):
             return
-        self.pending_text = ""
         if self._turns.state is State.USER_SPEAKING and text:
-            self.pending_text = text  # the caller went on talking: answer the whole thing later
+            self._pieces.keep(heard)  # the caller went on: answer the whole thing later
             self._listener.carry_last()
             return
         self._listener.drop_carry()
@@ -157,14 +166,27 @@ class Transcription:
             await self._call.status("listening")
             self._host.arm_noinput()
             return
-        if self._unfinished_wait and self._end_of_turn.unfinished(text):
+        turn = self._pieces.transcribed(self._loop.time() * 1000, heard)
+        if turn is None:
             # a pause after "…for" or "um": the rest is likely coming; wait for it a little
-            self.pending_text = text
             self._listener.carry_last()
             self._turns.reply_done()
-            self._unfinished = self._loop.call_later(self._unfinished_wait, self.answer_pending)
+            self._wait_for_the_rest()
             return
-        await self._answer(text, result.confidence, result)
+        await self._answer(turn, result.confidence, result)
+
+    def _wait_for_the_rest(self) -> None:
+        self._cancel_timer()
+        deadline = self._pieces.deadline_ms
+        if deadline is not None:
+            self._unfinished = self._loop.call_at(deadline / 1000, self._waited)
+
+    def _waited(self) -> None:
+        self._unfinished = None
+        turn = self._pieces.expire(self._loop.time() * 1000)
+        if turn:
+            self._listener.drop_carry()
+            self._answer_later(turn)
 
     async def _answer(self, text: str, confidence: float, result: Transcript | None) -> None:
         final = self._record_user(text, result)
@@ -175,12 +197,21 @@ class Transcription:
         """The caller did not go on after an unfinished phrase: answer what they said."""
         self.cancel_unfinished()
         self._listener.drop_carry()
-        text, self.pending_text = self.pending_text, ""
-        if text and not self._call.ended:
+        text = self._pieces.take()
+        if text:
+            self._answer_later(text)
+
+    def _answer_later(self, text: str) -> None:
+        if not self._call.ended:
             self._host.speech_ended(self._loop.time())
             self._call.spawn(self._answer(text, 1.0, None), "answer")
 
     def cancel_unfinished(self) -> None:
+        """The caller speaks again (or the call ends): no answer at the deadline."""
+        self._pieces.resumed()
+        self._cancel_timer()
+
+    def _cancel_timer(self) -> None:
         if self._unfinished is not None:
             self._unfinished.cancel()
             self._unfinished = None

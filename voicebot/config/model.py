@@ -41,11 +41,23 @@ BACKCHANNELS = (
 
 
 UNFINISHED_WORDS = (  # words a sentence hardly ends with; "in", "on", "that" often do
-    "and", "or", "but", "because", "if", "when", "than", "whether", "to", "for", "of", "with",
-    "at", "from", "by", "about", "into", "the", "a", "an", "my", "your", "our", "their",
-    "um", "umm", "uhm", "uh", "uhh", "er", "erm", "hm", "i", "i'd", "i'm", "i'll", "we'd", "it's",
-    "i'd like", "i want", "i need", "can you", "could you", "let me", "my name is",
+    "and", "or", "nor", "but", "because", "if", "unless", "although", "whereas", "until", "when",
+    "than", "whether", "to", "for", "of", "with", "at", "from", "by", "about", "into", "onto",
+    "upon", "between", "among", "during", "towards", "toward", "via", "such as",
+    "the", "a", "an", "every", "my", "your", "our", "their", "his", "its",
+    "um", "umm", "uhm", "uh", "uhh", "er", "erm", "hm", "very", "just",
+    "gonna", "wanna", "gotta",
+    "i", "he", "she", "we", "they", "i'd", "i'm", "i'll", "i've", "it's", "that's", "there's",
+    "what's", "he's", "she's", "we're", "we'd", "we've", "we'll", "they're", "they'd", "they've",
+    "they'll", "you're", "you'd", "you've", "you'll",
+    "i'd like", "i want", "i need", "can you", "could you", "let me", "feels like", "looks like",
+    "sounds like", "something like", "my name is", "name is", "number is", "address is",
+    "email is", "code is",
 )  # fmt: skip
+
+#: First words of a clause that announces another ("unless…", "although…"): a transcript made of
+#: one (4 words or more, no comma) is waited on for its main clause.
+UNFINISHED_OPENERS = ("if", "unless", "although", "though", "whereas", "whenever", "while")
 
 
 @dataclass
@@ -56,6 +68,10 @@ class EndOfTurnConfig:
     #: caller to go on before answering; what they add joins the same turn. 0: answer at once.
     unfinished_wait_ms: int = field(default=1500, metadata={"min": 0, "max": 10000})
     unfinished_words: list[str] = field(default_factory=lambda: list(UNFINISHED_WORDS))
+    #: After a transcript that may go on but is often said whole (a lone "unless…" clause, a list
+    #: of numbered items with no "and" yet), wait this long (at most `unfinished_wait_ms`).
+    unsure_wait_ms: int = field(default=700, metadata={"min": 0, "max": 10000})
+    unfinished_openers: list[str] = field(default_factory=lambda: list(UNFINISHED_OPENERS))
 
 
 @dataclass
